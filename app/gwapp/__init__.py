@@ -1,0 +1,1 @@
+"""Helpers of the gwviz Streamlit app (cached resources, sidebar settings, figures)."""

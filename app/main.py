@@ -1,0 +1,31 @@
+"""gwviz app: ``streamlit run app/main.py``.
+
+Pages: Explore (inject, classify, explain), Gallery (per-class Grad-CAM galleries), Learn
+(whitening, signal geometry, what Grad-CAM means) and Real events (GW190521, GW190425).
+Settings: GWVIZ_DATA_DIR (real strain files), GWVIZ_GALLERY_DIR, GWVIZ_WEIGHTS (see app/gwapp/common.py).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts app/ on sys.path; AppTest and other runners may not.
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+
+import streamlit as st  # noqa: E402
+
+from gwapp.common import settings_sidebar  # noqa: E402
+
+st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon="🌀", layout="wide")
+
+pages = [
+    st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon="🔭", default=True),
+    st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon="🖼️"),
+    st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon="🎓"),
+    st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon="📡"),
+]
+page = st.navigation(pages)
+settings_sidebar()
+page.run()

@@ -1,0 +1,140 @@
+"""Explore: pick a source and noise, inject (gwviz.synth.make_sample), whiten, classify, explain."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+from gwapp import common
+from gwapp import figures as fig
+
+from gwviz import session
+from gwviz.constants import CLASSES, DETECTORS, MERGER_SPAN
+from gwviz.explain import METHODS
+from gwviz.params import MASS_RANGES, O3_GPS_SPAN
+
+DEFAULT_MASSES = {"BBH": (36.0, 29.0), "NSBH": (10.0, 1.4), "BNS": (1.5, 1.3)}
+NOISE_LABELS = {"simulated": "Simulated O3 (offline)", "data_dir": "Real O3 from the data directory",
+                "gwosc": "Real O3 fetched from GWOSC"}
+
+st.title("Explore: what does the CNN see?")
+sb = st.sidebar
+sb.header("Source")
+kind = sb.selectbox("Class", CLASSES, index=1, key="kind",
+                    help="noise: no signal; BBH/NSBH/BNS: a binary of that class is injected")
+free = False
+m1 = m2 = 0.0
+if kind != "noise":
+    (lo1, hi1), (lo2, hi2) = MASS_RANGES[kind]
+    free = sb.checkbox("Free mass entry (outside the training range)", key="free_masses",
+                       help="Lets you type any mass; values outside the class range are refused with a message")
+    d1, d2 = DEFAULT_MASSES[kind]
+    bounds1 = dict(min_value=0.0, max_value=1000.0) if free else dict(min_value=lo1, max_value=hi1)
+    bounds2 = dict(min_value=0.0, max_value=1000.0) if free else dict(min_value=lo2, max_value=hi2)
+    # one widget per class (and mode): a BBH mass never has to fit the BNS bounds
+    m1 = sb.number_input(f"m1 [M☉] ({'black hole' if kind == 'NSBH' else 'heavier'}; {lo1:g}–{hi1:g})", value=d1,
+                         step=0.1 if kind == "BNS" else 1.0, key=f"m1_{kind}_{free}", **bounds1)
+    m2 = sb.number_input(f"m2 [M☉] ({'neutron star' if kind == 'NSBH' else 'lighter'}; {lo2:g}–{hi2:g})", value=d2,
+                         step=0.05 if kind != "BBH" else 1.0, key=f"m2_{kind}_{free}", **bounds2)
+snr = sb.slider("Network SNR", 0.0, 50.0, 12.0, 0.5, key="snr", disabled=kind == "noise",
+                help="Network optimal SNR inside the 4-s window (training: 8–24); must be > 0")
+with sb.expander("Sky position and orientation", expanded=False):
+    ra = st.slider("Right ascension [deg]", 0.0, 360.0, 197.0, 1.0, key="ra")
+    dec = st.slider("Declination [deg]", -90.0, 90.0, -23.0, 1.0, key="dec")
+    psi = st.slider("Polarisation ψ [deg]", 0.0, 180.0, 0.0, 1.0, key="psi")
+    iota = st.slider("Inclination ι [deg]", 0.0, 180.0, 30.0, 1.0, key="iota")
+offset = sb.slider("Merger time before the window's end [s]", 0.0, 2.0, 0.05, 0.01, key="offset",
+                   help=f"Training put mergers in the last {MERGER_SPAN:g} s of the window")
+sb.header("Noise")
+noise_kind = sb.radio("Noise source", list(NOISE_LABELS), format_func=NOISE_LABELS.get, key="noise_kind")
+gps = None
+if noise_kind == "gwosc":
+    gps = sb.number_input("GPS start [s] (O3a, H1+L1+V1)", min_value=float(O3_GPS_SPAN[0]),
+                          max_value=float(O3_GPS_SPAN[1] - 64), value=1238166018.0, step=64.0, format="%.0f", key="gps")
+seed = int(sb.number_input("Random seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed"))
+sb.header("Explanation")
+target = sb.selectbox("Explain class", ["predicted", *CLASSES], key="target")
+method = sb.selectbox("Attribution method", METHODS, format_func=fig.METHOD_NAMES.get, key="method",
+                      help="Grad-CAM is instant; integrated gradients and occlusion take a few seconds")
+sb.header("Display")
+show_clean = sb.checkbox("Show the clean whitened signal", key="show_clean", disabled=kind == "noise")
+show_q = sb.checkbox("Q-transform spectrogram", key="show_q")
+q_input = sb.radio("Q-transform input", ["whitened window", "raw window (gwpy whitens)"], key="q_input",
+                   disabled=not show_q, horizontal=True)
+
+clf = common.classifier()
+common.model_banner(clf)
+
+if kind != "noise" and offset > MERGER_SPAN:
+    st.caption(f"ℹ️ Merger {offset:g} s before the window's end: outside the training range (last {MERGER_SPAN:g} s).")
+
+source, err = common.noise_source(noise_kind, common.data_dir(), gps)
+if err is not None:
+    if noise_kind == "data_dir":
+        common.no_data_dir_message(err)
+    else:
+        st.error(f"Could not get the noise: {err}")
+    if noise_kind == "gwosc" and st.button("Retry GWOSC", key="retry_gwosc"):
+        common.noise_source.clear()
+        st.rerun()
+    st.stop()
+
+try:
+    res = session.explore(kind, m1, m2, snr, math.radians(ra), math.radians(dec), math.radians(psi),
+                          math.radians(iota), offset, noise=source, seed=seed, classifier=clf, method=method,
+                          target=None if target == "predicted" else target)
+except ValueError as e:  # bad masses, SNR <= 0, noise too short, ... : a message, never a traceback
+    st.error(f"Cannot make this sample: {e}")
+    st.stop()
+
+meta, pred = res.sample.meta, res.prediction
+common.noise_banner(meta)
+
+cols = st.columns(5)
+cols[0].metric("Model says", pred.label, f"p = {pred.probabilities[pred.label]:.2f}", delta_color="off")
+if kind == "noise":
+    cols[1].metric("Network SNR", "—")
+    for c, d in zip(cols[2:], DETECTORS):
+        c.metric(f"{d} SNR", "—")
+else:
+    cols[1].metric("Network SNR", f"{meta['snr_network']:.1f}")
+    for c, d in zip(cols[2:], DETECTORS):
+        c.metric(f"{d} SNR", f"{meta[f'snr_{d}']:.1f}")
+
+if kind == "noise":
+    what = "Noise only"
+else:
+    what = f"Injected {kind} ({meta['mass1']:.1f} + {meta['mass2']:.1f} M☉), network SNR {meta['snr_network']:.1f}"
+title = f"{what} — model: {pred.label} (p = {pred.probabilities[pred.label]:.2f})"
+cam_label = f"{fig.METHOD_NAMES[method]} for {res.target}"
+st.plotly_chart(fig.strain_cam_figure(res.time, res.sample.data, res.cam, title, res.merger_times(),
+                                      res.sample.white_signal if show_clean and kind != "noise" else None,
+                                      cam_label), key="strain_cam")
+st.caption("Whitened strain (units of noise σ) with the attribution map (orange, right axis, normalised to 1) "
+           "of the explained class. Dashed: merger time in each detector. One map serves all three detectors: "
+           "the network's first layers mix them.")
+
+left, right = st.columns([1, 1])
+left.plotly_chart(fig.probability_figure(pred.probabilities, f"Class probabilities ({pred.label})"), key="probs")
+with right:
+    st.markdown(f"**Explained class:** {res.target} &nbsp; **Method:** {fig.METHOD_NAMES[method]}")
+    if kind != "noise":
+        st.markdown(f"Chirp mass {meta['chirp_mass']:.2f} M☉ · merger GPS {meta['gps']:.2f} s · "
+                    f"approximant {meta['approximant']} · waveform from {meta['f_start']:.1f} Hz")
+        st.markdown("Arrival delays vs. geocentre: " + ", ".join(
+            f"{d} {1e3 * meta[f'delay_{d}']:+.1f} ms" for d in DETECTORS))
+    st.caption(f"Window starts at GPS {meta['gps_window_start']:.3f} s. Update took {res.elapsed:.2f} s.")
+    with st.expander("All metadata"):
+        st.json({k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in meta.items()})
+
+if show_q:
+    raw = q_input.startswith("raw")
+    try:
+        spec = [session.q_transform(res.raw[i] if raw else res.sample.data[i], whiten=raw) for i in range(len(DETECTORS))]
+    except ValueError as e:
+        st.error(f"Q-transform failed: {e}")
+    else:
+        qcols = st.columns(len(DETECTORS))
+        for c, d, (qt, qf, qe) in zip(qcols, DETECTORS, spec):
+            c.plotly_chart(fig.qtransform_figure(qt, qf, qe, f"{d} Q-transform ({'raw' if raw else 'whitened'})"),
+                           key=f"q_{d}")

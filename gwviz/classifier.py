@@ -1,0 +1,151 @@
+"""The public inference API shared by the app, the evaluation and users.
+
+>>> import gwviz
+>>> clf = gwviz.load_classifier()          # the shipped weights in models/
+>>> pred = clf.classify({"H1": h1, "L1": l1, "V1": v1}, sample_rate=4096)
+>>> pred.label, pred.probabilities
+>>> cam = clf.explain({"H1": h1, "L1": l1, "V1": v1})   # (16384,) Grad-CAM over the window
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_weights
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN, WINDOW_SAMPLES
+from .model import GWNet, ModelConfig
+from .noise import check_strain
+from .psd import welch_psd
+from .synth import STRAIN_SCALE
+from .whiten import whiten
+
+#: Shipped weights (repository's models/ folder).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
+#: Seconds the window must keep from either end of the strain (half the 1-s whitening filter + taper).
+EDGE_GUARD = 1.0
+
+
+@dataclass
+class Prediction:
+    """probabilities: class name -> probability (sum 1); label: the most probable class;
+    logits: (4,) raw scores; window_start: window start after the first sample [s]."""
+
+    probabilities: dict[str, float]
+    label: str
+    logits: np.ndarray = field(repr=False)
+    window_start: float = 0.0
+
+
+def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
+                  min_duration: float = SEGMENT_DURATION) -> tuple[np.ndarray, float]:
+    """Validate raw strain (dict H1/L1/V1 -> 1D arrays, ≥ ``min_duration`` s), whiten it with a
+    median-Welch PSD of the whole input and cut the 4-s window starting ``window_start`` [s] after
+    the first sample (default: the 4 s ending 2 s before the end). Returns ((3, 16384) float32, start [s])."""
+    x = check_strain(strain, sample_rate, min_duration)
+    n = x.shape[-1]
+    if window_start is None:
+        i0 = n - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+    else:
+        if not np.isfinite(window_start):
+            raise ValueError(f"window_start must be a finite number of seconds, got {window_start!r}")
+        i0 = int(round(window_start * sample_rate))
+        lo, hi = EDGE_GUARD, n / sample_rate - EDGE_GUARD - WINDOW_DURATION
+        if not lo <= window_start <= hi:
+            raise ValueError(f"window_start must be in [{lo:g}, {hi:g}] s for {n / sample_rate:g} s of strain "
+                             f"(the window keeps {EDGE_GUARD:g} s from the edges), got {window_start:g}")
+    t = torch.as_tensor(x * STRAIN_SCALE)[None]
+    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[0, :, i0:i0 + WINDOW_SAMPLES]
+    return white.float().numpy(), i0 / sample_rate
+
+
+class Classifier:
+    """A trained (or, clearly flagged, untrained) GWNet with whitening in front of it."""
+
+    def __init__(self, model: GWNet, config: dict | None = None, info: dict | None = None, device: str = "cpu",
+                 trained: bool = True):
+        self.model = model.to(device).eval()
+        self.config, self.info, self.device, self.trained = config or {}, info or {}, device, trained
+
+    @torch.no_grad()
+    def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, 4) for whitened windows x (N, 3, 16384)."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
+            raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
+        out = [torch.softmax(self.model(x[i:i + batch_size].to(self.device)).float(), -1).cpu()
+               for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy()
+
+    def classify_window(self, window: np.ndarray, window_start: float = 0.0) -> Prediction:
+        """Classify one whitened window (3, 16384)."""
+        x = torch.as_tensor(window, dtype=torch.float32)[None].to(self.device)
+        with torch.no_grad():
+            logits = self.model(x)[0].float().cpu()
+        p = torch.softmax(logits, -1).numpy().astype(float)
+        probs = {c: float(v) for c, v in zip(CLASSES, p)}
+        return Prediction(probs, CLASSES[int(np.argmax(p))], logits.numpy(), window_start)
+
+    def classify(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None) -> Prediction:
+        """Classify raw (unwhitened) strain {'H1','L1','V1'} -> equal-length arrays, ≥ 16 s.
+
+        The whole input estimates the PSD; the model sees the 4 s from ``window_start`` [s]
+        (default: the 4 s ending 2 s before the end). Raises ValueError on bad input."""
+        window, start = whiten_window(strain, sample_rate, window_start)
+        return self.classify_window(window, start)
+
+    def explain_window(self, window: np.ndarray, target: str | None = None, method: str = "gradcam",
+                       **kwargs) -> np.ndarray:
+        """Attribution profile (16384,) of a whitened window for class ``target`` (default: predicted)."""
+        from .explain import explain_window
+        if target is None:
+            target = self.classify_window(window).label
+        if target not in CLASSES:
+            raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
+        if method == "integrated_gradients" and "baseline" not in kwargs:
+            kwargs["baseline"] = noise_baseline()
+        return explain_window(self.model, window, CLASSES.index(target), method=method, **kwargs)
+
+    def explain(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
+                target: str | None = None, method: str = "gradcam", **kwargs) -> np.ndarray:
+        """Attribution (16384,) aligned sample by sample with the window :meth:`classify` sees.
+
+        method: 'gradcam' (captum LayerGradCam on the last residual block, logit of ``target``,
+        ReLU, linear upsampling), 'integrated_gradients' (baseline: a whitened noise-only
+        window) or 'occlusion'. target: a class name; default the predicted class."""
+        from .explain import METHODS
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if target is not None and target not in CLASSES:
+            raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
+        window, _ = whiten_window(strain, sample_rate, window_start)
+        return self.explain_window(window, target, method, **kwargs)
+
+
+def noise_baseline(seed: int = 12345) -> np.ndarray:
+    """A whitened simulated-noise window (3, 16384): the 'no signal' reference for Integrated Gradients."""
+    from .noise import SimulatedNoise
+    from .synth import make_sample
+    return make_sample("noise", SimulatedNoise(), seed=seed).data
+
+
+def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", allow_untrained: bool = False) -> Classifier:
+    """Load a classifier. ``path`` None: the shipped weights in models/.
+
+    A .safetensors file or a weights-only training checkpoint. Foreign or corrupt files raise
+    ValueError. With ``allow_untrained`` and no shipped weights, returns a randomly initialised
+    model with ``trained=False`` (the app labels it)."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if path == DEFAULT_WEIGHTS and not path.exists() and allow_untrained:
+        torch.manual_seed(0)
+        return Classifier(GWNet(), ModelConfig().to_dict(), {"note": "untrained"}, device, trained=False)
+    state, config, info = load_weights(path)
+    model = GWNet.from_config(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit GWNet({config}): {err}") from err
+    return Classifier(model, config, info, device)

@@ -1,0 +1,23 @@
+"""Fixed conventions shared by every part of gwviz (units in names: s, Hz)."""
+from __future__ import annotations
+
+#: Detectors in the order of the model's input channels.
+DETECTORS: tuple[str, ...] = ("H1", "L1", "V1")
+#: Class names in the order of the model's logits.
+CLASSES: tuple[str, ...] = ("noise", "BBH", "NSBH", "BNS")
+#: Sample rate of everything the model sees [Hz].
+SAMPLE_RATE: int = 4096
+#: Duration of the window the model sees [s].
+WINDOW_DURATION: float = 4.0
+#: Samples in the window: 4 s x 4096 Hz.
+WINDOW_SAMPLES: int = int(WINDOW_DURATION * SAMPLE_RATE)
+#: Default raw-strain segment that surrounds one window [s]; the whole segment
+#: estimates the PSD (Welch), the window is the 4 s ending 2 s before its end.
+SEGMENT_DURATION: float = 16.0
+#: Gap between the window's end and the segment's end [s]: keeps the window
+#: clear of the whitening filter's wrap-around at the segment edge.
+WINDOW_END_MARGIN: float = 2.0
+#: Lower frequency cutoff of matched-filter SNRs [Hz].
+F_LOWER_SNR: float = 20.0
+#: Merger time lands uniformly in the last this-many seconds of the window [s].
+MERGER_SPAN: float = 0.1

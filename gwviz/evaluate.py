@@ -1,0 +1,511 @@
+"""Test-set evaluation: accuracy (overall, per class, per network-SNR bin), confusion matrix and ROC.
+
+    python -m gwviz.evaluate --weights models/gwviz-resnet54.safetensors --n 40000 --noise simulated \\
+        --seed 1 --out results/eval [--device cuda] [--batch 256]
+
+Samples come fresh from :class:`gwviz.batch.BatchMaker` (the one synthesis path) with a waveform
+bank built from its own seed. Every set is drawn from a torch generator seeded by (seed, set name),
+so the same seed, batch size, bank and device give the same samples again (:func:`iter_set`),
+e.g. for a matched-filter baseline beside the CNN (the raw outputs go to ``outputs.npz``).
+
+Sets: 'main' (n samples, classes balanced, network SNR uniform in 8–24 for signals, i.e. flat
+over the 16 unit SNR bins), 'roc_noise' (noise only) and 'roc_<class>_snr<S>' (one signal class at
+network SNR exactly S, Sasaoka et al. 2023 Fig. 1 uses 8 and 12).
+
+ROC statistics: '1-p_noise' and 'p_class'. Ranked through their log-odds from the logits
+(logsumexp(z_signal) − z_noise, and z_c − logsumexp(z_other)), which are monotone in the
+probabilities but do not saturate at 1.0 in floating point, so confident samples don't tie.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN
+from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS, read_strain
+from .params import SIGNAL_CLASSES, SNR_RANGE
+
+#: Unit network-SNR bins from 8 to 24 (16 bins).
+SNR_EDGES: np.ndarray = np.arange(SNR_RANGE[0], SNR_RANGE[1] + 1.0, 1.0)
+#: False-positive rates at which the TPR is reported.
+FPR_POINTS: tuple[float, ...] = (1e-2, 1e-3)
+ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
+#: Window start of the model relative to its 16-s segment's start [s].
+_WINDOW_OFFSET = SEGMENT_DURATION - WINDOW_END_MARGIN - WINDOW_DURATION
+
+
+# ---------------------------------------------------------------------------------------------
+# real noise
+
+
+@dataclass
+class RealStrain:
+    """Coincident real strain (3, N) [strain] of H1, L1, V1 from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+
+    strain: np.ndarray
+    t0: float
+    sample_rate: int
+    paths: dict[str, Path]
+
+    @property
+    def duration(self) -> float:
+        return self.strain.shape[-1] / self.sample_rate
+
+
+def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR).
+
+    With the project's data folder these are the three 32-s files around GW190521. Raises
+    ValueError if a detector has none or several (point ``data_dir`` at a folder with one each)."""
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        raise ValueError(f"no data directory given and ${DATA_DIR_ENV} is not set")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a directory")
+    found: dict[str, list[Path]] = {d: [] for d in DETECTORS}
+    for p in sorted(q for q in root.rglob("*") if q.suffix in (".hdf5", ".h5")):
+        s = read_strain(p)
+        if s.detector in found and s.sample_rate == SAMPLE_RATE:
+            found[s.detector].append(p)
+    bad = {d: [str(p) for p in v] for d, v in found.items() if len(v) != 1}
+    if bad:
+        raise ValueError(f"{root}: need exactly one {SAMPLE_RATE}-Hz HDF5 strain file per detector, found {bad}")
+    return {d: v[0] for d, v in found.items()}
+
+
+def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
+    """Read H1/L1/V1 (:func:`find_real_files`) with :func:`gwviz.noise.read_strain` and cut them
+    to their common span. Raises ValueError on NaNs or no overlap."""
+    paths = find_real_files(data_dir)
+    strains = {d: read_strain(p) for d, p in paths.items()}
+    t0 = max(s.t0 for s in strains.values())
+    t1 = min(s.t1 for s in strains.values())
+    n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
+    if n < SEGMENT_DURATION * SAMPLE_RATE:
+        raise ValueError(f"H1/L1/V1 overlap only {max(n, 0) / SAMPLE_RATE:g} s, need {SEGMENT_DURATION:g} s")
+    rows = []
+    for d in DETECTORS:
+        s = strains[d]
+        i = int(round((t0 - s.t0) * SAMPLE_RATE))
+        rows.append(np.asarray(s.data[i:i + n], dtype=np.float64))
+    x = np.stack(rows)
+    if not np.isfinite(x).all():
+        raise ValueError("real strain has NaN/inf samples; BatchMaker needs a finite stretch")
+    return RealStrain(x, t0, SAMPLE_RATE, paths)
+
+
+def default_window_range(real: RealStrain) -> tuple[float, float]:
+    """GPS range [s] for evaluation windows: the data's second half after a 2-s guard, up to 2 s
+    before its end (32 s around GW190521, event at ~16 s: windows in [t0 + 18, t0 + 30))."""
+    return real.t0 + real.duration / 2 + EVENT_GUARD, real.t0 + real.duration - WINDOW_END_MARGIN
+
+
+def segment_start_range(real: RealStrain, gps_range: tuple[float, float]) -> tuple[int, int]:
+    """BatchMaker ``real_range`` (first/last segment start sample) that keeps every model window
+    inside ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if none fits or a known event
+    (± EVENT_GUARD s) lies inside the range."""
+    lo, hi = gps_range
+    for name, t in KNOWN_EVENTS.items():
+        if lo - EVENT_GUARD < t < hi + EVENT_GUARD:
+            raise ValueError(f"GPS range [{lo}, {hi}) holds {name} (GPS {t}) within ±{EVENT_GUARD:g} s")
+    first = math.ceil((lo - real.t0 - _WINDOW_OFFSET) * real.sample_rate - 1e-6)
+    last = math.floor((hi - real.t0 - _WINDOW_OFFSET - WINDOW_DURATION) * real.sample_rate + 1e-6)
+    n_seg = int(SEGMENT_DURATION * real.sample_rate)
+    first, last = max(first, 0), min(last, real.strain.shape[-1] - n_seg)
+    if last < first:
+        raise ValueError(f"no 4-s window fits GPS range [{lo}, {hi}) in data GPS [{real.t0}, {real.t0 + real.duration})")
+    return first, last
+
+
+# ---------------------------------------------------------------------------------------------
+# sets of samples
+
+
+@dataclass
+class EvalSet:
+    """Outputs of one set: logits (N, 4) float32, labels (N,) class index, snr (N,) network SNR
+    (0 for noise)."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    snr: np.ndarray
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return torch.softmax(torch.as_tensor(self.logits, dtype=torch.float64), -1).numpy()
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(1)
+
+
+def set_seed(seed: int, name: str) -> int:
+    """Generator seed of set ``name``: independent streams per set, stable across runs."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
+def iter_set(maker, n: int, seed: int, name: str, labels: np.ndarray | None = None,
+             snr_range: tuple[float, float] = SNR_RANGE, batch: int = 256, real: bool | None = None):
+    """Yield the batches (x (b, 3, 16384), y (b,), snr (b,)) of set ``name``, deterministic from
+    (seed, name, batch, the maker's bank and device). ``labels`` (n,): classes, default balanced."""
+    if n < 1 or batch < 1:
+        raise ValueError(f"n and batch must be >= 1, got n={n}, batch={batch}")
+    if labels is None:
+        labels = np.arange(n) % len(CLASSES)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    g = torch.Generator(device=maker.device).manual_seed(set_seed(seed, name))
+    for i in range(0, n, batch):
+        yield maker(min(batch, n - i), g, snr_range=snr_range, labels=labels[i:i + batch], real=real)
+
+
+@torch.no_grad()
+def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndarray | None = None,
+                snr_range: tuple[float, float] = SNR_RANGE, batch: int = 256, real: bool | None = None,
+                progress: bool = True) -> EvalSet:
+    """Make set ``name`` (:func:`iter_set`) and run the classifier's network on it."""
+    from tqdm.auto import tqdm
+    model = classifier.model.eval()
+    out = ([], [], [])
+    with tqdm(total=n, desc=name, unit="sample", disable=not progress) as bar:
+        for x, y, snr in iter_set(maker, n, seed, name, labels, snr_range, batch, real):
+            out[0].append(model(x.to(classifier.device)).float().cpu().numpy())
+            out[1].append(y.cpu().numpy())
+            out[2].append(snr.float().cpu().numpy())
+            bar.update(len(y))
+    return EvalSet(*(np.concatenate(o) for o in out))
+
+
+def make_sets(classifier, maker, n: int, seed: int, n_roc: int = 1000, n_roc_noise: int = 10000,
+              roc_snrs: tuple[float, ...] = (8.0, 12.0), batch: int = 256, real: bool | None = None,
+              progress: bool = True) -> dict[str, EvalSet]:
+    """The main set, the ROC noise set and one fixed-SNR set per signal class and ROC SNR."""
+    if n < len(CLASSES):
+        raise ValueError(f"n must be >= {len(CLASSES)} (balanced classes), got {n}")
+    kw = dict(batch=batch, real=real, progress=progress)
+    sets = {"main": predict_set(classifier, maker, n, seed, "main", **kw)}
+    if n_roc > 0 and n_roc_noise > 0:
+        sets["roc_noise"] = predict_set(classifier, maker, n_roc_noise, seed, "roc_noise",
+                                        labels=np.zeros(n_roc_noise, dtype=int), **kw)
+        for s in roc_snrs:
+            for kind in SIGNAL_CLASSES:
+                name = roc_set_name(kind, s)
+                sets[name] = predict_set(classifier, maker, n_roc, seed, name, snr_range=(s, s),
+                                         labels=np.full(n_roc, CLASSES.index(kind)), **kw)
+    return sets
+
+
+def roc_set_name(kind: str, snr: float) -> str:
+    return f"roc_{kind}_snr{snr:g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+
+
+def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
+    """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) or of p(kind)."""
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    c = CLASSES.index(kind)
+    if statistic == "1-p_noise":
+        s = torch.logsumexp(z[:, 1:], 1) - z[:, 0]
+    elif statistic == "p_class":
+        others = [i for i in range(len(CLASSES)) if i != c]
+        s = z[:, c] - torch.logsumexp(z[:, others], 1)
+    else:
+        raise ValueError(f"statistic must be one of {ROC_STATISTICS}, got {statistic!r}")
+    return s.numpy()
+
+
+def roc_curve(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC of scores (higher = more signal-like): (fpr, tpr, threshold), one point per distinct
+    score from the highest down, starting at (0, 0) (threshold +inf) and ending at (1, 1).
+    Tied scores form one point, so a tie is drawn as a diagonal step."""
+    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("roc_curve needs at least one positive and one negative score")
+    scores = np.concatenate([pos, neg])
+    is_pos = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    order = np.argsort(-scores, kind="stable")
+    scores, is_pos = scores[order], is_pos[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # last index of each distinct score
+    tp = np.cumsum(is_pos)[last]
+    fp = (last + 1) - tp
+    return np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size], np.r_[np.inf, scores[last]]
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float, n_negative: int) -> float | None:
+    """Highest TPR with FPR ≤ ``target``; None when ``n_negative`` < 1/target (not resolved)."""
+    if n_negative * target < 1:
+        return None
+    return float(tpr[fpr <= target + 1e-12].max())
+
+
+def roc_summary(positive: np.ndarray, negative: np.ndarray, n_grid: int = 60) -> dict:
+    """AUC, TPR at :data:`FPR_POINTS` and the curve on a log FPR grid (step interpolation)."""
+    fpr, tpr, _ = roc_curve(positive, negative)
+    grid = np.unique(np.r_[0.0, np.logspace(np.log10(1.0 / len(negative)), 0.0, n_grid)])
+    tpr_grid = [float(tpr[fpr <= g + 1e-12].max()) for g in grid]
+    return {"auc": float(np.trapezoid(tpr, fpr)),
+            "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(fpr, tpr, f, len(negative)) for f in FPR_POINTS},
+            "n_signal": int(len(positive)), "n_noise": int(len(negative)),
+            "curve": {"fpr": grid.tolist(), "tpr": tpr_grid}}
+
+
+def accuracy_by_snr(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray,
+                    edges: np.ndarray = SNR_EDGES) -> dict:
+    """Accuracy of signal samples per network-SNR bin, per signal class and 'overall'.
+
+    Bins are [e_i, e_i+1), the last one closed. Returns {'edges', 'accuracy': {name: (B,) with
+    None for empty bins}, 'counts': {name: (B,)}}."""
+    labels, predicted, snr = map(np.asarray, (labels, predicted, snr))
+    b = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, len(edges) - 2)
+    inside = (snr >= edges[0]) & (snr <= edges[-1]) & (labels > 0)
+    acc, counts = {}, {}
+    for name in (*SIGNAL_CLASSES, "overall"):
+        sel = inside & ((labels == CLASSES.index(name)) if name != "overall" else True)
+        n = np.bincount(b[sel], minlength=len(edges) - 1)
+        k = np.bincount(b[sel], weights=(predicted[sel] == labels[sel]), minlength=len(edges) - 1)
+        counts[name] = n.tolist()
+        acc[name] = [float(k_ / n_) if n_ else None for k_, n_ in zip(k, n)]
+    return {"edges": np.asarray(edges, dtype=float).tolist(), "accuracy": acc, "counts": counts}
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(4, 4) counts, rows true class, columns predicted class."""
+    m = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
+    np.add.at(m, (np.asarray(labels), np.asarray(predicted)), 1)
+    return m
+
+
+def compute_metrics(sets: dict[str, EvalSet]) -> dict:
+    """metrics.json content from :func:`make_sets` output."""
+    main = sets["main"]
+    y, p = main.labels, main.predicted
+    cm = confusion_matrix(y, p)
+    rows = cm.sum(1)
+    noise = y == 0
+    out = {
+        "classes": list(CLASSES),
+        "n": int(len(y)),
+        "accuracy": float((p == y).mean()),
+        "per_class_accuracy": {c: (float(cm[i, i] / rows[i]) if rows[i] else None) for i, c in enumerate(CLASSES)},
+        "counts": {c: int(rows[i]) for i, c in enumerate(CLASSES)},
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_note": "rows: true class, columns: predicted class (argmax)",
+        "noise_false_positive_rate": float((p[noise] != 0).mean()) if noise.any() else None,
+        "snr_bins": accuracy_by_snr(y, p, main.snr),
+    }
+    if "roc_noise" in sets:
+        neg = sets["roc_noise"]
+        out["noise_false_positive_rate_roc_set"] = float((neg.predicted != 0).mean())
+        roc: dict = {}
+        for name, s in sets.items():
+            if not name.startswith("roc_") or name == "roc_noise":
+                continue
+            _, kind, snr = name.split("_")
+            entry = roc.setdefault(snr.replace("snr", "snr_"), {}).setdefault(kind, {})
+            for stat in ROC_STATISTICS:
+                entry[stat] = roc_summary(roc_statistic(s.logits, stat, kind), roc_statistic(neg.logits, stat, kind))
+        out["roc"] = roc
+        out["roc_note"] = ("positives: one signal class at fixed network SNR; negatives: the roc_noise set. "
+                           "'1-p_noise' ranks by log((1-p_noise)/p_noise), 'p_class' by log(p_c/(1-p_c)) "
+                           "(monotone in the probabilities, no float saturation). tpr_at_fpr is null when "
+                           "there are fewer than 1/FPR noise samples.")
+    return out
+
+
+def evaluate(classifier, maker, n: int, seed: int, **kwargs) -> dict:
+    """Metrics of ``classifier`` on fresh samples from ``maker`` (a BatchMaker); kwargs go to
+    :func:`make_sets` (n_roc, n_roc_noise, roc_snrs, batch, real, progress)."""
+    return compute_metrics(make_sets(classifier, maker, n, seed, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def save_outputs(sets: dict[str, EvalSet], path: str | os.PathLike, spec: dict) -> None:
+    """Raw per-sample outputs as npz: <set>/logits, <set>/probabilities, <set>/labels, <set>/snr,
+    plus 'spec' (JSON: everything needed to regenerate the same samples with :func:`iter_set`)."""
+    arrays = {"spec": np.array(json.dumps(spec)), "classes": np.array(CLASSES)}
+    for name, s in sets.items():
+        arrays.update({f"{name}/logits": s.logits, f"{name}/probabilities": s.probabilities.astype(np.float32),
+                       f"{name}/labels": s.labels, f"{name}/snr": s.snr})
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_outputs(path: str | os.PathLike) -> tuple[dict[str, EvalSet], dict]:
+    """Read :func:`save_outputs` files: ({set name: EvalSet}, spec)."""
+    with np.load(path) as z:
+        names = sorted({k.split("/")[0] for k in z.files if "/" in k})
+        sets = {n: EvalSet(z[f"{n}/logits"], z[f"{n}/labels"], z[f"{n}/snr"]) for n in names}
+        return sets, json.loads(str(z["spec"]))
+
+
+def _json_clean(obj):
+    """NaN/inf -> None so the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    return obj
+
+
+def write_json(obj: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    text = json.dumps(_json_clean(obj), indent=1, allow_nan=False)
+    # innermost lists on one line (16-bin rows stay readable); '[' + newline is always structural,
+    # since JSON strings hold no raw newlines
+    text = re.sub(r"\[\n([^\[\]{}]*?)\n\s*\]", lambda m: "[" + " ".join(ln.strip() for ln in m.group(1).splitlines()) + "]",
+                  text)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
+    """accuracy_vs_snr.html, confusion.html, roc.html (plotly.min.js beside them)."""
+    from .plots import accuracy_vs_snr_figure, confusion_figure, roc_figure, write_page
+    out = Path(out)
+    bins = metrics["snr_bins"]
+    note = [] if metrics.get("trained", True) else ["UNTRAINED MODEL (random weights): numbers are meaningless."]
+    paths = [write_page(out / "accuracy_vs_snr.html", [accuracy_vs_snr_figure(bins["edges"], bins["accuracy"],
+                                                                               bins["counts"])],
+                        "Accuracy vs network SNR", "directory", note),
+             write_page(out / "confusion.html", [confusion_figure(np.array(metrics["confusion_matrix"])),
+                                                 confusion_figure(np.array(metrics["confusion_matrix"]), normalise=False)],
+                        "Confusion matrix", "directory", note)]
+    if "roc" in metrics:
+        figs = []
+        for stat in ROC_STATISTICS:
+            curves = {f"{kind} SNR {snr.split('_')[1]}": (v[stat]["curve"]["fpr"], v[stat]["curve"]["tpr"])
+                      for snr, per in metrics["roc"].items() for kind, v in per.items()}
+            figs.append(roc_figure(curves, title=f"ROC vs noise, statistic {stat}"))
+        paths.append(write_page(out / "roc.html", figs, "ROC curves (Sasaoka et al. 2023 Fig. 1)", "directory", note))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, bank_path: str | None = None,
+                data_dir: str | None = None, gps_range: tuple[float, float] | None = None,
+                workers: int | None = None, progress: bool = True):
+    """(BatchMaker, description dict) for simulated noise or the real files (p_real = 1)."""
+    from .batch import BatchMaker, WaveformBank
+    if noise not in ("simulated", "files"):
+        raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
+    if bank_path and Path(bank_path).exists():
+        bank = WaveformBank.load(bank_path)
+    else:
+        bank = WaveformBank.build(bank_per_class, seed=bank_seed, workers=workers, progress=progress)
+        if bank_path:
+            bank.save(bank_path)
+    info = {"noise": noise, "bank_per_class": int(bank.hp[SIGNAL_CLASSES[0]].shape[0]), "bank_seed": bank_seed,
+            "bank_path": bank_path}
+    if noise == "simulated":
+        return BatchMaker(bank.to(device), device), info
+    real = read_real_strain(data_dir)
+    gps_range = tuple(gps_range) if gps_range else default_window_range(real)
+    rng = segment_start_range(real, gps_range)
+    info.update({"files": {d: str(p) for d, p in real.paths.items()}, "data_t0": real.t0,
+                 "window_gps_range": list(gps_range), "segment_start_samples": list(rng)})
+    return BatchMaker(bank.to(device), device, real_strain=real.strain, real_range=rng, p_real=1.0), info
+
+
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    """Options shared by evaluate, gallery and camstats."""
+    ap.add_argument("--weights", help="weights file (.safetensors or training checkpoint); default: shipped weights")
+    ap.add_argument("--allow-untrained", action="store_true", help="random weights if no shipped weights (labelled)")
+    ap.add_argument("--noise", choices=("simulated", "files"), default="simulated")
+    ap.add_argument("--data-dir", default=None, help=f"real strain folder (default ${DATA_DIR_ENV})")
+    ap.add_argument("--gps-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
+                    help="GPS [s] the 4-s windows must lie in (real noise); default: second half of the data + 2 s")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-progress", action="store_true")
+
+
+def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[float, float] | None = None):
+    """Noise source for :func:`gwviz.synth.make_sample`: SimulatedNoise, or StrainFiles over the
+    real files (:func:`find_real_files`) with windows in ``gps_range`` (default
+    :func:`default_window_range`). Returns (source, description dict)."""
+    from .noise import SimulatedNoise, StrainFiles
+    if noise == "simulated":
+        return SimulatedNoise(), {"noise": noise}
+    if noise != "files":
+        raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
+    real = read_real_strain(data_dir)
+    gps_range = tuple(gps_range) if gps_range else default_window_range(real)
+    segment_start_range(real, gps_range)  # same checks as the batched path (fits, no known event)
+    src = StrainFiles(list(real.paths.values()), gps_range=gps_range)
+    return src, {"noise": noise, "files": {d: str(p) for d, p in real.paths.items()}, "window_gps_range": list(gps_range)}
+
+
+def load(args):
+    from .classifier import load_classifier
+    return load_classifier(args.weights, args.device, allow_untrained=args.allow_untrained)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m gwviz.evaluate", description=__doc__.split("\n")[0])
+    add_common_args(ap)
+    ap.add_argument("--n", type=int, default=4000, help="samples in the main set (classes balanced)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--bank-per-class", type=int, default=500, help="waveforms per signal class in the bank")
+    ap.add_argument("--bank-seed", type=int, default=None, help="default: 2**20 + seed (not a training bank's)")
+    ap.add_argument("--bank", default=None, help="load the bank from this file if it exists, else build and save it")
+    ap.add_argument("--workers", type=int, default=None, help="processes building the bank")
+    ap.add_argument("--n-roc", type=int, default=1000, help="signals per class and ROC SNR")
+    ap.add_argument("--n-roc-noise", type=int, default=10000, help="noise samples of the ROC (>= 1000 for FPR 1e-3)")
+    ap.add_argument("--roc-snr", type=float, nargs="+", default=[8.0, 12.0])
+    args = ap.parse_args(argv)
+    progress = not args.no_progress
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clf = load(args)
+    bank_seed = args.bank_seed if args.bank_seed is not None else 2**20 + args.seed
+    maker, info = build_maker(args.noise, args.device, args.bank_per_class, bank_seed, args.bank, args.data_dir,
+                              args.gps_range, args.workers, progress)
+    t = time.perf_counter()
+    sets = make_sets(clf, maker, args.n, args.seed, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch,
+                     real=True if args.noise == "files" else None, progress=progress)
+    elapsed = time.perf_counter() - t
+    n_total = sum(len(s.labels) for s in sets.values())
+    spec = {**info, "seed": args.seed, "batch": args.batch, "device": args.device, "n": args.n,
+            "n_roc": args.n_roc, "n_roc_noise": args.n_roc_noise, "roc_snrs": list(args.roc_snr),
+            "set_names": list(sets), "how_to_regenerate": "gwviz.evaluate.iter_set(maker, n, seed, name, labels, "
+            "snr_range, batch) with the same bank (bank_seed, bank_per_class) on the same device"}
+    metrics = {**compute_metrics(sets), "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
+               "model_info": clf.info, "spec": spec,
+               "timing": {"seconds": elapsed, "samples": n_total, "samples_per_s": n_total / max(elapsed, 1e-9)}}
+    write_json(metrics, out / "metrics.json")
+    save_outputs(sets, out / "outputs.npz", spec)
+    write_figures(metrics, out)
+    print(f"accuracy {metrics['accuracy']:.4f}  per class {metrics['per_class_accuracy']}  "
+          f"noise FPR {metrics['noise_false_positive_rate']}  -> {out}", file=sys.stderr)
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The classifier: DAIN -> ResNet-54 -> two fully connected layers.
+
+This is the network of Sasaoka et al. (2023), who put a Deep Adaptive Input
+Normalization layer (Passalis et al. 2019) in front of the 54-layer 1-D ResNet
+of AResGW (Nousi et al. 2023) and a small two-layer head behind it, and explain
+its decisions with Grad-CAM on the last residual block.
+
+    x: (B, 3, 16384) whitened strain of H1, L1, V1 (dimensionless, 4 s at 4096 Hz)
+      -> DAIN                     (B, 3, 16384)
+      -> ResNet54 (27 blocks)     (B, 2w, 512)     <- `cam_layer` for Grad-CAM
+      -> Flatten                  (B, 2w * 512)
+      -> Linear -> ReLU -> Linear (B, 4) logits over CLASSES
+
+Parameter count (measured, default ModelConfig(width=8, hidden=64)): 818,986
+trainable parameters (3.1 MiB in float32): 30 in DAIN, 294,344 in the ResNet,
+524,612 in the head. tests/test_model.py checks it against the analytic count.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
+
+# -----------------------------------------------------------------------------
+# input normalisation
+
+
+class DAIN(nn.Module):
+    """Deep Adaptive Input Normalization (Passalis et al. 2019), 'full' mode.
+
+    Learns, per window, how much of the mean to remove, how to rescale and which
+    channels to damp. Statistics are taken over the time axis, so each window is
+    normalised by itself (no dataset-wide statistics to carry around).
+
+    Input and output: (B, C, T). All three linears start as the identity (and
+    the gate's bias at 0), so an untrained layer is plain per-window
+    standardisation followed by a sigmoid gate.
+    """
+
+    def __init__(self, n_channels: int = len(DETECTORS), eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+        self.mean_layer = nn.Linear(n_channels, n_channels, bias=False)
+        self.scaling_layer = nn.Linear(n_channels, n_channels, bias=False)
+        self.gating_layer = nn.Linear(n_channels, n_channels)
+        self.reset_identity()
+
+    @torch.no_grad()
+    def reset_identity(self) -> None:
+        """Identity shift/scale/gate weights, zero gate bias (the reference init)."""
+        for layer in (self.mean_layer, self.scaling_layer, self.gating_layer):
+            layer.weight.copy_(torch.eye(layer.in_features))
+        nn.init.zeros_(self.gating_layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # 1) adaptive shift: (B, C) mean over time, mixed across channels
+        shift = self.mean_layer(x.mean(dim=2))
+        x = x - shift[:, :, None]
+        # 2) adaptive scale: RMS over time of the shifted signal
+        std = torch.sqrt((x * x).mean(dim=2) + self.eps)
+        scale = self.scaling_layer(std)
+        # the reference sets tiny scales to 1 instead of dividing by ~0; torch.where
+        # rather than in-place assignment keeps autograd (and attribution) happy
+        scale = torch.where(scale <= self.eps, torch.ones_like(scale), scale)
+        x = x / scale[:, :, None]
+        # 3) gating: a per-channel factor in (0, 1), e.g. to mute a glitchy detector
+        gate = torch.sigmoid(self.gating_layer(x.mean(dim=2)))
+        return x * gate[:, :, None]
+
+
+# -----------------------------------------------------------------------------
+# ResNet-54 of AResGW
+
+
+class ResBlock(nn.Module):
+    """Two 3-tap convolutions with a residual connection.
+
+    Input (B, c_in, T) -> output (B, c_out, ceil(T / stride)). The stride, if
+    any, sits in the second convolution; the shortcut is a strided 1x1 conv only
+    when the shape changes. ReLUs are separate, non-inplace modules because
+    attribution methods (guided backprop, DeepLift, ...) hook nn.ReLU modules.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        # convs feeding a BatchNorm get no bias: BN's own shift makes it redundant
+        self.conv1 = nn.Conv1d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm1d(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv1d(c_out, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm1d(c_out)
+        if c_in != c_out or stride != 1:
+            self.shortcut: nn.Module = nn.Conv1d(c_in, c_out, kernel_size=1, stride=stride)
+        else:
+            self.shortcut = nn.Identity()
+        self.relu_out = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu1(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return self.relu_out(h + self.shortcut(x))
+
+
+def resnet54_plan(in_channels: int, width: int) -> list[tuple[int, int, int]]:
+    """The 27 (c_in, c_out, stride) triples of ResNet-54 (2 convs each = 54 layers)."""
+    w = width
+    plan: list[tuple[int, int, int]] = []
+
+    def stage(c_in: int, c_out: int, stride: int, n_repeat: int) -> None:
+        plan.append((c_in, c_out, stride))
+        plan.extend((c_out, c_out, 1) for _ in range(n_repeat))
+
+    stage(in_channels, w, 1, 3)  # A: full resolution
+    stage(w, 2 * w, 2, 2)  # B: /2
+    stage(2 * w, 4 * w, 2, 2)  # C: /4
+    stage(4 * w, 8 * w, 2, 2)  # D: /8
+    stage(8 * w, 8 * w, 2, 2)  # E: /16
+    stage(8 * w, 8 * w, 2, 2)  # F: /32, then narrow back down so the head stays small
+    stage(8 * w, 4 * w, 1, 4)
+    stage(4 * w, 2 * w, 1, 2)
+    assert len(plan) == 27
+    return plan
+
+
+class ResNet54(nn.Module):
+    """(B, in_channels, T) -> (B, 2 * width, T / 32): 27 ResBlocks, 5 of them strided."""
+
+    def __init__(self, in_channels: int = len(DETECTORS), width: int = 8) -> None:
+        super().__init__()
+        plan = resnet54_plan(in_channels, width)
+        self.blocks = nn.Sequential(*(ResBlock(ci, co, s) for ci, co, s in plan))
+        self.out_channels = plan[-1][1]
+        self.downsample = 2 ** sum(s == 2 for _, _, s in plan)
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Last residual block: the deepest map that still has a time axis."""
+        return self.blocks[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+# -----------------------------------------------------------------------------
+# full classifier
+
+
+@dataclass
+class ModelConfig:
+    """Knobs of GWNet. Defaults are the shipped model."""
+
+    width: int = 8  # channels of the first ResNet stage; last map has 2 * width
+    # 64 hidden units keep the head (2w*512*hidden weights) at ~0.5 M parameters,
+    # so the whole model stays a few MiB (<= 16 MiB) and loads fast on a CPU
+    hidden: int = 64
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Build from a dict, ignoring unknown keys (e.g. keys of a larger config file)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in names})
+
+
+class GWNet(nn.Module):
+    """DAIN -> ResNet54 -> Flatten -> Linear -> ReLU -> Linear.
+
+    forward: x (B, 3, 16384) float32 whitened strain (dimensionless) -> (B, 4) logits
+    in the order of `gwviz.constants.CLASSES`.
+    """
+
+    def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64) -> None:
+        super().__init__()
+        self.config = ModelConfig(width=width, hidden=hidden)
+        self.n_classes = n_classes
+        self.dain = DAIN(len(DETECTORS))
+        self.resnet = ResNet54(len(DETECTORS), width)
+        n_time = WINDOW_SAMPLES // self.resnet.downsample  # 16384 / 32 = 512
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(self.resnet.out_channels * n_time, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+        self.init_weights()
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | dict[str, Any]) -> "GWNet":
+        if isinstance(config, dict):
+            config = ModelConfig.from_dict(config)
+        return cls(width=config.width, hidden=config.hidden)
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Xavier-uniform weights, zero biases, BN at identity, DAIN at identity."""
+        relu_gain = nn.init.calculate_gain("relu")
+        logits = self.head[-1]
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Linear)) and not self._in_dain(m):
+                # layers feeding a ReLU get the ReLU gain; the logit layer feeds
+                # nothing, so unit gain keeps initial logits O(1)
+                nn.init.xavier_uniform_(m.weight, gain=1.0 if m is logits else relu_gain)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm1d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.dain.reset_identity()
+
+    def _in_dain(self, m: nn.Module) -> bool:
+        return any(m is d for d in self.dain.modules())
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Module whose output (B, 2w, 512) Grad-CAM explains."""
+        return self.resnet.cam_layer
+
+    def n_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.resnet(self.dain(x)))

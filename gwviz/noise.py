@@ -1,0 +1,331 @@
+"""Noise sources behind one interface: ``source.segment(duration, rng) -> NoiseSegment``.
+
+1. :class:`SimulatedNoise` — Gaussian noise coloured by the O3 PSDs that lalsuite ships; the
+   offline default, always labelled "simulated".
+2. :class:`StrainFiles` — real strain from local files (GWOSC HDF5, gwpy-written HDF5, GWF),
+   requiring H1, L1 and V1 over the chosen span, skipping NaN gaps and known events.
+3. :class:`GwoscNoise` — real strain fetched from GWOSC with gwpy for a GPS span, cached on disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
+from .params import O3_GPS_SPAN
+from .psd import analytic_psd
+
+#: Confident events (GPS [s]) near the data we use; windows never contain them (± EVENT_GUARD s).
+KNOWN_EVENTS: dict[str, float] = {
+    "GW190408_181802": 1238782700.3, "GW190412": 1239082262.2, "GW190413_052954": 1239168612.5,
+    "GW190413_134308": 1239198206.7, "GW190425": 1240215503.0, "GW190521": 1242442967.4,
+}
+EVENT_GUARD: float = 2.0
+#: Environment variable naming the directory of real strain files.
+DATA_DIR_ENV = "GWVIZ_DATA_DIR"
+
+
+@dataclass
+class NoiseSegment:
+    """Strain (D, N) [strain] at ``sample_rate`` [Hz] starting at GPS ``gps_start`` [s].
+
+    ``psd`` gives the true one-sided PSD [1/Hz] on a requested grid when it is known (simulated
+    noise); otherwise None and the SNR uses a Welch estimate of this noise."""
+
+    strain: np.ndarray
+    sample_rate: int
+    gps_start: float
+    source: str
+    simulated: bool
+    psd: object | None = field(default=None, repr=False)  # callable (delta_f, n_freq) -> (D, n_freq)
+
+
+def coloured_noise(psd: torch.Tensor, n: int, sample_rate: float, generator: torch.Generator | None = None,
+                   batch: int = 1) -> torch.Tensor:
+    """Stationary Gaussian noise of one-sided PSD ``psd`` (D, n // 2 + 1) [1/Hz]: returns (batch, D, n).
+
+    White noise shaped in the frequency domain (circular, so the segment has no start-up transient)."""
+    white = torch.randn(batch, psd.shape[0], n, generator=generator, dtype=psd.dtype, device=psd.device)
+    amp = (psd * sample_rate / 2).sqrt()
+    return torch.fft.irfft(torch.fft.rfft(white, dim=-1) * amp, n=n, dim=-1)
+
+
+class SimulatedNoise:
+    """Gaussian noise coloured by lalsimulation's O3 fits (H1/L1: aLIGOaLIGOO3LowT1800545, V1:
+    AdVO3LowT1800545). Clearly simulated: ``simulated`` is True and the label says so."""
+
+    simulated = True
+
+    def __init__(self, detectors: tuple[str, ...] = DETECTORS, sample_rate: int = SAMPLE_RATE):
+        self.detectors, self.sample_rate = tuple(detectors), sample_rate
+        self.name = "simulated Gaussian noise, O3 PSDs (lalsimulation T1800545)"
+
+    def psd(self, delta_f: float, n_freq: int) -> np.ndarray:
+        """True PSD (D, n_freq) [1/Hz] on the grid k·delta_f [Hz]."""
+        return np.stack([analytic_psd(d, delta_f, n_freq) for d in self.detectors])
+
+    def segment(self, duration: float = SEGMENT_DURATION, rng: np.random.Generator | None = None,
+                gps_start: float | None = None) -> NoiseSegment:
+        rng = rng or np.random.default_rng()
+        n = int(round(duration * self.sample_rate))
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        # Scaled by 1e21 inside torch: strain PSDs (~1e-47) underflow float32.
+        psd = torch.as_tensor(self.psd(self.sample_rate / n, n // 2 + 1) * 1e42)
+        x = coloured_noise(psd, n, self.sample_rate, gen)[0].numpy() * 1e-21
+        if gps_start is None:
+            gps_start = float(rng.uniform(*O3_GPS_SPAN))
+        return NoiseSegment(x, self.sample_rate, gps_start, self.name, True, self.psd)
+
+
+@dataclass
+class Strain:
+    """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+
+    detector: str
+    data: np.ndarray
+    t0: float
+    sample_rate: float
+    path: str = ""
+
+    @property
+    def t1(self) -> float:
+        return self.t0 + len(self.data) / self.sample_rate
+
+
+def _detector_of(path: Path, name: str | None) -> str:
+    for text in (name or "", path.name, str(path)):
+        m = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", text)
+        if m:
+            return m.group(1)
+    raise ValueError(f"{path}: cannot tell which detector this strain is from (name it H1/L1/V1)")
+
+
+def read_strain(path: str | os.PathLike) -> Strain:
+    """Read one detector's strain from a GWOSC HDF5, gwpy-written HDF5 or GWF file (via gwpy).
+
+    Raises ValueError with the file name for unreadable or corrupt files."""
+    from gwpy.timeseries import TimeSeries
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        if path.suffix == ".gwf":
+            from gwpy.io.gwf import get_channel_names
+            chans = [c for c in get_channel_names(str(path)) if "STRAIN" in c.upper()]
+            if not chans:
+                raise ValueError("no strain channel in frame file")
+            ts = TimeSeries.read(str(path), chans[0])
+        else:
+            try:
+                ts = TimeSeries.read(str(path), format="hdf5.gwosc")
+            except Exception:  # noqa: BLE001 - not GWOSC layout: try gwpy's own HDF5 layout
+                ts = TimeSeries.read(str(path), format="hdf5")
+    except Exception as err:  # noqa: BLE001 - h5py/lalframe raise many types on corrupt files
+        raise ValueError(f"{path}: not a readable strain file ({type(err).__name__}: {err})") from err
+    name = str(ts.channel) if ts.channel is not None else (ts.name or None)
+    return Strain(_detector_of(path, name), np.asarray(ts.value, dtype=np.float64), float(ts.t0.value),
+                  float(ts.sample_rate.value), str(path))
+
+
+def resample(strain: Strain, sample_rate: int = SAMPLE_RATE) -> Strain:
+    """Resample with gwpy (anti-aliasing FIR) to ``sample_rate`` [Hz]."""
+    from gwpy.timeseries import TimeSeries
+
+    ts = TimeSeries(strain.data, t0=strain.t0, sample_rate=strain.sample_rate).resample(sample_rate)
+    return Strain(strain.detector, np.asarray(ts.value), strain.t0, float(sample_rate), strain.path)
+
+
+def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration: float,
+                 detectors: tuple[str, ...] = DETECTORS) -> np.ndarray:
+    """Validate a mapping detector -> 1D strain array and stack it to (D, N) float64.
+
+    Raises ValueError on missing/extra detectors, wrong sample rate, unequal or short arrays, NaN/inf."""
+    if not isinstance(strain, dict):
+        raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
+    if set(strain) != set(detectors):
+        raise ValueError(f"strain must have exactly the detectors {list(detectors)}, got {sorted(strain)}")
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"sample_rate must be {SAMPLE_RATE} Hz, got {sample_rate}; resample first "
+                         "(e.g. gwpy TimeSeries.resample(4096))")
+    arrays = [np.asarray(strain[d], dtype=np.float64) for d in detectors]
+    for d, a in zip(detectors, arrays):
+        if a.ndim != 1:
+            raise ValueError(f"{d}: strain must be 1D, got shape {a.shape}")
+    lengths = {d: len(a) for d, a in zip(detectors, arrays)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"detector arrays have different lengths: {lengths}")
+    n = arrays[0].size
+    if n < min_duration * sample_rate:
+        raise ValueError(f"need at least {min_duration:g} s of strain ({int(min_duration * sample_rate)} samples), got {n}")
+    for d, a in zip(detectors, arrays):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{d}: strain contains NaN or inf ({int((~np.isfinite(a)).sum())} samples); "
+                             "cut out the gap first")
+    return np.stack(arrays)
+
+
+class StrainFiles:
+    """Real strain from local files: every span where H1, L1 and V1 all have finite data.
+
+    Args:
+        paths: strain files, or a directory searched recursively for *.hdf5/*.h5/*.gwf
+            (default: $GWVIZ_DATA_DIR).
+        exclude_gps: GPS times [s] that no window may contain (default: :data:`KNOWN_EVENTS`).
+        gps_range: keep only windows whose 4 s lie inside [start, end) GPS [s] (train/test splits).
+        time_slides: draw each detector's segment independently (plus a random sign) to multiply
+            the noise realisations of a short stretch; coincident (False) keeps real correlations.
+        allow_resample: resample files that are not at 4096 Hz instead of raising.
+    """
+
+    simulated = False
+
+    def __init__(self, paths=None, detectors: tuple[str, ...] = DETECTORS, exclude_gps=None,
+                 gps_range: tuple[float, float] | None = None, time_slides: bool = False,
+                 allow_resample: bool = False, sample_rate: int = SAMPLE_RATE):
+        if paths is None:
+            paths = os.environ.get(DATA_DIR_ENV)
+            if not paths:
+                raise ValueError(f"no strain files given and ${DATA_DIR_ENV} is not set")
+        if isinstance(paths, (str, os.PathLike)):
+            p = Path(paths)
+            paths = sorted(q for q in p.rglob("*") if q.suffix in (".hdf5", ".h5", ".gwf")) if p.is_dir() else [p]
+        self.detectors, self.sample_rate = tuple(detectors), sample_rate
+        self.exclude = list(KNOWN_EVENTS.values()) if exclude_gps is None else list(exclude_gps)
+        self.gps_range, self.time_slides = gps_range, time_slides
+        by_det: dict[str, list[Strain]] = {d: [] for d in self.detectors}
+        for path in paths:
+            s = read_strain(path)
+            if s.detector not in by_det:
+                continue
+            if s.sample_rate != sample_rate:
+                if not allow_resample:
+                    raise ValueError(f"{path}: sample rate {s.sample_rate:g} Hz, expected {sample_rate} Hz "
+                                     "(pass allow_resample=True to resample)")
+                s = resample(s, sample_rate)
+            by_det[s.detector].append(s)
+        missing = [d for d, v in by_det.items() if not v]
+        if missing:
+            raise ValueError(f"no strain for {missing} among {len(list(paths))} files; all of {list(self.detectors)} are required")
+        self.strain = by_det
+        self.name = "real O3 strain: " + ", ".join(sorted({Path(s.path).name for v in by_det.values() for s in v}))
+
+    def _finite_runs(self, s: Strain) -> list[tuple[float, float]]:
+        ok = np.isfinite(s.data)
+        edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))
+        return [(s.t0 + a / s.sample_rate, s.t0 + b / s.sample_rate) for a, b in zip(edges[::2], edges[1::2])]
+
+    def spans(self, detector: str | None = None) -> list[tuple[float, float]]:
+        """GPS spans [s] with finite data in ``detector`` (None: in all detectors at once)."""
+        runs = {d: [r for s in self.strain[d] for r in self._finite_runs(s)] for d in self.detectors}
+        if detector is not None:
+            return runs[detector]
+        out = runs[self.detectors[0]]
+        for d in self.detectors[1:]:
+            out = [(max(a, c), min(b, e)) for a, b in out for c, e in runs[d] if min(b, e) > max(a, c)]
+        return out
+
+    def _starts(self, spans, duration: float, window: tuple[float, float]) -> list[tuple[float, float]]:
+        """Allowed GPS start intervals for a segment of ``duration`` whose window (offsets [s]) is clean."""
+        out = []
+        for a, b in spans:
+            lo, hi = a, b - duration
+            if self.gps_range is not None:
+                lo, hi = max(lo, self.gps_range[0] - window[0]), min(hi, self.gps_range[1] - window[1])
+            pieces = [(lo, hi)] if hi >= lo else []
+            for t in self.exclude:  # window [s+w0, s+w1) must miss t ± guard
+                bad = (t - EVENT_GUARD - window[1], t + EVENT_GUARD - window[0])
+                pieces = [q for lo_, hi_ in pieces for q in ((lo_, min(hi_, bad[0])), (max(lo_, bad[1]), hi_)) if q[1] >= q[0]]
+            out += pieces
+        return out
+
+    def _cut(self, detector: str, start: float, n: int) -> np.ndarray:
+        for s in self.strain[detector]:
+            i = int(round((start - s.t0) * s.sample_rate))
+            if 0 <= i and i + n <= len(s.data):
+                seg = s.data[i:i + n]
+                if np.isfinite(seg).all():
+                    return seg.copy()
+        raise ValueError(f"{detector}: no finite data for GPS {start}+{n / self.sample_rate} s")
+
+    def segment(self, duration: float = SEGMENT_DURATION, rng: np.random.Generator | None = None,
+                window: tuple[float, float] | None = None) -> NoiseSegment:
+        """A random segment of ``duration`` [s]; ``window`` = (start, end) offsets [s] of the model's
+        window inside it (default: the 4 s ending 2 s before the end), which must avoid known events."""
+        from .constants import WINDOW_DURATION, WINDOW_END_MARGIN
+        rng = rng or np.random.default_rng()
+        window = window or (duration - WINDOW_END_MARGIN - WINDOW_DURATION, duration - WINDOW_END_MARGIN)
+        n = int(round(duration * self.sample_rate))
+
+        def draw(spans) -> float:
+            starts = self._starts(spans, duration, window)
+            total = sum(b - a for a, b in starts)
+            if not starts:
+                raise ValueError(f"no {duration:g}-s span with finite {list(self.detectors)} data clear of known events "
+                                 f"(spans: {spans}, range {self.gps_range})")
+            u = rng.uniform(0, total) if total > 0 else 0.0
+            for a, b in starts:
+                if u <= b - a:
+                    # snap to the sample grid of the data
+                    return a + u
+                u -= b - a
+            return starts[-1][1]
+
+        if self.time_slides:
+            starts = [draw(self.spans(d)) for d in self.detectors]
+            signs = rng.choice([-1.0, 1.0], size=len(self.detectors))
+        else:
+            starts = [draw(self.spans())] * len(self.detectors)
+            signs = np.ones(len(self.detectors))
+        data = np.stack([sg * self._cut(d, t, n) for d, t, sg in zip(self.detectors, starts, signs)])
+        label = self.name + (" (time-slid, sign-flipped)" if self.time_slides else "")
+        return NoiseSegment(data, self.sample_rate, float(starts[0]), label, False, None)
+
+
+class GwoscNoise(StrainFiles):
+    """Real O3 strain fetched from GWOSC with gwpy and cached as HDF5 under ``cache_dir``.
+
+    Downloads ``chunk`` seconds of H1, L1 and V1 at a random start inside ``gps_span`` (default:
+    the paper's 1238163456–1239879680) unless they are cached; a second run reads the cache."""
+
+    def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
+                 seed: int | None = None, gps_start: float | None = None, **kwargs):
+        from tqdm.auto import tqdm
+        cache = Path(cache_dir or os.environ.get("GWVIZ_CACHE", Path.home() / ".cache" / "gwviz" / "gwosc"))
+        cache.mkdir(parents=True, exist_ok=True)
+        if gps_start is None:
+            rng = np.random.default_rng(seed)
+            gps_start = float(math.floor(rng.uniform(gps_span[0], gps_span[1] - chunk)))
+        paths = []
+        for det in tqdm(DETECTORS, desc=f"GWOSC {int(gps_start)}+{chunk:g}s", unit="det"):
+            path = cache / f"{det}-{int(gps_start)}-{int(chunk)}.hdf5"
+            if not path.exists():
+                fetch_to_cache(det, gps_start, gps_start + chunk, path)
+            paths.append(path)
+        super().__init__(paths, **kwargs)
+        self.name = f"real O3 strain from GWOSC, GPS {int(gps_start)}+{chunk:g} s (cached in {cache})"
+
+
+def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
+    """Download open strain with gwpy and write it atomically to ``path`` (gwpy HDF5 layout)."""
+    from gwpy.timeseries import TimeSeries
+    try:
+        ts = TimeSeries.fetch_open_data(detector, start, end, sample_rate=SAMPLE_RATE)
+    except Exception as err:  # noqa: BLE001 - network errors come in many types
+        raise ValueError(f"could not fetch {detector} GPS {start}-{end} from GWOSC: {err}") from err
+    tmp = path.with_suffix(".tmp.hdf5")
+    ts.name = f"{detector}:GWOSC-4KHZ_R1_STRAIN"
+    ts.write(str(tmp), format="hdf5", overwrite=True)
+    os.replace(tmp, path)
+
+
+def data_dir() -> Path | None:
+    """The real-data directory from $GWVIZ_DATA_DIR, or None."""
+    p = os.environ.get(DATA_DIR_ENV)
+    return Path(p) if p else None

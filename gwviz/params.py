@@ -1,0 +1,135 @@
+"""Source classes, their parameter ranges (M☉) and the isotropic draws of the paper.
+
+Sasaoka et al. (2023): non-spinning binaries; BBH with both masses uniform in 5–80 M☉ (SEOBNRv4),
+NSBH with a 5–35 M☉ black hole and a 1–2 M☉ neutron star, BNS with both masses in 1–2 M☉
+(SpinTaylorT4); sky position uniform on the sphere; network SNR uniform in 8–24.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .constants import CLASSES, MERGER_SPAN
+
+SIGNAL_CLASSES: tuple[str, ...] = tuple(c for c in CLASSES if c != "noise")
+
+#: (mass1 range, mass2 range) in M☉ per class; mass1 is the heavier (BH) component.
+MASS_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "BBH": ((5.0, 80.0), (5.0, 80.0)),
+    "NSBH": ((5.0, 35.0), (1.0, 2.0)),
+    "BNS": ((1.0, 2.0), (1.0, 2.0)),
+}
+#: Default LAL approximant per class. SEOBNRv4_opt is the optimised implementation of SEOBNRv4
+#: (same model, ~20x faster); SEOBNRv4_ROM would need a data file that is not always available.
+APPROXIMANTS: dict[str, str] = {"BBH": "SEOBNRv4_opt", "NSBH": "SpinTaylorT4", "BNS": "SpinTaylorT4"}
+#: Network optimal SNR range of the paper.
+SNR_RANGE: tuple[float, float] = (8.0, 24.0)
+#: The paper's O3 noise span, GPS seconds (H1, L1 and V1 observing).
+O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
+
+
+def check_class(kind: str) -> str:
+    if kind not in CLASSES:
+        raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
+    return kind
+
+
+def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = False) -> tuple[float, float]:
+    """Validate component masses [M☉] for a signal class; returns (mass1, mass2) with mass1 the
+    heavier for BBH/BNS and the black hole for NSBH. Masses outside the class range raise
+    ValueError unless ``allow_outside``."""
+    if kind not in SIGNAL_CLASSES:
+        raise ValueError(f"class {kind!r} has no masses; signal classes are {SIGNAL_CLASSES}")
+    for name, m in (("mass1", mass1), ("mass2", mass2)):
+        if not (isinstance(m, (int, float, np.floating, np.integer)) and math.isfinite(m) and m > 0):
+            raise ValueError(f"{name} must be a positive finite number of solar masses, got {m!r}")
+    if kind != "NSBH" and mass2 > mass1:
+        mass1, mass2 = mass2, mass1
+    if not allow_outside:
+        (lo1, hi1), (lo2, hi2) = MASS_RANGES[kind]
+        if not (lo1 <= mass1 <= hi1 and lo2 <= mass2 <= hi2):
+            raise ValueError(
+                f"masses ({mass1:g}, {mass2:g}) M☉ are outside the {kind} range: mass1 in [{lo1:g}, {hi1:g}], "
+                f"mass2 in [{lo2:g}, {hi2:g}] M☉ (pass allow_outside=True to override)")
+    return float(mass1), float(mass2)
+
+
+def check_snr(snr: float) -> float:
+    if not (isinstance(snr, (int, float, np.floating, np.integer)) and math.isfinite(snr) and snr > 0):
+        raise ValueError(f"network SNR must be a finite number > 0, got {snr!r}")
+    return float(snr)
+
+
+def chirp_mass(mass1: float, mass2: float) -> float:
+    """Chirp mass [M☉] of component masses [M☉]."""
+    return (mass1 * mass2) ** 0.6 / (mass1 + mass2) ** 0.2
+
+
+@dataclass
+class SignalParams:
+    """Everything that defines one injected signal.
+
+    Masses in M☉; ra, dec, polarization, inclination, coa_phase in rad; gps in s; merger_offset is
+    how far before the window's end the geocentric merger lands [s]; snr is the network optimal SNR.
+    """
+
+    kind: str
+    mass1: float
+    mass2: float
+    snr: float
+    ra: float = 0.0
+    dec: float = 0.0
+    polarization: float = 0.0
+    inclination: float = 0.0
+    coa_phase: float = 0.0
+    gps: float = float(O3_GPS_SPAN[0])
+    merger_offset: float = 0.05
+    approximant: str | None = None
+    allow_outside: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_class(self.kind)
+        self.mass1, self.mass2 = check_masses(self.kind, self.mass1, self.mass2, self.allow_outside)
+        self.snr = check_snr(self.snr)
+        if not (-math.pi / 2 <= self.dec <= math.pi / 2):
+            raise ValueError(f"dec must be in [-pi/2, pi/2] rad, got {self.dec}")
+        if not math.isfinite(self.ra) or not math.isfinite(self.gps):
+            raise ValueError("ra and gps must be finite")
+        if self.merger_offset < 0:
+            raise ValueError(f"merger_offset must be >= 0 s, got {self.merger_offset}")
+        if self.approximant is None:
+            self.approximant = APPROXIMANTS[self.kind]
+
+    @property
+    def chirp_mass(self) -> float:
+        return chirp_mass(self.mass1, self.mass2)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("allow_outside")
+        d["chirp_mass"] = self.chirp_mass
+        return d
+
+
+def draw_sky(rng: np.random.Generator) -> dict[str, float]:
+    """Isotropic sky position and orientation [rad]: ra, dec, polarization, inclination, coa_phase."""
+    return dict(
+        ra=rng.uniform(0, 2 * math.pi),
+        dec=math.asin(rng.uniform(-1, 1)),
+        polarization=rng.uniform(0, math.pi),
+        inclination=math.acos(rng.uniform(-1, 1)),
+        coa_phase=rng.uniform(0, 2 * math.pi),
+    )
+
+
+def draw_params(kind: str, rng: np.random.Generator, snr_range: tuple[float, float] = SNR_RANGE,
+                merger_span: float = MERGER_SPAN, gps_span: tuple[float, float] = O3_GPS_SPAN) -> SignalParams:
+    """Draw one signal of class ``kind`` from the paper's distributions."""
+    if kind not in SIGNAL_CLASSES:
+        raise ValueError(f"draw_params needs a signal class {SIGNAL_CLASSES}, got {kind!r}")
+    (lo1, hi1), (lo2, hi2) = MASS_RANGES[kind]
+    m1, m2 = rng.uniform(lo1, hi1), rng.uniform(lo2, hi2)
+    return SignalParams(kind=kind, mass1=m1, mass2=m2, snr=rng.uniform(*snr_range), **draw_sky(rng),
+                        gps=rng.uniform(*gps_span), merger_offset=rng.uniform(0, merger_span))

@@ -1,0 +1,256 @@
+"""Plotly figures shared by the CLIs (evaluate, gallery, camstats) and the app.
+
+Every function returns a ``plotly.graph_objects.Figure`` and touches no files; :func:`write_page`
+writes one or more figures as an HTML page that opens offline.
+
+Time axes are seconds from the window's start; strain is whitened (dimensionless); CAMs are drawn
+normalised to [0, 1] (:func:`gwviz.explain.normalise`).
+"""
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE
+
+#: One colour per class (noise grey), used by every figure so classes look the same everywhere.
+CLASS_COLOURS: dict[str, str] = {"noise": "#7f7f7f", "BBH": "#1f77b4", "NSBH": "#2ca02c", "BNS": "#d62728",
+                                 "overall": "#000000"}
+DETECTOR_COLOURS: dict[str, str] = {"H1": "#ee0000", "L1": "#4ba6ff", "V1": "#9b59b6"}
+CAM_COLOUR = "rgba(255, 140, 0, 0.35)"
+CAM_TRUE_COLOUR = "rgba(148, 0, 211, 0.9)"
+
+
+def _norm(cam: np.ndarray) -> np.ndarray:
+    from .explain import normalise
+    return normalise(cam)
+
+
+def _merger_dict(merger_index) -> dict[str, int]:
+    """None, one int (geocentric, all detectors) or {detector: index} -> {detector: index}."""
+    if merger_index is None:
+        return {}
+    if isinstance(merger_index, Mapping):
+        return {d: int(v) for d, v in merger_index.items() if v is not None}
+    return {d: int(merger_index) for d in DETECTORS}
+
+
+def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndarray | None = None,
+                      merger_index=None, title: str = "", white_signal: np.ndarray | None = None,
+                      sample_rate: float = SAMPLE_RATE, display_step: int = 1, height: int = 520) -> go.Figure:
+    """Whitened strain of the three detectors, one row each, with CAM(s) overlaid and the merger line.
+
+    Args:
+        data: (3, T) whitened strain of H1, L1, V1.
+        cams: one (T,) profile or {legend name: (T,) profile}; each drawn normalised to [0, 1] on
+            a right-hand axis, the first as a filled area, further ones as lines.
+        merger_index: sample of the merger in the window: an int (same for all rows) or
+            {detector: index}; drawn as a dashed vertical line. None: no line (noise).
+        white_signal: optional (3, T) clean whitened signal, drawn over the data.
+        sample_rate: [Hz]. display_step: draw every n-th sample (HTML size; CAMs are smooth on
+            the 32-sample scale of Grad-CAM, so they are drawn with step max(display_step, 8)).
+    """
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[0] != len(DETECTORS):
+        raise ValueError(f"data must be (3, T), got {data.shape}")
+    if cams is not None and not isinstance(cams, Mapping):
+        cams = {"Grad-CAM": cams}
+    cams = dict(cams or {})
+    merger = _merger_dict(merger_index)
+    fig = make_subplots(rows=len(DETECTORS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        specs=[[{"secondary_y": True}]] * len(DETECTORS))
+    dt = 1.0 / sample_rate
+    s = max(int(display_step), 1)
+    sc = max(s, 8)
+    # CAM on the primary axis (drawn first, underneath), strain on the overlaying axis so the
+    # filled CAM never hides it; the sides are then swapped so strain reads on the left.
+    for r, det in enumerate(DETECTORS, start=1):
+        first = r == 1
+        for i, (name, cam) in enumerate(cams.items()):
+            y = _norm(cam)[::sc]
+            style = dict(fill="tozeroy", fillcolor=CAM_COLOUR, line=dict(color="rgba(255,140,0,0.9)", width=1)) \
+                if i == 0 else dict(line=dict(color=CAM_TRUE_COLOUR, width=1.2, dash="dot"))
+            fig.add_trace(go.Scatter(x0=0.0, dx=dt * sc, y=y, mode="lines", name=name, legendgroup=f"cam{i}",
+                                     showlegend=first, **style), row=r, col=1, secondary_y=False)
+        fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=data[r - 1, ::s].astype(np.float32), mode="lines",
+                                 name="whitened strain", legendgroup="strain", showlegend=first,
+                                 line=dict(color="rgba(90,90,90,0.75)", width=0.8)), row=r, col=1, secondary_y=True)
+        if white_signal is not None and np.any(white_signal[r - 1]):
+            fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=np.asarray(white_signal)[r - 1, ::s].astype(np.float32),
+                                     mode="lines", name="injected signal (whitened)", legendgroup="signal",
+                                     showlegend=first, line=dict(color=DETECTOR_COLOURS[det], width=1.2)),
+                          row=r, col=1, secondary_y=True)
+        if det in merger:
+            fig.add_vline(x=merger[det] * dt, line=dict(color="black", dash="dash", width=1.2), row=r, col=1)
+        fig.update_yaxes(title_text=det, side="left", tickmode="auto", row=r, col=1, secondary_y=True)
+        fig.update_yaxes(range=[0, 1.05], tickmode="array", tickvals=[0, 0.5, 1], showgrid=False, side="right",
+                         title_text="CAM" if cams else None, row=r, col=1, secondary_y=False)
+    fig.update_xaxes(title_text="time in window [s]", row=len(DETECTORS), col=1)
+    fig.update_layout(title=title, height=height, margin=dict(l=60, r=60, t=60, b=40),
+                      legend=dict(orientation="h", y=-0.12), template="plotly_white")
+    return fig
+
+
+def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, display_step: int = 2) -> go.Figure:
+    """Sasaoka et al. (2023) Fig. 2: one column per sample, input strain on top, CAM below.
+
+    Args:
+        panels: dicts with 'title', 'data' (3, T) whitened strain, 'cam' (T,), optional
+            'merger_index' (int, geocentric sample in the window).
+    """
+    n = len(panels)
+    if n == 0:
+        raise ValueError("fig2_figure needs at least one panel")
+    fig = make_subplots(rows=2, cols=n, shared_xaxes=True, column_titles=[p["title"] for p in panels],
+                        vertical_spacing=0.06, horizontal_spacing=0.04, row_heights=[0.6, 0.4])
+    dt, s = 1.0 / sample_rate, max(int(display_step), 1)
+    for c, p in enumerate(panels, start=1):
+        data = np.asarray(p["data"])
+        # offsets keep the detectors apart without a third row: the paper draws them overlaid too
+        off = 1.2 * np.nanmax(np.abs(data)) if data.size else 1.0
+        for i, det in enumerate(DETECTORS):
+            fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=(data[i, ::s] + (1 - i) * off).astype(np.float32),
+                                     mode="lines", name=det, legendgroup=det, showlegend=c == 1,
+                                     line=dict(color=DETECTOR_COLOURS[det], width=0.7)), row=1, col=c)
+        fig.add_trace(go.Scatter(x0=0.0, dx=dt * 8, y=_norm(p["cam"])[::8], mode="lines", fill="tozeroy",
+                                 name="Grad-CAM", legendgroup="cam", showlegend=c == 1,
+                                 line=dict(color="darkorange", width=1)), row=2, col=c)
+        if p.get("merger_index") is not None:
+            for r in (1, 2):
+                fig.add_vline(x=int(p["merger_index"]) * dt, line=dict(color="black", dash="dash", width=1),
+                              row=r, col=c)
+        fig.update_xaxes(title_text="time [s]", row=2, col=c)
+    fig.update_yaxes(title_text="whitened strain", row=1, col=1)
+    fig.update_yaxes(title_text="CAM (normalised)", range=[0, 1.05], row=2, col=1)
+    fig.update_layout(height=520, template="plotly_white", margin=dict(l=60, r=20, t=60, b=40),
+                      legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+def accuracy_vs_snr_figure(edges: Sequence[float], accuracy: Mapping[str, Sequence[float | None]],
+                           counts: Mapping[str, Sequence[int]] | None = None,
+                           baselines: Mapping[str, Mapping[str, Sequence[float | None]]] | None = None) -> go.Figure:
+    """Accuracy per network-SNR bin, one line per class (and 'overall').
+
+    Args: edges (B + 1,) bin edges of network SNR; accuracy {name: (B,) in [0, 1] or None for
+    empty bins}; counts {name: (B,)} shown on hover; baselines {method: {name: (B,)}} drawn dashed
+    (e.g. a matched filter beside the CNN)."""
+    e = np.asarray(edges, dtype=float)
+    centres = 0.5 * (e[1:] + e[:-1])
+    fig = go.Figure()
+
+    def add(name: str, acc, dash: str | None = None, label: str | None = None, cnt=None) -> None:
+        y = [np.nan if v is None else v for v in acc]
+        fig.add_trace(go.Scatter(x=centres, y=y, mode="lines+markers", name=label or name,
+                                 line=dict(color=CLASS_COLOURS.get(name), dash=dash),
+                                 customdata=None if cnt is None else np.asarray(cnt),
+                                 hovertemplate="SNR %{x}<br>accuracy %{y:.3f}"
+                                 + ("<br>n=%{customdata}" if cnt is not None else "") + "<extra></extra>"))
+
+    for name, acc in accuracy.items():
+        add(name, acc, cnt=None if counts is None else counts.get(name))
+    for method, accs in (baselines or {}).items():
+        for name, acc in accs.items():
+            add(name, acc, dash="dash", label=f"{name} ({method})")
+    fig.update_layout(xaxis_title="network optimal SNR", yaxis_title="accuracy", yaxis_range=[0, 1.02],
+                      template="plotly_white", title="Accuracy vs network SNR")
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str] = CLASSES, normalise: bool = True) -> go.Figure:
+    """Confusion matrix heatmap: rows true class, columns predicted; ``normalise`` shows row
+    fractions (counts on hover)."""
+    m = np.asarray(matrix, dtype=float)
+    if m.shape != (len(classes), len(classes)):
+        raise ValueError(f"matrix must be ({len(classes)}, {len(classes)}), got {m.shape}")
+    rows = m.sum(1, keepdims=True)
+    z = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0) if normalise else m
+    text = [[f"{z[i, j]:.3f}" if normalise else f"{int(m[i, j])}" for j in range(len(classes))] for i in range(len(classes))]
+    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), text=text, texttemplate="%{text}",
+                               customdata=m, colorscale="Blues", zmin=0, zmax=1 if normalise else None,
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.3f}<br>n=%{customdata}<extra></extra>"))
+    fig.update_layout(xaxis_title="predicted class", yaxis_title="true class", yaxis_autorange="reversed",
+                      template="plotly_white", title="Confusion matrix" + (" (row-normalised)" if normalise else ""),
+                      width=560, height=500)
+    return fig
+
+
+def roc_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "ROC",
+               log_x: bool = True) -> go.Figure:
+    """ROC curves {legend name: (fpr, tpr)}; a class name at the start of the legend name picks
+    its colour, ' SNR 8' dashes it."""
+    fig = go.Figure()
+    for name, (fpr, tpr) in curves.items():
+        kind = name.split()[0]
+        fpr = np.asarray(fpr, dtype=float)
+        keep = fpr > 0 if log_x else np.ones_like(fpr, dtype=bool)
+        fig.add_trace(go.Scatter(x=fpr[keep], y=np.asarray(tpr, dtype=float)[keep], mode="lines", name=name,
+                                 line=dict(color=CLASS_COLOURS.get(kind), shape="hv",
+                                           dash="dash" if "SNR 8" in name else None)))
+    fig.update_layout(xaxis_title="false-positive rate (noise)", yaxis_title="true-positive rate",
+                      xaxis_type="log" if log_x else "linear", yaxis_range=[0, 1.02], template="plotly_white",
+                      title=title)
+    return fig
+
+
+def histogram_figure(values: Mapping[str, np.ndarray], xlabel: str, title: str = "", nbins: int = 60,
+                     vline: float | None = None) -> go.Figure:
+    """Overlaid histograms {class: values}; ``vline`` marks a reference (e.g. 0 = merger)."""
+    fig = go.Figure()
+    for name, v in values.items():
+        v = np.asarray(v, dtype=float)
+        fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, opacity=0.6, nbinsx=nbins,
+                                   marker_color=CLASS_COLOURS.get(name)))
+    if vline is not None:
+        fig.add_vline(x=vline, line=dict(color="black", dash="dash"))
+    fig.update_layout(barmode="overlay", xaxis_title=xlabel, yaxis_title="samples", title=title,
+                      template="plotly_white")
+    return fig
+
+
+def scatter_figure(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray], xlabel: str, ylabel: str,
+                   title: str = "", log_x: bool = False, hline: float | None = None) -> go.Figure:
+    """Scatter of y against x per class ({class: (N,)} each)."""
+    fig = go.Figure()
+    for name in x:
+        fig.add_trace(go.Scatter(x=np.asarray(x[name], dtype=float), y=np.asarray(y[name], dtype=float),
+                                 mode="markers", name=name, marker=dict(size=4, opacity=0.6,
+                                                                         color=CLASS_COLOURS.get(name))))
+    if hline is not None:
+        fig.add_hline(y=hline, line=dict(color="black", dash="dash"))
+    fig.update_layout(xaxis_title=xlabel, yaxis_title=ylabel, title=title, template="plotly_white",
+                      xaxis_type="log" if log_x else "linear")
+    return fig
+
+
+def write_page(path: str | os.PathLike, figures: Sequence[go.Figure], title: str = "gwviz",
+               plotlyjs: str = "inline", notes: Sequence[str] = ()) -> Path:
+    """Write figures into one HTML page that opens offline.
+
+    plotlyjs: 'inline' (plotly.js embedded once; the page stands alone, +~4.7 MB) or
+    'directory' (a shared plotly.min.js written beside the page once, kept with it)."""
+    if plotlyjs not in ("inline", "directory"):
+        raise ValueError(f"plotlyjs must be 'inline' or 'directory', got {plotlyjs!r}")
+    import plotly.offline
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if plotlyjs == "inline":
+        head = f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>"
+    else:
+        js = path.parent / "plotly.min.js"
+        if not js.exists():
+            js.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+        head = '<script src="plotly.min.js"></script>'
+    body = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>{head}"
+                   f"</head><body><h2>{html.escape(title)}</h2>{body}</body></html>", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

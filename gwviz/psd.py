@@ -1,0 +1,100 @@
+"""Power spectral densities [strain²/Hz]: O3 design fits from lalsimulation, ASD text files, and
+the Welch median estimate used for whitening (batched torch).
+
+lalsimulation's O3 curves are zero below 10 Hz and at Nyquist; we mask those bins instead of
+dividing by them (see :func:`analytic_psd`).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: lalsimulation O3 sensitivity fits (LIGO-T1800545) per detector.
+O3_PSD_NAMES: dict[str, str] = {"H1": "aLIGOaLIGOO3LowT1800545", "L1": "aLIGOaLIGOO3LowT1800545",
+                                "V1": "AdVO3LowT1800545"}
+#: Below this frequency [Hz] the O3 fits are undefined (zero); we hold the value at this frequency.
+F_MIN_FIT: float = 10.0
+
+
+@lru_cache(maxsize=32)
+def _analytic(name: str, delta_f: float, n: int) -> np.ndarray:
+    import lal
+    import lalsimulation as lalsim
+    series = lal.CreateREAL8FrequencySeries("psd", 0, 0, delta_f, lal.DimensionlessUnit, n)
+    getattr(lalsim, "SimNoisePSD" + name)(series, F_MIN_FIT)
+    psd = np.array(series.data.data)
+    good = psd > 0
+    if not good.any():
+        raise ValueError(f"PSD {name} is zero everywhere on this grid")
+    idx = np.nonzero(good)[0]
+    # Hold the fit's end values outside its support: finite, positive, and the masked bins carry
+    # no SNR because SNR integrals start at 20 Hz.
+    psd[: idx[0]] = psd[idx[0]]
+    psd[idx[-1] + 1:] = psd[idx[-1]]
+    psd.setflags(write=False)
+    return psd
+
+
+def analytic_psd(detector: str, delta_f: float, n_freq: int) -> np.ndarray:
+    """O3 PSD of ``detector`` on the grid k·delta_f [Hz], k < n_freq; shape (n_freq,)."""
+    if detector not in O3_PSD_NAMES:
+        raise ValueError(f"no O3 PSD for detector {detector!r}; known: {sorted(O3_PSD_NAMES)}")
+    return _analytic(O3_PSD_NAMES[detector], float(delta_f), int(n_freq))
+
+
+def asd_file_psd(path: str | Path, delta_f: float, n_freq: int) -> np.ndarray:
+    """PSD on the grid k·delta_f from a two-column ASD text file (frequency [Hz], ASD [1/√Hz]),
+    interpolated in log-log and held constant beyond the file's range."""
+    data = np.loadtxt(path)
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(f"{path}: expected two columns (frequency, ASD)")
+    f, asd = data[:, 0], data[:, 1]
+    keep = (f > 0) & (asd > 0) & np.isfinite(asd)
+    f, asd = f[keep], asd[keep]
+    grid = np.arange(n_freq) * delta_f
+    logp = np.interp(np.log(np.maximum(grid, f[0])), np.log(f), 2 * np.log(asd))
+    return np.exp(logp)
+
+
+def median_bias(n: int) -> float:
+    """Bias of the median of n χ²₂ periodograms relative to their mean (arXiv:gr-qc/0509116, B)."""
+    if n >= 1000:
+        return float(np.log(2))
+    return 1.0 + sum(1.0 / (2 * i + 1) - 1.0 / (2 * i) for i in range(1, (n - 1) // 2 + 1))
+
+
+def welch_psd(x: torch.Tensor, sample_rate: float, seg_duration: float = 1.0, overlap: float = 0.5) -> torch.Tensor:
+    """One-sided median-Welch PSD with a Hann window.
+
+    1-s segments by default: whitening by 1/√Ŝ is biased high by the estimator's scatter (Jensen);
+    with 31 half-overlapping 1-s segments of 16 s the whitened variance is ~1.02 (2-s: ~1.06).
+
+    Args: x (..., T) strain; sample_rate [Hz]; seg_duration [s]; overlap fraction.
+    Returns: (..., n_seg // 2 + 1) PSD on the grid k / seg_duration [Hz].
+    """
+    n_seg = int(seg_duration * sample_rate)
+    step = int(n_seg * (1 - overlap))
+    if x.shape[-1] < n_seg:
+        raise ValueError(f"need at least {seg_duration} s of data for a Welch PSD, got {x.shape[-1] / sample_rate} s")
+    segs = x.unfold(-1, n_seg, step)  # (..., K, n_seg)
+    segs = segs - segs.mean(-1, keepdim=True)
+    win = torch.hann_window(n_seg, periodic=True, dtype=x.dtype, device=x.device)
+    spec = torch.fft.rfft(segs * win, dim=-1)
+    per = spec.real ** 2 + spec.imag ** 2
+    per = per * (2.0 / (sample_rate * (win ** 2).sum()))
+    k = per.shape[-2]
+    srt = per.sort(dim=-2).values
+    med = 0.5 * (srt[..., (k - 1) // 2, :] + srt[..., k // 2, :])
+    return med / median_bias(k) if k % 2 else med / (0.5 * (median_bias(k - 1) + median_bias(k + 1)))
+
+
+def interpolate_psd(psd: torch.Tensor, n_out: int) -> torch.Tensor:
+    """Linear interpolation of PSDs (..., F) on 0..Nyquist onto (..., n_out) on the same span."""
+    if psd.shape[-1] == n_out:
+        return psd
+    shape = psd.shape
+    out = torch.nn.functional.interpolate(psd.reshape(-1, 1, shape[-1]), size=n_out, mode="linear", align_corners=True)
+    return out.reshape(*shape[:-1], n_out)

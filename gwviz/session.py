@@ -1,0 +1,288 @@
+"""The thin function layer behind the Streamlit app (``app/``): one call per user action.
+
+Every function here only wires existing gwviz pieces together — injection and whitening go
+through :func:`gwviz.synth.make_sample`, classification and attribution through
+:class:`gwviz.classifier.Classifier` — so the app stays a view and the same results can be had
+from a notebook:
+
+>>> from gwviz.session import explore
+>>> r = explore("BBH", mass1=36, mass2=29, snr=12, seed=1)
+>>> r.prediction.label, r.sample.meta["snr_network"], r.cam.shape      # (16384,)
+
+Units: masses M☉, angles rad, times s, frequencies Hz.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .classifier import Classifier, Prediction, load_classifier, whiten_window
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
+from .explain import METHODS, normalise, randomisation_check
+from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, Strain, StrainFiles, read_strain, resample
+from .params import SignalParams
+from .synth import Sample, make_sample, window_start_index
+
+#: Noise choices of the app: offline simulated O3, real O3 files in $GWVIZ_DATA_DIR, real O3 from GWOSC.
+NOISE_KINDS: tuple[str, ...] = ("simulated", "data_dir", "gwosc")
+#: Environment variable naming a weights file to use instead of the shipped one.
+WEIGHTS_ENV = "GWVIZ_WEIGHTS"
+#: Where the merger of a real event is put inside the 4-s window: this many seconds before its end,
+#: like the training data (mergers in the last 0.1 s).
+EVENT_OFFSET: float = 0.05
+
+
+@lru_cache(maxsize=4)
+def default_classifier(path: str | None = None) -> Classifier:
+    """The app's classifier: ``path``, else $GWVIZ_WEIGHTS, else the shipped weights, else an
+    untrained model (``.trained`` is False: the app must say so)."""
+    path = path or os.environ.get(WEIGHTS_ENV) or None
+    return load_classifier(path, allow_untrained=path is None)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The real-data directory: ``data_dir``, else $GWVIZ_DATA_DIR. Raises ValueError saying how to set it."""
+    raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
+    if not raw:
+        raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
+                         "or type the path into the data-directory box")
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or the data-directory box)")
+    return path
+
+
+def noise_source(kind: str = "simulated", data_dir: str | os.PathLike | None = None, gps: float | None = None,
+                 cache_dir: str | os.PathLike | None = None):
+    """Build a noise source: 'simulated' (offline), 'data_dir' (real files, 16-kHz files resampled)
+    or 'gwosc' (64 s fetched from GWOSC at GPS ``gps`` [s], cached). Raises ValueError on failure."""
+    if kind == "simulated":
+        return SimulatedNoise()
+    if kind == "data_dir":
+        return StrainFiles(resolve_data_dir(data_dir), allow_resample=True)
+    if kind == "gwosc":
+        if gps is None or not np.isfinite(gps):
+            raise ValueError("GWOSC noise needs a GPS start time [s]")
+        try:
+            return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir)
+        except ValueError as err:
+            raise ValueError(f"{err} — GWOSC needs internet access; use simulated noise or a data directory offline") from err
+    raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")
+
+
+def signal_params(kind: str, mass1: float, mass2: float, snr: float, ra: float = 0.0, dec: float = 0.0,
+                  polarization: float = 0.0, inclination: float = 0.0, merger_offset: float = 0.05,
+                  coa_phase: float = 0.0) -> SignalParams | None:
+    """Validated :class:`SignalParams` for a signal class (None for 'noise'); ValueError on bad values."""
+    if kind not in CLASSES:
+        raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
+    if kind == "noise":
+        return None
+    return SignalParams(kind=kind, mass1=mass1, mass2=mass2, snr=snr, ra=ra, dec=dec, polarization=polarization,
+                        inclination=inclination, merger_offset=merger_offset, coa_phase=coa_phase)
+
+
+@dataclass
+class ExploreResult:
+    """One Explore update. sample: the whitened window and its metadata; raw: (3, 16384) raw
+    strain of the window (noise + injected signal) [strain]; prediction: the model's output;
+    cam: (16384,) attribution of ``target`` normalised to [0, 1]; elapsed: seconds spent."""
+
+    sample: Sample
+    raw: np.ndarray
+    prediction: Prediction
+    cam: np.ndarray
+    target: str
+    method: str
+    elapsed: float
+
+    @property
+    def time(self) -> np.ndarray:
+        """(16384,) seconds since the window's start."""
+        return np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
+
+    def merger_times(self) -> dict[str, float]:
+        """Merger time in each detector [s since the window's start]; empty for noise."""
+        m = self.sample.meta
+        return {d: m[f"merger_index_{d}"] / SAMPLE_RATE for d in DETECTORS if f"merger_index_{d}" in m}
+
+    @property
+    def noise_label(self) -> str:
+        m = self.sample.meta
+        return ("SIMULATED noise: " if m["simulated_noise"] else "REAL noise: ") + m["noise_source"]
+
+
+def explore(kind: str, mass1: float = 30.0, mass2: float = 25.0, snr: float = 12.0, ra: float = 0.0, dec: float = 0.0,
+            polarization: float = 0.0, inclination: float = 0.0, merger_offset: float = 0.05, noise=None,
+            seed: int = 0, classifier: Classifier | None = None, method: str = "gradcam",
+            target: str | None = None) -> ExploreResult:
+    """Inject a signal of class ``kind`` into noise, whiten, classify and explain.
+
+    ``noise``: a noise source (see :func:`noise_source`) or None for simulated O3 noise; masses and
+    SNR are ignored for 'noise'. ``target``: the class to explain (default: the predicted one)."""
+    t0 = time.perf_counter()
+    params = signal_params(kind, mass1, mass2, snr, ra, dec, polarization, inclination, merger_offset)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if target is not None and target not in CLASSES:
+        raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
+    clf = classifier or default_classifier()
+    source = noise if noise is not None else SimulatedNoise()
+    rng = np.random.default_rng(seed)
+    seg = source.segment(SEGMENT_DURATION, rng)
+    raw_noise = seg.strain.copy()  # make_sample leaves the strain alone, the copy makes that explicit
+    sample = make_sample(kind, source, params=params, rng=rng, segment=seg)
+    i0 = window_start_index(raw_noise.shape[-1], SAMPLE_RATE)
+    raw = raw_noise[:, i0:i0 + WINDOW_SAMPLES] + sample.signal
+    pred = clf.classify_window(sample.data)
+    target = target or pred.label
+    cam = normalise(clf.explain_window(sample.data, target, method))
+    return ExploreResult(sample, raw, pred, cam, target, method, time.perf_counter() - t0)
+
+
+def q_transform(x: np.ndarray, sample_rate: float = SAMPLE_RATE, whiten: bool = False,
+                frange: tuple[float, float] = (20.0, 1024.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """gwpy Q-transform of one detector's window (N,): returns (times [s] (T,), frequencies [Hz] (F,),
+    normalised energy (F, T)). ``whiten``: let gwpy whiten it (for raw strain)."""
+    from gwpy.timeseries import TimeSeries
+    ts = TimeSeries(np.asarray(x, dtype=np.float64), t0=0.0, sample_rate=sample_rate)
+    dur = len(x) / sample_rate
+    kw = dict(fftlength=1.0, overlap=0.5) if whiten else {}
+    # log-spaced frequencies and 10-ms bins keep the figure small (~350 x 128) and the call ~0.1 s
+    q = ts.q_transform(whiten=whiten, frange=frange, qrange=(4, 64), outseg=(0.25, dur - 0.25), logf=True,
+                       fres=128, tres=0.01, **kw)
+    return np.asarray(q.times.value), np.asarray(q.frequencies.value), np.asarray(q.value).T
+
+
+# --- Learn page --------------------------------------------------------------------------------
+
+def asd(x: np.ndarray, sample_rate: float = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Median-Welch ASD of x (D, T) [strain]: (frequencies [Hz] (F,), ASD [1/√Hz] (D, F)), 1-s segments."""
+    from .psd import welch_psd
+    from .synth import STRAIN_SCALE
+    psd = welch_psd(torch.as_tensor(np.asarray(x) * STRAIN_SCALE), sample_rate).numpy() / STRAIN_SCALE ** 2
+    return np.arange(psd.shape[-1]) * 1.0, np.sqrt(psd)
+
+
+def design_asd(freqs: np.ndarray) -> np.ndarray:
+    """The O3 design ASDs (3, F) [1/√Hz] the simulated noise is drawn from, on 1-Hz-spaced ``freqs``."""
+    return np.sqrt(SimulatedNoise().psd(1.0, len(freqs)))
+
+
+def antenna_map(gps: float, polarization: float = 0.0, n_ra: int = 72, n_dec: int = 36) -> dict:
+    """Sky maps of the antenna response √(F+² + F×²) of each detector at GPS ``gps`` [s].
+
+    Returns dict ra (n_ra,) [rad], dec (n_dec,) [rad], response (3, n_dec, n_ra)."""
+    from .detectors import antenna_patterns, gmst
+    ra = np.linspace(0, 2 * np.pi, n_ra)
+    dec = np.linspace(-np.pi / 2, np.pi / 2, n_dec)
+    rr, dd = (torch.as_tensor(a.ravel()) for a in np.meshgrid(ra, dec))
+    g = torch.full_like(rr, float(gmst(gps)))
+    fp, fc = antenna_patterns(rr, dd, torch.full_like(rr, polarization), g)
+    resp = (fp ** 2 + fc ** 2).sqrt().T.reshape(len(DETECTORS), n_dec, n_ra).numpy()
+    return {"ra": ra, "dec": dec, "response": resp}
+
+
+def compare_attributions(clf: Classifier, window: np.ndarray, target: str, cheap: bool = False) -> dict[str, np.ndarray]:
+    """Grad-CAM, integrated gradients and occlusion profiles (16384,) of one window, each in [0, 1].
+    ``cheap``: fewer IG steps and coarser occlusion (tests, slow machines)."""
+    kw = {"gradcam": {}, "integrated_gradients": dict(n_steps=4 if cheap else 16, internal_batch_size=4),
+          "occlusion": dict(occlusion_window=2048, occlusion_stride=2048) if cheap else {}}
+    return {m: normalise(clf.explain_window(window, target, m, **kw[m])) for m in METHODS}
+
+
+def sanity_check(clf: Classifier, window: np.ndarray, target: str, seed: int = 0) -> float:
+    """Spearman ρ between the Grad-CAM of the model and of a weight-randomised copy (near 1: the map
+    shows the architecture, not what was learned)."""
+    return randomisation_check(clf.model, window, CLASSES.index(target), "gradcam", seed=seed)
+
+
+# --- Real events --------------------------------------------------------------------------------
+
+@dataclass
+class RealEvent:
+    """Raw strain of a real event: strain {det: (N,)} [strain] at ``sample_rate`` [Hz] from GPS ``t0``
+    [s]; ``event_time`` [s after t0]; ``window_start`` [s after t0] puts the merger
+    :data:`EVENT_OFFSET` s before the window's end; ``files`` the paths read."""
+
+    name: str
+    strain: dict[str, np.ndarray]
+    sample_rate: float
+    t0: float
+    event_time: float
+    window_start: float
+    files: list[str]
+
+
+def event_window_start(event_time: float, offset: float = EVENT_OFFSET) -> float:
+    """Window start [s] that puts a merger at ``event_time`` [s] ``offset`` s before the 4-s window's end."""
+    return event_time - WINDOW_DURATION + offset
+
+
+def _find(root: Path, pattern: str) -> Path:
+    hits = sorted(root.rglob(pattern))
+    if not hits:
+        raise ValueError(f"no file matching {pattern} under {root}")
+    return hits[0]
+
+
+def load_gw190521(data_dir: str | os.PathLike | None = None) -> RealEvent:
+    """GW190521 in H1, L1, V1: the 32 s of gwpy_format/GW190521_data/{det}_data_32s.hdf5 under the data directory."""
+    root = resolve_data_dir(data_dir)
+    parts = [read_strain(_find(root, f"*GW190521*/{d}_data_32s.hdf5")) for d in DETECTORS]
+    t0s = {round(s.t0, 3) for s in parts}
+    if len(t0s) != 1 or {s.sample_rate for s in parts} != {SAMPLE_RATE}:
+        raise ValueError(f"GW190521 files must share start time and {SAMPLE_RATE} Hz, got {[(s.t0, s.sample_rate) for s in parts]}")
+    t0 = parts[0].t0
+    ev = KNOWN_EVENTS["GW190521"] - t0
+    return RealEvent("GW190521", {s.detector: s.data for s in parts}, SAMPLE_RATE, t0, ev, event_window_start(ev),
+                     [s.path for s in parts])
+
+
+def analyse_event(clf: Classifier, event: RealEvent, window_start: float | None = None, method: str = "gradcam",
+                  target: str | None = None) -> tuple[Prediction, np.ndarray, np.ndarray]:
+    """Classify and explain a real event's window: (prediction, attribution (16384,) in [0, 1],
+    whitened window (3, 16384)). ValueError on bad strain or window."""
+    start = event.window_start if window_start is None else window_start
+    pred = clf.classify(event.strain, event.sample_rate, start)
+    cam = normalise(clf.explain(event.strain, event.sample_rate, start, target or pred.label, method))
+    window, _ = whiten_window(event.strain, event.sample_rate, start)
+    return pred, cam, window
+
+
+def load_gw190425_l1(data_dir: str | os.PathLike | None = None) -> tuple[Strain, Strain]:
+    """GW190425's L1 strain (16 kHz GWF under gwf/): (as read, resampled to 4096 Hz)."""
+    root = resolve_data_dir(data_dir)
+    raw = read_strain(_find(root, "L-L1_*1240215487*.gwf"))
+    return raw, resample(raw, SAMPLE_RATE)
+
+
+def refusal_message(clf: Classifier, strain: dict[str, np.ndarray], sample_rate: float = SAMPLE_RATE) -> str | None:
+    """The error :meth:`Classifier.classify` raises for ``strain`` (e.g. missing detectors), or None if it classifies."""
+    try:
+        clf.classify(strain, sample_rate)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def fill_missing(strain: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """WHAT-IF ONLY: add simulated O3 noise (same length, 4096 Hz) for the detectors that ``strain`` lacks."""
+    n = len(next(iter(strain.values())))
+    seg = SimulatedNoise().segment(n / SAMPLE_RATE, np.random.default_rng(seed))
+    return {d: np.asarray(strain[d]) if d in strain else seg.strain[i] for i, d in enumerate(DETECTORS)}
+
+
+def gw190425_what_if(l1: Strain, seed: int = 0) -> RealEvent:
+    """WHAT-IF ONLY: GW190425's real L1 (4096 Hz) with simulated O3 noise for H1 and V1."""
+    if l1.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"resample L1 to {SAMPLE_RATE} Hz first, got {l1.sample_rate:g} Hz")
+    ev = KNOWN_EVENTS["GW190425"] - l1.t0
+    return RealEvent("GW190425 what-if (H1, V1 simulated)", fill_missing({"L1": l1.data}, seed), SAMPLE_RATE,
+                     l1.t0, ev, event_window_start(ev), [l1.path])

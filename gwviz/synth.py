@@ -1,0 +1,200 @@
+"""The one synthesis path: (class, masses, SNR, sky position, noise) -> whitened (3, 16384) window.
+
+:func:`synthesize` is batched torch and runs unchanged on the CPU (dataset builder, app, one
+sample at a time) and on the GPU (trainer, a batch at a time). :func:`make_sample` wraps it for
+one sample with numpy in and out.
+
+Inside torch, strain is multiplied by :data:`STRAIN_SCALE` (PSDs by its square): O3 PSDs
+(~1e-47 /Hz) underflow float32. Whitened data and SNRs do not depend on that scale.
+
+Conventions: a segment of T samples; the model's window is the 4 s ending 2 s before the
+segment's end; the geocentric merger (amplitude peak) lands ``merger_offset`` seconds before the
+window's end; detector d sees it ``time_delays[d]`` later. The network optimal SNR
+√Σρ_d² counts only the part of the signal inside the 4-s window (for a BNS, a fraction of the
+inspiral), from 20 Hz, with the PSD of the noise it goes into (the true PSD for simulated noise,
+a Welch estimate of the noise-only segment for real noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
+                        WINDOW_END_MARGIN, WINDOW_SAMPLES)
+from .detectors import antenna_patterns, gmst, time_delays
+from .noise import NoiseSegment
+from .params import SignalParams, draw_params
+from .psd import interpolate_psd, welch_psd
+from .waveforms import polarisations
+from .whiten import whiten
+
+STRAIN_SCALE: float = 1e21
+
+
+def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """First sample of the model's window in a segment of ``n_segment`` samples."""
+    return n_segment - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+
+
+def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tensor, shift: torch.Tensor,
+            n: int, sample_rate: float) -> torch.Tensor:
+    """Detector strains F+·h+(t−τ) + F×·h×(t−τ), with fractional shifts done in the frequency domain.
+
+    Args: hp, hc (B, L) polarisations; fp, fc (B, D) antenna patterns; shift (B, D) delays [s]
+    (positive: later); n output samples (≥ L; the buffer is zero-padded); sample_rate [Hz].
+    Returns: (B, D, n).
+    """
+    hpf = torch.fft.rfft(hp, n=n, dim=-1)[:, None]  # (B, 1, F)
+    hcf = torch.fft.rfft(hc, n=n, dim=-1)[:, None]
+    f = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=hp.device, dtype=hp.dtype)
+    phase = torch.polar(torch.ones_like(shift[..., None] * f), -2 * torch.pi * shift[..., None] * f)
+    return torch.fft.irfft((fp[..., None] * hpf + fc[..., None] * hcf) * phase, n=n, dim=-1)
+
+
+def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float = F_LOWER_SNR) -> torch.Tensor:
+    """Optimal matched-filter SNR ρ = √(4 Δf Σ_{f≥f_low} |h̃(f)|² / S(f)) of each row.
+
+    Args: h (..., N) strain; psd (..., N // 2 + 1) one-sided PSD on the same grid (Δf = fs / N);
+    sample_rate [Hz]; f_low [Hz]. Returns: (...,).
+    """
+    n = h.shape[-1]
+    hf = torch.fft.rfft(h, dim=-1) / sample_rate
+    f = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=h.device, dtype=h.dtype)
+    w = torch.where(f >= f_low, 1.0 / psd, torch.zeros((), dtype=h.dtype, device=h.device))
+    return (4.0 * (sample_rate / n) * ((hf.real ** 2 + hf.imag ** 2) * w).sum(-1)).sqrt()
+
+
+@dataclass
+class Synthesized:
+    """Output of :func:`synthesize`: data (B, D, 16384) whitened; signal (B, D, 16384) the injected
+    strain in the window (× STRAIN_SCALE) and white_signal the same whitened with the data's filter
+    (zeros for noise); snr (B, D) per-detector optimal SNRs (zeros for noise)."""
+
+    data: torch.Tensor
+    signal: torch.Tensor
+    white_signal: torch.Tensor
+    snr: torch.Tensor
+
+
+def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.Tensor | None = None,
+               hc: torch.Tensor | None = None, peak_index: int = 0, fp: torch.Tensor | None = None,
+               fc: torch.Tensor | None = None, delays: torch.Tensor | None = None,
+               merger_offset: torch.Tensor | None = None, snr: torch.Tensor | None = None,
+               snr_psd: torch.Tensor | None = None, is_signal: torch.Tensor | None = None,
+               white_signal: bool = True) -> Synthesized:
+    """Inject, rescale to the target network SNR, whiten and crop.
+
+    Args:
+        noise: (B, D, T) noise × STRAIN_SCALE.
+        hp, hc: (B, L) polarisations × STRAIN_SCALE, amplitude peak at ``peak_index``; None: pure noise.
+        fp, fc, delays: (B, D) antenna patterns and arrival delays [s] w.r.t. the geocentre.
+        merger_offset: (B,) geocentric merger time before the window's end [s].
+        snr: (B,) target network optimal SNR.
+        snr_psd: (B or 1, D, 8193) PSD × STRAIN_SCALE² on the window's grid (0.25 Hz); None:
+            a Welch estimate of ``noise``.
+        is_signal: (B,) bool; rows that stay pure noise in a mixed batch (their waveform is ignored).
+        white_signal: also whiten the clean signal with the data's filter (the trainer skips it).
+    """
+    b, d, t = noise.shape
+    i0 = window_start_index(t, int(sample_rate))
+    zeros = torch.zeros(b, d, WINDOW_SAMPLES, dtype=noise.dtype, device=noise.device)
+    if hp is None:
+        white = whiten(noise, welch_psd(noise, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+        return Synthesized(white, zeros, zeros, torch.zeros(b, d, dtype=noise.dtype, device=noise.device))
+    merger = (i0 + WINDOW_SAMPLES - peak_index) / sample_rate - merger_offset  # buffer start -> merger [s]
+    h = project(hp, hc, fp, fc, merger[:, None] + delays, t, sample_rate)
+    hw = h[..., i0:i0 + WINDOW_SAMPLES]
+    if snr_psd is None:
+        snr_psd = interpolate_psd(welch_psd(noise, sample_rate), WINDOW_SAMPLES // 2 + 1)
+    rho = optimal_snr(hw, snr_psd, sample_rate)
+    scale = snr / rho.square().sum(-1).sqrt()
+    if is_signal is not None:
+        scale = torch.where(is_signal, scale, torch.zeros_like(scale))
+    h = h * scale[:, None, None]
+    x = noise + h
+    psd = welch_psd(x, sample_rate)
+    if not white_signal:
+        white = whiten(x, psd, sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+        return Synthesized(white, h[..., i0:i0 + WINDOW_SAMPLES], zeros, rho * scale[:, None])
+    white = whiten(torch.cat([x, h], 1), torch.cat([psd, psd], 1), sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+    return Synthesized(white[:, :d], h[..., i0:i0 + WINDOW_SAMPLES], white[:, d:], rho * scale[:, None])
+
+
+@dataclass
+class Sample:
+    """One model input with its metadata.
+
+    data: (3, 16384) float32 whitened strain of the window; label: class index; signal: (3, 16384)
+    injected strain in the window [strain] (zeros for noise); white_signal: (3, 16384) the clean
+    signal whitened with the data's filter; meta: class, masses [M☉], chirp mass [M☉], SNRs,
+    ra/dec/polarization/inclination/coa_phase [rad], GPS of merger and window start [s], merger
+    index per detector (sample in the window), noise source."""
+
+    data: np.ndarray
+    label: int
+    signal: np.ndarray
+    white_signal: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+def make_sample(kind: str, noise_source, params: SignalParams | None = None, seed: int | None = None,
+                rng: np.random.Generator | None = None, segment: NoiseSegment | None = None,
+                dtype: torch.dtype = torch.float64, **draw_kwargs) -> Sample:
+    """Make one sample of class ``kind`` ('noise', 'BBH', 'NSBH', 'BNS') in noise from ``noise_source``.
+
+    Parameters not given are drawn from the paper's distributions with ``rng`` (or ``seed``).
+    For real noise the GPS time (hence antenna patterns) is the segment's own."""
+    if kind not in CLASSES:
+        raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    if params is not None and params.kind != kind:
+        raise ValueError(f"params are for {params.kind}, asked for {kind}")
+    if kind != "noise" and params is None:
+        params = draw_params(kind, rng, **draw_kwargs)
+    seg = segment if segment is not None else noise_source.segment(SEGMENT_DURATION, rng)
+    if seg.strain.shape[0] != len(DETECTORS) or seg.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"noise segment must be ({len(DETECTORS)}, N) at {SAMPLE_RATE} Hz, "
+                         f"got {seg.strain.shape} at {seg.sample_rate} Hz")
+    fs = seg.sample_rate
+    n = seg.strain.shape[-1]
+    i0 = window_start_index(n, fs)
+    noise = torch.as_tensor(seg.strain * STRAIN_SCALE, dtype=dtype)[None]
+    meta = {"class": kind, "label": CLASSES.index(kind), "noise_source": seg.source,
+            "simulated_noise": bool(seg.simulated), "gps_window_start": seg.gps_start + i0 / fs}
+    if kind == "noise":
+        out = synthesize(noise, fs)
+    else:
+        if seg.simulated:  # the noise has no time of its own: put the merger at params.gps
+            seg.gps_start = params.gps - (i0 + WINDOW_SAMPLES) / fs + params.merger_offset
+            meta["gps_window_start"] = seg.gps_start + i0 / fs
+        else:
+            params.gps = seg.gps_start + (i0 + WINDOW_SAMPLES) / fs - params.merger_offset
+        pol = polarisations(params, fs)
+        t = lambda v: torch.as_tensor(np.atleast_1d(v), dtype=dtype)  # noqa: E731
+        g = t(gmst(params.gps))
+        fp, fc = antenna_patterns(t(params.ra), t(params.dec), t(params.polarization), g)
+        delays = time_delays(t(params.ra), t(params.dec), g)
+        snr_psd = None
+        if seg.psd is not None:
+            snr_psd = torch.as_tensor(seg.psd(fs / WINDOW_SAMPLES, WINDOW_SAMPLES // 2 + 1) * STRAIN_SCALE ** 2,
+                                      dtype=dtype)[None]
+        out = synthesize(noise, fs, t(pol.hp * STRAIN_SCALE)[None, :],
+                         t(pol.hc * STRAIN_SCALE)[None, :], pol.peak_index, fp, fc, delays,
+                         t(params.merger_offset), t(params.snr), snr_psd)
+        snr_det = out.snr[0].numpy()
+        merger_geo = WINDOW_SAMPLES - params.merger_offset * fs
+        meta.update(params.to_dict())
+        meta.update({
+            "snr_network": float(np.sqrt((snr_det ** 2).sum())),
+            **{f"snr_{d}": float(s) for d, s in zip(DETECTORS, snr_det)},
+            "merger_index": int(round(merger_geo)),
+            **{f"merger_index_{d}": int(round(merger_geo + float(dt) * fs)) for d, dt in zip(DETECTORS, delays[0])},
+            **{f"delay_{d}": float(dt) for d, dt in zip(DETECTORS, delays[0])},
+            **{f"fplus_{d}": float(v) for d, v in zip(DETECTORS, fp[0])},
+            **{f"fcross_{d}": float(v) for d, v in zip(DETECTORS, fc[0])},
+            "f_start": pol.f_start,
+        })
+    return Sample(out.data[0].float().numpy(), CLASSES.index(kind), (out.signal[0] / STRAIN_SCALE).numpy(),
+                  out.white_signal[0].float().numpy(), meta)

@@ -1,0 +1,128 @@
+"""Shape, parameter-count and init checks of gwviz.model (CPU, batch <= 2)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
+from gwviz.model import DAIN, GWNet, ModelConfig, ResBlock
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def model() -> GWNet:
+    torch.manual_seed(0)
+    return GWNet()
+
+
+def analytic_n_parameters(width: int = 8, hidden: int = 64) -> int:
+    """Count derived by hand from the architecture spec, independent of model.py."""
+    w, c = width, len(DETECTORS)
+    plan = (
+        [(c, w, 1)] + [(w, w, 1)] * 3
+        + [(w, 2 * w, 2)] + [(2 * w, 2 * w, 1)] * 2
+        + [(2 * w, 4 * w, 2)] + [(4 * w, 4 * w, 1)] * 2
+        + [(4 * w, 8 * w, 2)] + [(8 * w, 8 * w, 1)] * 2
+        + [(8 * w, 8 * w, 2)] + [(8 * w, 8 * w, 1)] * 2
+        + [(8 * w, 8 * w, 2)] + [(8 * w, 8 * w, 1)] * 2
+        + [(8 * w, 4 * w, 1)] + [(4 * w, 4 * w, 1)] * 4
+        + [(4 * w, 2 * w, 1)] + [(2 * w, 2 * w, 1)] * 2
+    )
+    assert len(plan) == 27
+    n = 3 * c * c + c  # DAIN: shift, scale (no bias), gate (with bias)
+    for ci, co, s in plan:
+        n += 3 * ci * co + 3 * co * co  # two bias-free k=3 convs
+        n += 2 * (2 * co)  # two BatchNorms (weight + bias)
+        if ci != co or s != 1:
+            n += ci * co + co  # 1x1 shortcut conv with bias
+    n_flat = 2 * w * (WINDOW_SAMPLES // 32)
+    n += n_flat * hidden + hidden + hidden * len(CLASSES) + len(CLASSES)
+    return n
+
+
+def test_forward_shape(model: GWNet) -> None:
+    y = model(torch.randn(2, len(DETECTORS), WINDOW_SAMPLES))
+    assert y.shape == (2, len(CLASSES))
+    assert torch.isfinite(y).all()
+
+
+def test_cam_layer_map_shape(model: GWNet) -> None:
+    seen: list[torch.Size] = []
+    h = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    try:
+        model(torch.randn(2, len(DETECTORS), WINDOW_SAMPLES))
+    finally:
+        h.remove()
+    assert seen == [torch.Size([2, 16, 512])]
+    assert model.cam_layer is model.resnet.blocks[-1]
+    assert len(model.resnet.blocks) == 27
+
+
+def test_parameter_count(model: GWNet) -> None:
+    n = model.n_parameters()
+    print(f"GWNet(width=8, hidden=64) parameters: {n:,}")
+    assert n == analytic_n_parameters() == 818_986
+    assert n * 4 <= 16 * 2**20  # float32 weights fit the 16 MiB budget
+
+
+def test_other_config_parameter_count() -> None:
+    m = GWNet.from_config({"width": 4, "hidden": 8, "unrelated": "ignored"})
+    assert m.config == ModelConfig(width=4, hidden=8)
+    assert m.n_parameters() == analytic_n_parameters(width=4, hidden=8)
+
+
+def test_config_roundtrip() -> None:
+    cfg = ModelConfig(width=6, hidden=32)
+    assert cfg.to_dict() == {"width": 6, "hidden": 32}
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert GWNet.from_config(cfg).config == cfg
+
+
+def test_dain_identity_init_passes_standardised_input() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 4096)
+    # exactly zero mean and unit RMS per channel
+    x = x - x.mean(dim=2, keepdim=True)
+    x = x / x.pow(2).mean(dim=2, keepdim=True).sqrt()
+    dain = DAIN(3)
+    with torch.no_grad():
+        dain.gating_layer.bias.copy_(torch.tensor([0.0, 1.0, -2.0]))
+        y = dain(x)
+    # shift and scale are no-ops; the gate sees mean 0, so it is sigmoid(bias)
+    expected = x * torch.sigmoid(dain.gating_layer.bias)[None, :, None]
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_dain_zero_channel_gives_no_nan() -> None:
+    x = torch.randn(1, 3, 1024)
+    x[0, 2] = 0.0  # a detector that is off: its scale is ~eps and gets clamped to 1
+    y = DAIN(3)(x)
+    assert torch.isfinite(y).all()
+    assert torch.all(y[0, 2] == 0)
+
+
+def test_init(model: GWNet) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+        if isinstance(m, (nn.Conv1d, nn.Linear)) and m.bias is not None:
+            if m is not model.dain.gating_layer:
+                assert torch.all(m.bias == 0)
+    eye = torch.eye(3)
+    for lin in (model.dain.mean_layer, model.dain.scaling_layer, model.dain.gating_layer):
+        assert torch.equal(lin.weight, eye)
+
+
+def test_relus_are_modules_not_inplace(model: GWNet) -> None:
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 27 * 2 + 1  # two per block + one in the head
+    assert not any(r.inplace for r in relus)
+
+
+def test_resblock_shortcut_and_stride() -> None:
+    assert isinstance(ResBlock(8, 8, 1).shortcut, nn.Identity)
+    b = ResBlock(8, 16, 2)
+    assert isinstance(b.shortcut, nn.Conv1d)
+    assert b(torch.randn(1, 8, 100)).shape == (1, 16, 50)

@@ -1,0 +1,527 @@
+"""Train GWNet (DAIN + ResNet-54) on batches made on the fly, after Sasaoka et al. (2023).
+
+    python train.py --config configs/paper.yaml --out runs/paper [--resume] [--max-minutes 25]
+                    [--max-steps N] [--device cuda|cpu] [key=value ...]     e.g. lr=5e-4 model.width=4
+    torchrun --nproc_per_node=4 train.py --config configs/h100.yaml --out runs/ddp
+
+Data. Nothing is read from disk: a bank of waveforms per class (``bank_per_class``, built once with
+all CPU cores, cached in <out>/bank.pt) lives on the training device, and every step draws fresh sky
+positions, SNRs, merger times and noise through gwviz.batch.BatchMaker (the one synthesis path,
+gwviz.synth.synthesize). The SNR range follows ``curriculum`` (high to low SNR, ending at the paper's
+8-24). Validation: ``val_samples`` at SNR 8-24 from a separate waveform bank (seed + 1, cached in
+<out>/val_bank.pt) and a separate noise stream, identical at every evaluation (cached on the device
+when it fits in ``val_cache_gib``, otherwise regenerated chunk by chunk from the same seeds).
+
+Determinism. The data generator is reseeded at every step from (seed, step, rank) only, so the data
+never depends on history: a killed and resumed run (--resume) gives bit-for-bit the same weights on
+the CPU as an uninterrupted one. On the GPU, cuDNN/compile kernels are not bit-reproducible.
+
+DDP. Under torchrun (WORLD_SIZE > 1): nccl on CUDA, gloo on CPU, one process per device.
+``batch_size`` is the GLOBAL batch, split evenly across ranks (so a config means the same
+optimisation on any number of GPUs); each rank draws its own data from its own stream. Only rank 0
+writes files.
+
+Outputs in --out: ckpt.pt (training checkpoint: model, optimiser, step, RNG states, config; loaded
+with weights_only=True), best.safetensors / last.safetensors (weights + config + provenance, via
+gwviz.checkpoint.save_weights), metrics.csv, tb/ (TensorBoard), bank.pt, val_bank.pt.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from gwviz.batch import BatchMaker, WaveformBank
+from gwviz.checkpoint import FORMAT, atomic_torch_save, save_weights
+from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from gwviz.model import GWNet, ModelConfig
+from gwviz.params import SNR_RANGE
+
+# -----------------------------------------------------------------------------
+# config
+
+DEFAULTS: dict = {
+    "model": {"width": 8, "hidden": 64},
+    "batch_size": 1024,         # global batch (all ranks together)
+    "lr": 1e-3,                 # Adam, constant (the paper's setting)
+    "epochs": 300,              # may be fractional
+    "samples_per_epoch": 96000,
+    "val_samples": 96000,
+    "val_batch": 1024,          # evaluation chunk
+    "val_cache_gib": 4.0,       # keep the validation set on the device if it is at most this big
+    "curriculum": [{"until_epoch": 300, "snr_low": SNR_RANGE[0], "snr_high": SNR_RANGE[1]}],
+    "bank_per_class": 4096,
+    "val_bank_per_class": 1024,
+    "seed": 0,
+    "p_real": 0.0,              # fraction of batches in real noise (needs real_data)
+    "real_data": None,          # .npz: strain (3, N) [strain] at 4096 Hz, train_range (2,), val_range (2,) [samples]
+    "compile": False,           # torch.compile (CUDA only)
+    "bf16": False,              # bf16 autocast (CUDA only)
+    "checkpoint_minutes": 10.0,
+    "workers": 0,               # processes building the waveform bank; 0 = all CPU cores
+    "log_every": 10,            # steps between metric rows
+    "eval_every_steps": 0,      # 0: evaluate at every epoch end (and at the last step)
+    "max_steps": None,          # stop early (also --max-steps)
+}
+
+
+def _parse_value(text: str):
+    """'1e-3' -> 0.001, 'true' -> True, '[1, 2]' -> [1, 2], anything else stays a string."""
+    v = yaml.safe_load(text)
+    if isinstance(v, str):  # YAML 1.1 reads '1e-3' as a string; accept it as a number
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    return v
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """Set 'key=value' / 'model.width=4' pairs (values parsed as YAML) on a copy of ``cfg``."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, text = item.split("=", 1)
+        *parents, leaf = key.strip().split(".")
+        node = cfg
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise ValueError(f"override {key!r}: {p!r} is not a section of the config")
+            node = node[p]
+        node[leaf] = _parse_value(text)
+    return cfg
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
+    """DEFAULTS <- YAML file <- overrides, validated."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        with open(path) as f:
+            user = yaml.safe_load(f) or {}
+        if not isinstance(user, dict):
+            raise ValueError(f"{path}: a config must be a mapping of keys to values")
+        for k, v in user.items():
+            cfg[k] = {**cfg[k], **v} if k == "model" and isinstance(v, dict) else v
+    return validate_config(apply_overrides(cfg, list(overrides)))
+
+
+def validate_config(cfg: dict) -> dict:
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if set(cfg["model"]) - {"width", "hidden"}:
+        raise ValueError(f"model takes width and hidden, got {sorted(cfg['model'])}")
+    for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",
+              "val_bank_per_class", "log_every"):
+        if not isinstance(cfg[k], int) or cfg[k] < 1:
+            raise ValueError(f"{k} must be a positive integer, got {cfg[k]!r}")
+    for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib"):
+        if not isinstance(cfg[k], (int, float)) or not cfg[k] > 0:
+            raise ValueError(f"{k} must be a positive number, got {cfg[k]!r}")
+    if cfg["samples_per_epoch"] < cfg["batch_size"]:
+        raise ValueError(f"samples_per_epoch ({cfg['samples_per_epoch']}) < batch_size ({cfg['batch_size']})")
+    if not 0.0 <= cfg["p_real"] <= 1.0:
+        raise ValueError(f"p_real must be in [0, 1], got {cfg['p_real']!r}")
+    if cfg["p_real"] > 0 and not cfg["real_data"]:
+        raise ValueError("p_real > 0 needs real_data (an .npz with strain, train_range, val_range)")
+    if not isinstance(cfg["seed"], int) or not isinstance(cfg["eval_every_steps"], int) or cfg["eval_every_steps"] < 0:
+        raise ValueError(f"seed and eval_every_steps must be integers (eval_every_steps >= 0), got "
+                         f"{cfg['seed']!r}, {cfg['eval_every_steps']!r}")
+    if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
+        raise ValueError(f"max_steps must be a non-negative integer or null, got {cfg['max_steps']!r}")
+    cur = cfg["curriculum"]
+    if not isinstance(cur, list) or not cur:
+        raise ValueError("curriculum must be a non-empty list of {until_epoch, snr_low, snr_high}")
+    last = 0.0
+    for stage in cur:
+        if not isinstance(stage, dict) or set(stage) != {"until_epoch", "snr_low", "snr_high"}:
+            raise ValueError(f"curriculum stage {stage!r} must have exactly until_epoch, snr_low, snr_high")
+        if not 0 < stage["snr_low"] < stage["snr_high"]:
+            raise ValueError(f"curriculum stage {stage!r}: need 0 < snr_low < snr_high")
+        if not stage["until_epoch"] > last:
+            raise ValueError(f"curriculum until_epoch must increase, got {stage['until_epoch']!r} after {last}")
+        last = stage["until_epoch"]
+    return cfg
+
+
+def snr_range_at(curriculum: list[dict], epoch: float) -> tuple[float, float]:
+    """Network-SNR range of the first stage with epoch < until_epoch (the last stage beyond them all)."""
+    for stage in curriculum:
+        if epoch < stage["until_epoch"]:
+            break
+    return float(stage["snr_low"]), float(stage["snr_high"])
+
+
+def data_seed(*key: int) -> int:
+    """A 63-bit seed from a tuple of ints, e.g. (seed, step, rank): the data of a step depends on that alone."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+# -----------------------------------------------------------------------------
+# data
+
+
+def load_bank(path: Path, n_per_class: int, seed: int, workers: int, rank: int, world: int) -> WaveformBank:
+    """Build (rank 0, all CPU cores) or reuse the cached bank at ``path``; the other ranks wait and load it."""
+    if rank == 0:
+        bank = None
+        if path.exists():
+            bank = WaveformBank.load(path)
+            if any(v.shape[0] != n_per_class for v in bank.hp.values()):
+                print(f"{path} holds another bank size; rebuilding")
+                bank = None
+        if bank is None:
+            bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
+            bank.save(path)
+    if world > 1:
+        dist.barrier()
+    return bank if rank == 0 else WaveformBank.load(path)
+
+
+def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """Real noise for BatchMaker: strain (3, N) [strain] at 4096 Hz, and start-sample ranges for train/val."""
+    with np.load(path) as d:
+        missing = {"strain", "train_range", "val_range"} - set(d.files)
+        if missing:
+            raise ValueError(f"{path}: real_data needs arrays {sorted(missing)}")
+        strain = d["strain"].astype(np.float64)
+        if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
+            raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
+        tr, va = tuple(int(v) for v in d["train_range"]), tuple(int(v) for v in d["val_range"])
+    if strain.ndim != 2 or strain.shape[0] != len(DETECTORS) or not np.isfinite(strain).all():
+        raise ValueError(f"{path}: strain must be finite with shape ({len(DETECTORS)}, N), got {strain.shape}")
+    return strain, tr, va
+
+
+class Validator:
+    """Fixed validation set: ``n`` samples at SNR 8-24, chunk i drawn from seed (seed + 1, VAL_TAG, i).
+
+    Chunks all have ``chunk`` rows (one compiled shape); the last one is generated whole and cut.
+    Under DDP, rank r evaluates chunks r, r + world, ... and the sums are all-reduced."""
+
+    VAL_TAG = 7_777_777
+
+    def __init__(self, maker: BatchMaker, n: int, chunk: int, seed: int, device: torch.device,
+                 cache_gib: float, rank: int = 0, world: int = 1):
+        self.maker, self.n, self.chunk, self.seed, self.device = maker, n, min(chunk, n), seed, device
+        self.rank, self.world = rank, world
+        self.n_chunks = math.ceil(n / self.chunk)
+        self.mine = list(range(rank, self.n_chunks, world))
+        bytes_needed = len(self.mine) * self.chunk * len(DETECTORS) * WINDOW_SAMPLES * 4  # float32
+        self.cache = {i: self._make(i) for i in self.mine} if bytes_needed <= cache_gib * 2**30 else None
+
+    def _make(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator(device=self.device).manual_seed(data_seed(self.seed + 1, self.VAL_TAG, i))
+        x, y, _ = self.maker(self.chunk, g, snr_range=SNR_RANGE)
+        keep = min(self.chunk, self.n - i * self.chunk)
+        return x[:keep], y[:keep]
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module, autocast) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        # sums: loss, correct, count, then (correct, count) per class
+        s = torch.zeros(3 + 2 * len(CLASSES), dtype=torch.float64, device=self.device)
+        for i in self.mine:
+            x, y = self.cache[i] if self.cache is not None else self._make(i)
+            with autocast():
+                logits = model(x).float()
+            ok = (logits.argmax(1) == y).double()
+            s[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            s[1] += ok.sum()
+            s[2] += len(y)
+            onehot = F.one_hot(y, len(CLASSES)).double()
+            s[3::2] += (onehot * ok[:, None]).sum(0)
+            s[4::2] += onehot.sum(0)
+        if self.world > 1:
+            dist.all_reduce(s)
+        model.train(was_training)
+        s = s.cpu().tolist()
+        out = {"val_loss": s[0] / s[2], "val_acc": s[1] / s[2]}
+        out.update({f"acc_{c}": s[3 + 2 * k] / max(s[4 + 2 * k], 1) for k, c in enumerate(CLASSES)})
+        return out
+
+
+# -----------------------------------------------------------------------------
+# logging
+
+
+METRIC_FIELDS = ["step", "epoch", "samples", "wall_s", "train_loss", "val_loss", "val_acc",
+                 *(f"acc_{c}" for c in CLASSES), "samples_per_s", "snr_low", "snr_high", "lr"]
+
+
+class Metrics:
+    """metrics.csv (one row per log/eval step) + TensorBoard; rows past ``resume_step`` are dropped on resume."""
+
+    def __init__(self, out: Path, resume_step: int | None):
+        self.path = out / "metrics.csv"
+        rows = []
+        if resume_step is not None and self.path.exists():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tb"), purge_step=resume_step)
+        except ImportError as err:  # tensorboard is optional on the training machine
+            print(f"TensorBoard disabled ({err})")
+            self.tb = None
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, METRIC_FIELDS).writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "samples", "wall_s") and v not in (None, ""):
+                    group = "val" if k.startswith(("val", "acc")) else "train"
+                    self.tb.add_scalar(f"{group}/{k}", v, row["step"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# -----------------------------------------------------------------------------
+# main
+
+
+def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
+    """(rank, world, device); initialises the process group when launched with WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() if device_arg is None else device_arg.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but CUDA is not available")
+    if world == 1:
+        return 0, 1, torch.device(device_arg or ("cuda" if use_cuda else "cpu"))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # a long timeout: the other ranks wait at a barrier while rank 0 builds the waveform bank
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=60))
+    if use_cuda:
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", help="YAML config (ignored with --resume: the checkpoint's config is used)")
+    p.add_argument("--out", default="runs/default", help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt (fresh start if none)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the step that passes this wall time")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")
+    p.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda if available)")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. lr=5e-4 model.width=4")
+    args = p.parse_args(argv)
+    if not args.resume and args.config is None:
+        p.error("--config is required unless --resume")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train; returns {'step', 'epoch', 'best_val_acc', 'last_eval', 'state_dict', 'stopped'}."""
+    t_start = time.time()
+    args = parse_args(argv)
+    out = Path(args.out)
+    ckpt_path = out / "ckpt.pt"
+    rank, world, device = setup_distributed(args.device)
+    master = rank == 0
+    say = print if master else (lambda *a, **k: None)
+
+    ckpt = None
+    if args.resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
+            raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
+        cfg = validate_config(apply_overrides(ckpt["config"], args.overrides))
+        say(f"resuming {ckpt_path} at step {ckpt['step']}")
+    else:
+        if args.resume:
+            say(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
+        elif ckpt_path.exists():
+            raise ValueError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+        cfg = load_config(args.config, args.overrides)
+    if args.max_steps is not None:
+        cfg["max_steps"] = args.max_steps
+    if cfg["batch_size"] % world:
+        raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {world} ranks")
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+
+    on_cuda = device.type == "cuda"
+    if on_cuda:  # TF32 matmuls/convs: free speed, far below the noise of this problem
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    use_bf16 = bool(cfg["bf16"]) and on_cuda
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+
+    # --- data: banks first, before CUDA work, so the builder's worker processes fork a clean parent
+    seed = int(cfg["seed"])
+    bank = load_bank(out / "bank.pt", cfg["bank_per_class"], seed, cfg["workers"], rank, world).to(device)
+    val_bank = load_bank(out / "val_bank.pt", cfg["val_bank_per_class"], seed + 1, cfg["workers"], rank,
+                         world).to(device)
+    real = load_real(cfg["real_data"]) if cfg["real_data"] else None
+    strain, train_range, val_range = real if real is not None else (None, None, None)
+    maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"])
+    val_maker = BatchMaker(val_bank, device, real_strain=strain, real_range=val_range, p_real=cfg["p_real"])
+    validator = Validator(val_maker, cfg["val_samples"], cfg["val_batch"], seed, device, cfg["val_cache_gib"],
+                          rank, world)
+
+    # --- model and optimiser
+    torch.manual_seed(seed)  # the same initial weights on every rank and every run
+    model_cfg = ModelConfig.from_dict(cfg["model"])
+    raw = GWNet.from_config(model_cfg).to(device)
+    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}): {raw.n_parameters():,} parameters; "
+        f"device {device}, world {world}, bf16 {use_bf16}, compile {bool(cfg['compile']) and on_cuda}")
+    opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"])
+    step, best_acc, wall_before, last_eval = 0, -1.0, 0.0, {}
+    if ckpt is not None:
+        raw.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best_acc = int(ckpt["step"]), float(ckpt["best_val_acc"])
+        wall_before, last_eval = float(ckpt["info"]["wall_s"]), dict(ckpt["last_eval"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if on_cuda and ckpt["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    fwd = torch.compile(raw) if cfg["compile"] and on_cuda else raw  # eval runs here: no DDP collectives
+    train_model = fwd
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if on_cuda else None)
+
+    def sync_buffers() -> None:
+        """BatchNorm running stats drift apart across ranks (each sees its own batch): take rank 0's."""
+        if world > 1:
+            for b in raw.buffers():
+                dist.broadcast(b, 0)
+
+    # --- schedule
+    batch = cfg["batch_size"]
+    local_batch = batch // world
+    steps_per_epoch = cfg["samples_per_epoch"] // batch
+    total = math.ceil(cfg["epochs"] * steps_per_epoch)
+    end = total if cfg["max_steps"] is None else min(total, cfg["max_steps"])
+    eval_every = cfg["eval_every_steps"] or steps_per_epoch
+    say(f"{steps_per_epoch} steps/epoch of {batch} ({local_batch}/rank), {total} steps in all, this run to {end}")
+
+    metrics = Metrics(out, step if ckpt is not None else None) if master else None
+    gen = torch.Generator(device=device)
+
+    def info_dict() -> dict:
+        return {"steps": step, "epoch": step / steps_per_epoch, "samples_seen": step * batch,
+                "wall_s": wall_before + time.time() - t_start, "world_size": world, "torch": torch.__version__,
+                "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
+                **{k: v for k, v in last_eval.items() if k != "step"}, "val_step": last_eval.get("step")}
+
+    def weights_config() -> dict:
+        # model keys at the top level: gwviz.classifier builds GWNet.from_config(this)
+        return {**model_cfg.to_dict(), "train": cfg}
+
+    def save_checkpoint() -> None:
+        sync_buffers()
+        if not master:
+            return
+        atomic_torch_save({
+            "format": FORMAT, "model": raw.state_dict(), "model_config": model_cfg.to_dict(),
+            "optimizer": opt.state_dict(), "step": step, "epoch": step / steps_per_epoch,
+            "best_val_acc": best_acc, "last_eval": last_eval, "config": cfg, "info": info_dict(),
+            "rng": {"data": gen.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if on_cuda else None},
+        }, ckpt_path)
+        save_weights(raw, out / "last.safetensors", weights_config(), {**info_dict(), "kind": "last"})
+
+    # SIGTERM (preemption, timeout) -> stop after this step and checkpoint, like --max-minutes
+    stop_signal: list[bool] = []
+    old_handler = None
+    if master and threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGTERM, lambda *_: stop_signal.append(True))
+
+    raw.train()
+    bar = tqdm(total=end, initial=step, desc="train", disable=not master, dynamic_ncols=True)
+    loss_sum, loss_n = torch.zeros((), device=device), 0
+    t_log, step_log, t_ckpt = time.time(), step, time.time()
+    stopped = None
+    while step < end:
+        epoch = step / steps_per_epoch
+        snr = snr_range_at(cfg["curriculum"], epoch)
+        x, y, _ = maker(local_batch, gen.manual_seed(data_seed(seed, step, rank)), snr_range=snr)
+        with autocast():
+            loss = F.cross_entropy(train_model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        loss_n += 1
+        step += 1
+        bar.update(1)
+
+        row = {}
+        if step % cfg["log_every"] == 0 or step == end:
+            now = time.time()
+            row = {"train_loss": loss_sum.item() / loss_n, "samples_per_s": (step - step_log) * batch / (now - t_log)}
+            loss_sum.zero_()
+            loss_n, t_log, step_log = 0, now, step
+        if step % eval_every == 0 or step == total:
+            sync_buffers()
+            last_eval = {**validator(fwd, autocast), "step": step}
+            row.update({k: v for k, v in last_eval.items() if k != "step"})
+            if master and last_eval["val_acc"] > best_acc:
+                best_acc = last_eval["val_acc"]
+                save_weights(raw, out / "best.safetensors", weights_config(), {**info_dict(), "kind": "best"})
+        if row and master:
+            row.update({"step": step, "epoch": step / steps_per_epoch, "samples": step * batch,
+                        "wall_s": wall_before + time.time() - t_start, "snr_low": snr[0], "snr_high": snr[1],
+                        "lr": cfg["lr"]})
+            metrics.write(row)
+            bar.set_postfix(loss=f"{row.get('train_loss', float('nan')):.4f}", snr=f"{snr[0]:g}-{snr[1]:g}",
+                            acc=f"{last_eval.get('val_acc', float('nan')):.3f}")
+
+        # stop / checkpoint decisions are rank 0's clock, shared so all ranks act at the same step
+        flags = torch.tensor([
+            float(bool(stop_signal) or (args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes)),
+            float(time.time() - t_ckpt > 60 * cfg["checkpoint_minutes"])], device=device)
+        if world > 1:
+            dist.broadcast(flags, 0)
+        if flags[0].item() and step < end:
+            stopped = "signal" if stop_signal else "max-minutes"
+            say(f"\nstopping at step {step} ({stopped})")
+            break
+        if flags[1].item() and step < end:
+            save_checkpoint()
+            t_ckpt = time.time()
+    bar.close()
+    if old_handler is not None:
+        signal.signal(signal.SIGTERM, old_handler)
+    save_checkpoint()
+    if master:
+        metrics.close()
+        say(f"done: step {step}/{total}, best val acc {best_acc:.4f}, checkpoint {ckpt_path}")
+    result = {"step": step, "epoch": step / steps_per_epoch, "best_val_acc": best_acc, "last_eval": last_eval,
+              "state_dict": {k: v.detach().cpu().clone() for k, v in raw.state_dict().items()}, "stopped": stopped}
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+if __name__ == "__main__":
+    main()
