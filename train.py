@@ -21,15 +21,24 @@ DDP. Under torchrun (WORLD_SIZE > 1): nccl on CUDA, gloo on CPU, one process per
 optimisation on any number of GPUs); each rank draws its own data from its own stream. Only rank 0
 writes files.
 
+Stopping and resuming. --max-minutes (wall time of this process), --max-steps and SIGTERM stop after
+the current step and write a checkpoint; checkpoints are also written every ``checkpoint_minutes``.
+--resume continues <out>/ckpt.pt with the checkpoint's own config (key=value overrides still apply,
+e.g. epochs=80); without a checkpoint it starts fresh. Writes are atomic (temporary file + rename),
+so a kill mid-write leaves the previous checkpoint intact.
+
 Outputs in --out: ckpt.pt (training checkpoint: model, optimiser, step, RNG states, config; loaded
 with weights_only=True), best.safetensors / last.safetensors (weights + config + provenance, via
-gwviz.checkpoint.save_weights), metrics.csv, tb/ (TensorBoard), bank.pt, val_bank.pt.
+gwviz.checkpoint.save_weights), metrics.csv, tb/ (TensorBoard), bank.pt, val_bank.pt (+ .json keys).
+
+Tests: tests/test_train.py (CPU). Throughput: bench/bench_train.py.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import csv
+import json
 import math
 import os
 import signal
@@ -48,7 +57,7 @@ from tqdm.auto import tqdm
 
 from gwviz.batch import BatchMaker, WaveformBank
 from gwviz.checkpoint import FORMAT, atomic_torch_save, save_weights
-from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_SAMPLES
 from gwviz.model import GWNet, ModelConfig
 from gwviz.params import SNR_RANGE
 
@@ -58,7 +67,8 @@ from gwviz.params import SNR_RANGE
 DEFAULTS: dict = {
     "model": {"width": 8, "hidden": 64},
     "batch_size": 1024,         # global batch (all ranks together)
-    "lr": 1e-3,                 # Adam, constant (the paper's setting)
+    "lr": 1e-3,                 # Adam, constant after the warm-up (the paper's setting)
+    "warmup_steps": 0,          # linear warm-up of the learning rate from 0 over this many steps
     "epochs": 300,              # may be fractional
     "samples_per_epoch": 96000,
     "val_samples": 96000,
@@ -69,7 +79,7 @@ DEFAULTS: dict = {
     "val_bank_per_class": 1024,
     "seed": 0,
     "p_real": 0.0,              # fraction of batches in real noise (needs real_data)
-    "real_data": None,          # .npz: strain (3, N) [strain] at 4096 Hz, train_range (2,), val_range (2,) [samples]
+    "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
     "compile": False,           # torch.compile (CUDA only)
     "bf16": False,              # bf16 autocast (CUDA only)
     "checkpoint_minutes": 10.0,
@@ -122,6 +132,14 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
 
 
 def validate_config(cfg: dict) -> dict:
+    """Raise ValueError for unknown keys or bad values; numbers written as '1e-3' (PyYAML reads them as
+    strings) become floats."""
+    for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib", "p_real"):
+        if isinstance(cfg.get(k), str):
+            try:
+                cfg[k] = float(cfg[k])
+            except ValueError:
+                raise ValueError(f"{k} must be a number, got {cfg[k]!r}") from None
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -140,9 +158,9 @@ def validate_config(cfg: dict) -> dict:
         raise ValueError(f"p_real must be in [0, 1], got {cfg['p_real']!r}")
     if cfg["p_real"] > 0 and not cfg["real_data"]:
         raise ValueError("p_real > 0 needs real_data (an .npz with strain, train_range, val_range)")
-    if not isinstance(cfg["seed"], int) or not isinstance(cfg["eval_every_steps"], int) or cfg["eval_every_steps"] < 0:
-        raise ValueError(f"seed and eval_every_steps must be integers (eval_every_steps >= 0), got "
-                         f"{cfg['seed']!r}, {cfg['eval_every_steps']!r}")
+    for k in ("seed", "eval_every_steps", "warmup_steps"):
+        if not isinstance(cfg[k], int) or cfg[k] < 0:
+            raise ValueError(f"{k} must be a non-negative integer, got {cfg[k]!r}")
     if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
         raise ValueError(f"max_steps must be a non-negative integer or null, got {cfg['max_steps']!r}")
     cur = cfg["curriculum"]
@@ -160,12 +178,46 @@ def validate_config(cfg: dict) -> dict:
     return cfg
 
 
+def lr_at(cfg: dict, step: int) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up, then constant."""
+    return cfg["lr"] * min(1.0, (step + 1) / cfg["warmup_steps"]) if cfg["warmup_steps"] else cfg["lr"]
+
+
 def snr_range_at(curriculum: list[dict], epoch: float) -> tuple[float, float]:
     """Network-SNR range of the first stage with epoch < until_epoch (the last stage beyond them all)."""
     for stage in curriculum:
         if epoch < stage["until_epoch"]:
             break
     return float(stage["snr_low"]), float(stage["snr_high"])
+
+
+def autocast_for(device: torch.device, bf16: bool):
+    """A context factory: bf16 autocast on CUDA when asked, else a no-op (CPU runs stay float32, exact)."""
+    if bf16 and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               autocast=nullcontext) -> torch.Tensor:
+    """One Adam step on cross entropy; x (B, 3, 16384), y (B,) class indices. Returns the loss (detached)."""
+    with autocast():
+        loss = F.cross_entropy(model(x).float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def to_cpu(obj):
+    """Tensors in nested dicts/lists moved to the CPU: checkpoints load on any machine without map_location."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def data_seed(*key: int) -> int:
@@ -177,35 +229,42 @@ def data_seed(*key: int) -> int:
 # data
 
 
-def load_bank(path: Path, n_per_class: int, seed: int, workers: int, rank: int, world: int) -> WaveformBank:
-    """Build (rank 0, all CPU cores) or reuse the cached bank at ``path``; the other ranks wait and load it."""
-    if rank == 0:
-        bank = None
-        if path.exists():
-            bank = WaveformBank.load(path)
-            if any(v.shape[0] != n_per_class for v in bank.hp.values()):
-                print(f"{path} holds another bank size; rebuilding")
-                bank = None
-        if bank is None:
-            bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
-            bank.save(path)
-    if world > 1:
-        dist.barrier()
-    return bank if rank == 0 else WaveformBank.load(path)
+def get_bank(path: Path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
+    """The bank cached at ``path`` if it was built with (n_per_class, seed) (recorded beside it in
+    <path>.json), else build it with ``workers`` processes (0 = all cores) and cache it. Building is
+    deterministic, so a resume on a fresh machine rebuilds the same bank."""
+    key = {"n_per_class": n_per_class, "seed": seed}
+    meta = path.with_name(path.name + ".json")
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
+        return WaveformBank.load(path)
+    bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
+    bank.save(path)
+    meta.write_text(json.dumps(key))
+    return bank
 
 
 def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-    """Real noise for BatchMaker: strain (3, N) [strain] at 4096 Hz, and start-sample ranges for train/val."""
+    """Real noise for BatchMaker from an .npz: ``strain`` (3, N) [strain] of H1, L1, V1 at 4096 Hz
+    (``sample_rate`` checked if present) and optional ``train_range`` / ``val_range`` (lo, hi): the
+    allowed first samples of 16-s segments. Without them the first 75 % of the strain trains and
+    the rest validates, with no sample shared."""
     with np.load(path) as d:
-        missing = {"strain", "train_range", "val_range"} - set(d.files)
-        if missing:
-            raise ValueError(f"{path}: real_data needs arrays {sorted(missing)}")
+        if "strain" not in d.files:
+            raise ValueError(f"{path}: real_data needs an array 'strain' (3, N)")
         strain = d["strain"].astype(np.float64)
         if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
             raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
-        tr, va = tuple(int(v) for v in d["train_range"]), tuple(int(v) for v in d["val_range"])
+        ranges = [tuple(int(v) for v in d[k]) if k in d.files else None for k in ("train_range", "val_range")]
     if strain.ndim != 2 or strain.shape[0] != len(DETECTORS) or not np.isfinite(strain).all():
         raise ValueError(f"{path}: strain must be finite with shape ({len(DETECTORS)}, N), got {strain.shape}")
+    n, n_seg = strain.shape[1], int(SEGMENT_DURATION * SAMPLE_RATE)
+    cut = int(0.75 * n)
+    tr = ranges[0] or (0, cut - n_seg)
+    va = ranges[1] or (cut, n - n_seg)
+    for name, (lo, hi) in (("train_range", tr), ("val_range", va)):
+        if not 0 <= lo <= hi <= n - n_seg:
+            raise ValueError(f"{path}: {name} ({lo}, {hi}) does not fit {n} samples with {n_seg}-sample segments "
+                             f"(give train_range/val_range, or at least {4 * n_seg / SAMPLE_RATE:.0f} s of strain)")
     return strain, tr, va
 
 
@@ -305,21 +364,16 @@ class Metrics:
 # main
 
 
-def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
-    """(rank, world, device); initialises the process group when launched with WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+def pick_device(device_arg: str | None) -> tuple[int, int, torch.device]:
+    """(rank, world, device) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and --device."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     use_cuda = torch.cuda.is_available() if device_arg is None else device_arg.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but CUDA is not available")
     if world == 1:
         return 0, 1, torch.device(device_arg or ("cuda" if use_cuda else "cpu"))
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    # a long timeout: the other ranks wait at a barrier while rank 0 builds the waveform bank
-    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=60))
-    if use_cuda:
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, torch.device("cuda", local) if use_cuda else torch.device("cpu")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -343,7 +397,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     out = Path(args.out)
     ckpt_path = out / "ckpt.pt"
-    rank, world, device = setup_distributed(args.device)
+    rank, world, device = pick_device(args.device)
     master = rank == 0
     say = print if master else (lambda *a, **k: None)
 
@@ -373,13 +427,22 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     use_bf16 = bool(cfg["bf16"]) and on_cuda
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    autocast = autocast_for(device, use_bf16)
 
-    # --- data: banks first, before CUDA work, so the builder's worker processes fork a clean parent
+    # --- data. Rank 0 builds the banks before the process group and CUDA exist, so the builder's worker
+    # processes fork a parent without communication threads; the rendezvous then doubles as a barrier.
     seed = int(cfg["seed"])
-    bank = load_bank(out / "bank.pt", cfg["bank_per_class"], seed, cfg["workers"], rank, world).to(device)
-    val_bank = load_bank(out / "val_bank.pt", cfg["val_bank_per_class"], seed + 1, cfg["workers"], rank,
-                         world).to(device)
+    banks = [(out / "bank.pt", cfg["bank_per_class"], seed), (out / "val_bank.pt", cfg["val_bank_per_class"], seed + 1)]
+    if master:
+        bank, val_bank = (get_bank(path, n, s, cfg["workers"]) for path, n, s in banks)
+    if world > 1:
+        # a long timeout: the other ranks wait here while rank 0 builds the banks
+        dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timedelta(minutes=60))
+        if on_cuda:
+            torch.cuda.set_device(device)
+    if not master:
+        bank, val_bank = (WaveformBank.load(path) for path, _, _ in banks)
+    bank, val_bank = bank.to(device), val_bank.to(device)
     real = load_real(cfg["real_data"]) if cfg["real_data"] else None
     strain, train_range, val_range = real if real is not None else (None, None, None)
     maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"])
@@ -428,7 +491,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def info_dict() -> dict:
         return {"steps": step, "epoch": step / steps_per_epoch, "samples_seen": step * batch,
-                "wall_s": wall_before + time.time() - t_start, "world_size": world, "torch": torch.__version__,
+                "wall_s": wall_before + time.time() - t_start, "world_size": world, "torch": str(torch.__version__),
                 "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
                 **{k: v for k, v in last_eval.items() if k != "step"}, "val_step": last_eval.get("step")}
 
@@ -441,8 +504,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not master:
             return
         atomic_torch_save({
-            "format": FORMAT, "model": raw.state_dict(), "model_config": model_cfg.to_dict(),
-            "optimizer": opt.state_dict(), "step": step, "epoch": step / steps_per_epoch,
+            "format": FORMAT, "model": to_cpu(raw.state_dict()), "model_config": model_cfg.to_dict(),
+            "optimizer": to_cpu(opt.state_dict()), "step": step, "epoch": step / steps_per_epoch,
             "best_val_acc": best_acc, "last_eval": last_eval, "config": cfg, "info": info_dict(),
             "rng": {"data": gen.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if on_cuda else None},
@@ -460,57 +523,60 @@ def main(argv: list[str] | None = None) -> dict:
     loss_sum, loss_n = torch.zeros((), device=device), 0
     t_log, step_log, t_ckpt = time.time(), step, time.time()
     stopped = None
-    while step < end:
-        epoch = step / steps_per_epoch
-        snr = snr_range_at(cfg["curriculum"], epoch)
-        x, y, _ = maker(local_batch, gen.manual_seed(data_seed(seed, step, rank)), snr_range=snr)
-        with autocast():
-            loss = F.cross_entropy(train_model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
-        loss_n += 1
-        step += 1
-        bar.update(1)
+    try:
+        while step < end:
+            epoch = step / steps_per_epoch
+            snr = snr_range_at(cfg["curriculum"], epoch)
+            x, y, _ = maker(local_batch, gen.manual_seed(data_seed(seed, step, rank)), snr_range=snr)
+            lr = lr_at(cfg, step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss_sum += train_step(train_model, opt, x, y, autocast)
+            loss_n += 1
+            step += 1
+            bar.update(1)
 
-        row = {}
-        if step % cfg["log_every"] == 0 or step == end:
-            now = time.time()
-            row = {"train_loss": loss_sum.item() / loss_n, "samples_per_s": (step - step_log) * batch / (now - t_log)}
-            loss_sum.zero_()
-            loss_n, t_log, step_log = 0, now, step
-        if step % eval_every == 0 or step == total:
-            sync_buffers()
-            last_eval = {**validator(fwd, autocast), "step": step}
-            row.update({k: v for k, v in last_eval.items() if k != "step"})
-            if master and last_eval["val_acc"] > best_acc:
-                best_acc = last_eval["val_acc"]
-                save_weights(raw, out / "best.safetensors", weights_config(), {**info_dict(), "kind": "best"})
-        if row and master:
-            row.update({"step": step, "epoch": step / steps_per_epoch, "samples": step * batch,
-                        "wall_s": wall_before + time.time() - t_start, "snr_low": snr[0], "snr_high": snr[1],
-                        "lr": cfg["lr"]})
-            metrics.write(row)
-            bar.set_postfix(loss=f"{row.get('train_loss', float('nan')):.4f}", snr=f"{snr[0]:g}-{snr[1]:g}",
-                            acc=f"{last_eval.get('val_acc', float('nan')):.3f}")
+            row = {}
+            if step % cfg["log_every"] == 0 or step == end:
+                now = time.time()
+                row = {"train_loss": loss_sum.item() / loss_n,
+                       "samples_per_s": (step - step_log) * batch / (now - t_log)}
+                loss_sum.zero_()
+                loss_n, t_log, step_log = 0, now, step
+            if step % eval_every == 0 or step == total:
+                t_eval = time.time()
+                sync_buffers()
+                last_eval = {**validator(fwd, autocast), "step": step}
+                t_log += time.time() - t_eval  # samples/s counts training time only
+                row.update({k: v for k, v in last_eval.items() if k != "step"})
+                if master and last_eval["val_acc"] > best_acc:
+                    best_acc = last_eval["val_acc"]
+                    save_weights(raw, out / "best.safetensors", weights_config(), {**info_dict(), "kind": "best"})
+            if row and master:
+                row.update({"step": step, "epoch": step / steps_per_epoch, "samples": step * batch,
+                            "wall_s": wall_before + time.time() - t_start, "snr_low": snr[0], "snr_high": snr[1],
+                            "lr": lr})
+                metrics.write(row)
+                bar.set_postfix(loss=f"{row.get('train_loss', float('nan')):.4f}", snr=f"{snr[0]:g}-{snr[1]:g}",
+                                acc=f"{last_eval.get('val_acc', float('nan')):.3f}")
 
-        # stop / checkpoint decisions are rank 0's clock, shared so all ranks act at the same step
-        flags = torch.tensor([
-            float(bool(stop_signal) or (args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes)),
-            float(time.time() - t_ckpt > 60 * cfg["checkpoint_minutes"])], device=device)
-        if world > 1:
-            dist.broadcast(flags, 0)
-        if flags[0].item() and step < end:
-            stopped = "signal" if stop_signal else "max-minutes"
-            say(f"\nstopping at step {step} ({stopped})")
-            break
-        if flags[1].item() and step < end:
-            save_checkpoint()
-            t_ckpt = time.time()
-    bar.close()
-    if old_handler is not None:
-        signal.signal(signal.SIGTERM, old_handler)
+            # stop / checkpoint decisions are rank 0's clock, shared so all ranks act at the same step
+            out_of_time = args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes
+            ckpt_due = time.time() - t_ckpt > 60 * cfg["checkpoint_minutes"]
+            flags = torch.tensor([float(bool(stop_signal) or out_of_time), float(ckpt_due)], device=device)
+            if world > 1:
+                dist.broadcast(flags, 0)
+            if flags[0].item() and step < end:
+                stopped = "signal" if stop_signal else "max-minutes"
+                say(f"\nstopping at step {step} ({stopped})")
+                break
+            if flags[1].item() and step < end:
+                save_checkpoint()
+                t_ckpt = time.time()
+    finally:  # also when killed by an exception: restore the caller's SIGTERM handler
+        bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
     save_checkpoint()
     if master:
         metrics.close()

@@ -18,13 +18,13 @@ import streamlit as st  # noqa: E402
 
 from gwapp.common import settings_sidebar  # noqa: E402
 
-st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon="🌀", layout="wide")
+st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon=":material/waves:", layout="wide")
 
 pages = [
-    st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon="🔭", default=True),
-    st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon="🖼️"),
-    st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon="🎓"),
-    st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon="📡"),
+    st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
+    st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon=":material/photo_library:"),
+    st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon=":material/school:"),
+    st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
 ]
 page = st.navigation(pages)
 settings_sidebar()

@@ -43,7 +43,8 @@ def run(repeats: int, profile: bool = False) -> dict:
         t0 = time.perf_counter()
         if prof:
             prof.enable()
-        session.explore(kind, *MASSES[kind], 8.0 + i % 16, ra=0.3 * i, dec=0.1, noise=source, seed=i + 1, classifier=clf)
+        session.explore(kind, *MASSES[kind], 8.0 + i % 16, ra=0.3 * i, dec=0.1, noise=source, seed=i + 1,
+                        classifier=clf)
         if prof:
             prof.disable()
         per_class[kind].append(time.perf_counter() - t0)
@@ -56,7 +57,8 @@ def run(repeats: int, profile: bool = False) -> dict:
         "median_s": median, "p90_s": times[int(0.9 * (len(times) - 1))], "min_s": times[0], "n": len(times),
         "per_class_median_s": {k: statistics.median(v) for k, v in per_class.items()},
         "target_s": TARGET_S, "ok": median <= TARGET_S, "model_trained": clf.trained,
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
         "python": sys.version.split()[0], "torch": torch.__version__,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"median {result['median_s']:.3f} s per update (target {TARGET_S} s): {'OK' if result['ok'] else 'SLOW'} -> {args.out}")
+    verdict = "OK" if result["ok"] else "SLOW"
+    print(f"median {result['median_s']:.3f} s per update (target {TARGET_S} s): {verdict} -> {args.out}")
     return 0
 
 

@@ -198,7 +198,7 @@ class GWNet(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """Xavier-uniform weights, zero biases, BN at identity, DAIN at identity."""
+        """Xavier-uniform weights, zero biases, BN at identity (residual-branch BNs at zero), small logit layer, DAIN at identity."""
         relu_gain = nn.init.calculate_gain("relu")
         logits = self.head[-1]
         for m in self.modules():
@@ -211,6 +211,14 @@ class GWNet(nn.Module):
             elif isinstance(m, nn.BatchNorm1d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        # Every residual branch starts at zero (Goyal et al. 2017, "zero-init residual"), so the
+        # 27-block stack starts close to its shortcuts instead of growing the signal block by block;
+        # and the logit layer starts near zero (initial loss ~ln 4). With plain init the first Adam
+        # steps at lr 1e-3 met logits of ~25 and killed the head's ReLUs (loss stuck at ln 4).
+        for block in self.resnet.modules():
+            if isinstance(block, ResBlock):
+                nn.init.zeros_(block.bn2.weight)
+        nn.init.xavier_uniform_(logits.weight, gain=1e-2)  # not zero: Grad-CAM of a fresh model stays defined
         self.dain.reset_identity()
 
     def _in_dain(self, m: nn.Module) -> bool:

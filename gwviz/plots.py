@@ -23,7 +23,7 @@ from .constants import CLASSES, DETECTORS, SAMPLE_RATE
 CLASS_COLOURS: dict[str, str] = {"noise": "#7f7f7f", "BBH": "#1f77b4", "NSBH": "#2ca02c", "BNS": "#d62728",
                                  "overall": "#000000"}
 DETECTOR_COLOURS: dict[str, str] = {"H1": "#ee0000", "L1": "#4ba6ff", "V1": "#9b59b6"}
-CAM_COLOUR = "rgba(255, 140, 0, 0.35)"
+CAM_COLOUR = "rgba(255, 140, 0, 0.28)"
 CAM_TRUE_COLOUR = "rgba(148, 0, 211, 0.9)"
 
 
@@ -68,29 +68,29 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
     dt = 1.0 / sample_rate
     s = max(int(display_step), 1)
     sc = max(s, 8)
-    # CAM on the primary axis (drawn first, underneath), strain on the overlaying axis so the
-    # filled CAM never hides it; the sides are then swapped so strain reads on the left.
+    # The CAM sits on the right-hand (overlaying) axis, which plotly draws above the strain: a light
+    # fill with a thin translucent edge keeps the strain readable through it.
     for r, det in enumerate(DETECTORS, start=1):
         first = r == 1
-        for i, (name, cam) in enumerate(cams.items()):
-            y = _norm(cam)[::sc]
-            style = dict(fill="tozeroy", fillcolor=CAM_COLOUR, line=dict(color="rgba(255,140,0,0.9)", width=1)) \
-                if i == 0 else dict(line=dict(color=CAM_TRUE_COLOUR, width=1.2, dash="dot"))
-            fig.add_trace(go.Scatter(x0=0.0, dx=dt * sc, y=y, mode="lines", name=name, legendgroup=f"cam{i}",
-                                     showlegend=first, **style), row=r, col=1, secondary_y=False)
         fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=data[r - 1, ::s].astype(np.float32), mode="lines",
                                  name="whitened strain", legendgroup="strain", showlegend=first,
-                                 line=dict(color="rgba(90,90,90,0.75)", width=0.8)), row=r, col=1, secondary_y=True)
+                                 line=dict(color="rgba(90,90,90,0.8)", width=0.8)), row=r, col=1)
         if white_signal is not None and np.any(white_signal[r - 1]):
             fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=np.asarray(white_signal)[r - 1, ::s].astype(np.float32),
                                      mode="lines", name="injected signal (whitened)", legendgroup="signal",
-                                     showlegend=first, line=dict(color=DETECTOR_COLOURS[det], width=1.2)),
-                          row=r, col=1, secondary_y=True)
+                                     showlegend=first, line=dict(color=DETECTOR_COLOURS[det], width=1.2)), row=r, col=1)
+        for i, (name, cam) in enumerate(cams.items()):
+            y = _norm(cam)[::sc]
+            style = dict(fill="tozeroy", fillcolor=CAM_COLOUR, line=dict(color="rgba(255,140,0,0.6)", width=0.6)) \
+                if i == 0 else dict(line=dict(color=CAM_TRUE_COLOUR, width=1.2, dash="dot"))
+            fig.add_trace(go.Scatter(x0=0.0, dx=dt * sc, y=y, mode="lines", name=name, legendgroup=f"cam{i}",
+                                     showlegend=first, **style), row=r, col=1, secondary_y=True)
         if det in merger:
             fig.add_vline(x=merger[det] * dt, line=dict(color="black", dash="dash", width=1.2), row=r, col=1)
-        fig.update_yaxes(title_text=det, side="left", tickmode="auto", row=r, col=1, secondary_y=True)
-        fig.update_yaxes(range=[0, 1.05], tickmode="array", tickvals=[0, 0.5, 1], showgrid=False, side="right",
-                         title_text="CAM" if cams else None, row=r, col=1, secondary_y=False)
+        fig.update_yaxes(title_text=det, row=r, col=1, secondary_y=False)
+        # explicit ticks: an overlaying axis otherwise copies the strain axis' tick positions
+        fig.update_yaxes(range=[0, 1.05], tickmode="array", tickvals=[0, 0.5, 1], showgrid=False,
+                         title_text="CAM" if cams else None, row=r, col=1, secondary_y=True)
     fig.update_xaxes(title_text="time in window [s]", row=len(DETECTORS), col=1)
     fig.update_layout(title=title, height=height, margin=dict(l=60, r=60, t=60, b=40),
                       legend=dict(orientation="h", y=-0.12), template="plotly_white")

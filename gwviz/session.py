@@ -72,7 +72,8 @@ def noise_source(kind: str = "simulated", data_dir: str | os.PathLike | None = N
         try:
             return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir)
         except ValueError as err:
-            raise ValueError(f"{err} — GWOSC needs internet access; use simulated noise or a data directory offline") from err
+            raise ValueError(f"{err} — GWOSC needs internet access; offline, use simulated noise or a data "
+                             "directory") from err
     raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")
 
 
@@ -147,15 +148,17 @@ def explore(kind: str, mass1: float = 30.0, mass2: float = 25.0, snr: float = 12
 
 
 def q_transform(x: np.ndarray, sample_rate: float = SAMPLE_RATE, whiten: bool = False,
-                frange: tuple[float, float] = (20.0, 1024.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """gwpy Q-transform of one detector's window (N,): returns (times [s] (T,), frequencies [Hz] (F,),
-    normalised energy (F, T)). ``whiten``: let gwpy whiten it (for raw strain)."""
+                frange: tuple[float, float] = (20.0, 1024.0), outseg: tuple[float, float] | None = None,
+                qrange: tuple[float, float] = (4, 64)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """gwpy Q-transform of one detector's strain (N,) starting at t = 0: returns (times [s] (T,),
+    frequencies [Hz] (F,), normalised energy (F, T)). ``whiten``: let gwpy whiten it (for raw
+    strain); ``outseg``: the span [s] to return (default: all but 0.25 s at either end)."""
     from gwpy.timeseries import TimeSeries
     ts = TimeSeries(np.asarray(x, dtype=np.float64), t0=0.0, sample_rate=sample_rate)
     dur = len(x) / sample_rate
     kw = dict(fftlength=1.0, overlap=0.5) if whiten else {}
     # log-spaced frequencies and 10-ms bins keep the figure small (~350 x 128) and the call ~0.1 s
-    q = ts.q_transform(whiten=whiten, frange=frange, qrange=(4, 64), outseg=(0.25, dur - 0.25), logf=True,
+    q = ts.q_transform(whiten=whiten, frange=frange, qrange=qrange, outseg=outseg or (0.25, dur - 0.25), logf=True,
                        fres=128, tres=0.01, **kw)
     return np.asarray(q.times.value), np.asarray(q.frequencies.value), np.asarray(q.value).T
 
@@ -189,7 +192,8 @@ def antenna_map(gps: float, polarization: float = 0.0, n_ra: int = 72, n_dec: in
     return {"ra": ra, "dec": dec, "response": resp}
 
 
-def compare_attributions(clf: Classifier, window: np.ndarray, target: str, cheap: bool = False) -> dict[str, np.ndarray]:
+def compare_attributions(clf: Classifier, window: np.ndarray, target: str,
+                         cheap: bool = False) -> dict[str, np.ndarray]:
     """Grad-CAM, integrated gradients and occlusion profiles (16384,) of one window, each in [0, 1].
     ``cheap``: fewer IG steps and coarser occlusion (tests, slow machines)."""
     kw = {"gradcam": {}, "integrated_gradients": dict(n_steps=4 if cheap else 16, internal_batch_size=4),
@@ -238,7 +242,8 @@ def load_gw190521(data_dir: str | os.PathLike | None = None) -> RealEvent:
     parts = [read_strain(_find(root, f"*GW190521*/{d}_data_32s.hdf5")) for d in DETECTORS]
     t0s = {round(s.t0, 3) for s in parts}
     if len(t0s) != 1 or {s.sample_rate for s in parts} != {SAMPLE_RATE}:
-        raise ValueError(f"GW190521 files must share start time and {SAMPLE_RATE} Hz, got {[(s.t0, s.sample_rate) for s in parts]}")
+        got = [(s.t0, s.sample_rate) for s in parts]
+        raise ValueError(f"GW190521 files must share start time and {SAMPLE_RATE} Hz, got {got}")
     t0 = parts[0].t0
     ev = KNOWN_EVENTS["GW190521"] - t0
     return RealEvent("GW190521", {s.detector: s.data for s in parts}, SAMPLE_RATE, t0, ev, event_window_start(ev),
@@ -264,7 +269,8 @@ def load_gw190425_l1(data_dir: str | os.PathLike | None = None) -> tuple[Strain,
 
 
 def refusal_message(clf: Classifier, strain: dict[str, np.ndarray], sample_rate: float = SAMPLE_RATE) -> str | None:
-    """The error :meth:`Classifier.classify` raises for ``strain`` (e.g. missing detectors), or None if it classifies."""
+    """The error :meth:`Classifier.classify` raises for ``strain`` (e.g. missing detectors), or None
+    if it classifies."""
     try:
         clf.classify(strain, sample_rate)
     except ValueError as err:

@@ -104,9 +104,12 @@ def test_dain_zero_channel_gives_no_nan() -> None:
 
 
 def test_init(model: GWNet) -> None:
+    from gwviz.model import ResBlock
+    branch_bns = {id(b.bn2) for b in model.modules() if isinstance(b, ResBlock)}
     for m in model.modules():
         if isinstance(m, nn.BatchNorm1d):
-            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+            # residual branches start at zero (zero-init residual), other BNs at identity
+            assert torch.all(m.weight == (0 if id(m) in branch_bns else 1)) and torch.all(m.bias == 0)
         if isinstance(m, (nn.Conv1d, nn.Linear)) and m.bias is not None:
             if m is not model.dain.gating_layer:
                 assert torch.all(m.bias == 0)

@@ -52,6 +52,13 @@ def gw190425_l1(data_dir: str):
     return session.load_gw190425_l1(data_dir)
 
 
+@st.cache_data(max_entries=16, show_spinner="Injecting, whitening, classifying, explaining …")
+def explore(noise_key: tuple, _source, **kwargs) -> session.ExploreResult:
+    """:func:`gwviz.session.explore`, cached on its arguments, so that display-only changes (clean
+    signal, Q-transform) do not recompute a slow attribution. ``noise_key`` identifies ``_source``."""
+    return session.explore(noise=_source, classifier=classifier(), **kwargs)
+
+
 def settings_sidebar() -> None:
     """Sidebar settings shared by all pages; values live in st.session_state['data_dir'/'gallery_dir']."""
     with st.sidebar.expander("Settings", expanded=False):
@@ -72,17 +79,22 @@ def gallery_dir() -> Path:
 def model_banner(clf: Classifier) -> None:
     """Say loudly when the model is untrained (no shipped weights)."""
     if not clf.trained:
-        st.warning("⚠️ **Untrained model**: models/gwviz-resnet54.safetensors was not found, so a randomly "
+        st.warning("**Untrained model**: models/gwviz-resnet54.safetensors was not found, so a randomly "
                    "initialised network is used. Its probabilities and Grad-CAM maps are meaningless. "
-                   "Train one or set GWVIZ_WEIGHTS.", icon="⚠️")
+                   "Train one or set GWVIZ_WEIGHTS.", icon=":material/warning:")
 
 
 def noise_banner(meta: dict) -> None:
     """Always say which noise is shown; simulated noise is flagged."""
     if meta.get("simulated_noise", True):
-        st.info(f"Noise: **SIMULATED** — {meta['noise_source']}", icon="🧪")
+        st.info(f"Noise: **SIMULATED** — {meta['noise_source']}", icon=":material/science:")
     else:
-        st.success(f"Noise: **REAL** — {meta['noise_source']}", icon="📡")
+        st.success(f"Noise: **REAL** — {meta['noise_source']}", icon=":material/sensors:")
+
+
+def prediction_metric(col, label: str, pred) -> None:
+    """A metric with the predicted class and its probability."""
+    col.metric(label, pred.label, f"p = {pred.probabilities[pred.label]:.2f}", delta_color="off", delta_arrow="off")
 
 
 def no_data_dir_message(err: str) -> None:

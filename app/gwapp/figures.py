@@ -8,8 +8,9 @@ from plotly.subplots import make_subplots
 
 from gwviz.constants import CLASSES, DETECTORS
 
-COLOURS = {"H1": "#d62728", "L1": "#1f77b4", "V1": "#9467bd"}
-CAM_COLOUR = "rgba(255, 140, 0, 0.35)"
+from gwviz.plots import CLASS_COLOURS
+from gwviz.plots import DETECTOR_COLOURS as COLOURS
+
 METHOD_NAMES = {"gradcam": "Grad-CAM", "integrated_gradients": "Integrated gradients", "occlusion": "Occlusion"}
 
 
@@ -20,32 +21,18 @@ def _f32(x) -> np.ndarray:
 def strain_cam_figure(t: np.ndarray, data: np.ndarray, cam: np.ndarray | None, title: str,
                       merger_times: dict[str, float] | None = None, clean: np.ndarray | None = None,
                       cam_label: str = "Grad-CAM", height: int = 560) -> go.Figure:
-    """Whitened strain (3, N) per detector, one row each on a shared time axis [s]; the attribution
-    (N,) in [0, 1] as an orange band on a right-hand axis; dashed lines at the per-detector merger
-    times; the clean whitened signal (3, N) in black when given."""
-    fig = make_subplots(rows=len(DETECTORS), cols=1, shared_xaxes=True, vertical_spacing=0.04,
-                        specs=[[{"secondary_y": True}]] * len(DETECTORS), subplot_titles=list(DETECTORS))
-    t = _f32(t)
-    for i, det in enumerate(DETECTORS):
-        row = i + 1
-        if cam is not None:
-            fig.add_trace(go.Scatter(x=t, y=_f32(cam), fill="tozeroy", mode="none", fillcolor=CAM_COLOUR,
-                                     name=cam_label, legendgroup="cam", showlegend=i == 0,
-                                     hoverinfo="skip"), row=row, col=1, secondary_y=True)
-        fig.add_trace(go.Scatter(x=t, y=_f32(data[i]), mode="lines", line=dict(width=0.8, color=COLOURS[det]),
-                                 name=f"{det} whitened strain"), row=row, col=1)
-        if clean is not None:
-            fig.add_trace(go.Scatter(x=t, y=_f32(clean[i]), mode="lines", line=dict(width=1.2, color="black"),
-                                     name="clean whitened signal", legendgroup="clean", showlegend=i == 0),
-                          row=row, col=1)
-        if merger_times and det in merger_times:
-            fig.add_vline(x=merger_times[det], line_dash="dash", line_color="black", row=row, col=1)
-        fig.update_yaxes(title_text="σ", row=row, col=1, secondary_y=False)
-        fig.update_yaxes(range=[0, 1.05], showgrid=False, row=row, col=1, secondary_y=True,
-                         title_text="attr." if cam is not None else None)
-    fig.update_xaxes(title_text="time in window [s]", row=len(DETECTORS), col=1)
-    fig.update_layout(title=title, height=height, margin=dict(t=80, b=40, l=50, r=50),
-                      legend=dict(orientation="h", y=-0.12))
+    """Whitened strain (3, N) per detector on a shared time axis [s] (``t`` starts at 0, 4096 Hz),
+    the attribution (N,) as an orange band on a right-hand [0, 1] axis, dashed lines at the
+    per-detector merger times [s], the clean whitened signal (3, N) when given.
+
+    Drawn by the project's shared :func:`gwviz.plots.strain_cam_figure`, so the app, the gallery
+    and the evaluation pages look alike."""
+    from gwviz.plots import strain_cam_figure as shared
+    rate = 1.0 / float(t[1] - t[0])
+    merger = {d: int(round(v * rate)) for d, v in merger_times.items()} if merger_times else None
+    fig = shared(data, None if cam is None else {cam_label: cam}, merger, title, clean, rate, height=height)
+    # ticks at 0, 0.5, 1 on the attribution axes: auto ticks follow the strain grid (0.018, 0.268 ...)
+    fig.update_yaxes(tickvals=[0, 0.5, 1], secondary_y=True)
     return fig
 
 
@@ -53,7 +40,7 @@ def probability_figure(probabilities: dict[str, float], title: str = "Class prob
     """Bar chart of the four class probabilities."""
     p = [probabilities[c] for c in CLASSES]
     fig = go.Figure(go.Bar(x=list(CLASSES), y=p, text=[f"{v:.2f}" for v in p], textposition="outside",
-                           marker_color=["#7f7f7f", "#2ca02c", "#ff7f0e", "#17becf"]))
+                           marker_color=[CLASS_COLOURS[c] for c in CLASSES]))
     fig.update_layout(title=title, yaxis=dict(range=[0, 1.12], title="probability"), height=320,
                       margin=dict(t=60, b=30, l=50, r=20))
     return fig

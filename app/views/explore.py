@@ -65,8 +65,10 @@ q_input = sb.radio("Q-transform input", ["whitened window", "raw window (gwpy wh
 clf = common.classifier()
 common.model_banner(clf)
 
+if kind in ("BBH", "BNS") and m2 > m1:
+    st.caption(f"m2 > m1: the masses are swapped so that m1 is the heavier ({m2:g} + {m1:g} M☉).")
 if kind != "noise" and offset > MERGER_SPAN:
-    st.caption(f"ℹ️ Merger {offset:g} s before the window's end: outside the training range (last {MERGER_SPAN:g} s).")
+    st.caption(f"Merger {offset:g} s before the window's end: outside the training range (last {MERGER_SPAN:g} s).")
 
 source, err = common.noise_source(noise_kind, common.data_dir(), gps)
 if err is not None:
@@ -74,15 +76,16 @@ if err is not None:
         common.no_data_dir_message(err)
     else:
         st.error(f"Could not get the noise: {err}")
-    if noise_kind == "gwosc" and st.button("Retry GWOSC", key="retry_gwosc"):
+    if st.button("Retry", key="retry_noise", help="Failures are remembered; this tries again"):
         common.noise_source.clear()
         st.rerun()
     st.stop()
 
 try:
-    res = session.explore(kind, m1, m2, snr, math.radians(ra), math.radians(dec), math.radians(psi),
-                          math.radians(iota), offset, noise=source, seed=seed, classifier=clf, method=method,
-                          target=None if target == "predicted" else target)
+    res = common.explore((noise_kind, common.data_dir(), gps), source, kind=kind, mass1=m1, mass2=m2, snr=snr,
+                         ra=math.radians(ra), dec=math.radians(dec), polarization=math.radians(psi),
+                         inclination=math.radians(iota), merger_offset=offset, seed=seed, method=method,
+                         target=None if target == "predicted" else target)
 except ValueError as e:  # bad masses, SNR <= 0, noise too short, ... : a message, never a traceback
     st.error(f"Cannot make this sample: {e}")
     st.stop()
@@ -91,7 +94,7 @@ meta, pred = res.sample.meta, res.prediction
 common.noise_banner(meta)
 
 cols = st.columns(5)
-cols[0].metric("Model says", pred.label, f"p = {pred.probabilities[pred.label]:.2f}", delta_color="off")
+common.prediction_metric(cols[0], "Model says", pred)
 if kind == "noise":
     cols[1].metric("Network SNR", "—")
     for c, d in zip(cols[2:], DETECTORS):
@@ -130,7 +133,8 @@ with right:
 if show_q:
     raw = q_input.startswith("raw")
     try:
-        spec = [session.q_transform(res.raw[i] if raw else res.sample.data[i], whiten=raw) for i in range(len(DETECTORS))]
+        spec = [session.q_transform((res.raw if raw else res.sample.data)[i], whiten=raw)
+                for i in range(len(DETECTORS))]
     except ValueError as e:
         st.error(f"Q-transform failed: {e}")
     else:

@@ -73,13 +73,13 @@ from gwviz.gallery import fig2, sample_figure  # noqa: E402 - only after the mod
 a = gal.attrs
 trained = bool(a.get("trained", True))
 if not trained:
-    st.warning("⚠️ **Untrained model** made this gallery: the maps show the architecture, not learned evidence.")
-st.caption(f"weights: {a.get('weights')} · noise: {a.get('noise_source', a.get('noise'))} · network SNR {a.get('snr')} "
-           f"· seed {a.get('seed')} · {len(gal.samples)} samples")
+    st.warning("**Untrained model** made this gallery: the maps show the architecture, not learned evidence.")
+st.caption(f"weights: {a.get('weights')} · noise: {a.get('noise_source', a.get('noise'))} · "
+           f"network SNR {a.get('snr')} · seed {a.get('seed')} · {len(gal.samples)} samples")
 if any(not s.meta.get("simulated_noise", True) for s in gal.samples):
-    st.success("Noise: **REAL** (see the gallery's noise source above)", icon="📡")
+    st.success("Noise: **REAL** (see the gallery's noise source above)", icon=":material/sensors:")
 else:
-    st.info("Noise: **SIMULATED** Gaussian O3 noise", icon="🧪")
+    st.info("Noise: **SIMULATED** Gaussian O3 noise", icon=":material/science:")
 
 kinds = [k for k in CLASSES if any(s.kind == k for s in gal.samples)]
 kind = st.radio("Class", kinds, horizontal=True, key="gal_kind")

@@ -37,7 +37,8 @@ with step1:
         common.noise_banner(r1.sample.meta)
         a, b = st.columns(2)
         a.plotly_chart(fig.strain_figure(t, r1.raw * 1e21, "Raw strain in the window", "strain ×1e21"), key="l1_raw")
-        b.plotly_chart(fig.strain_figure(t, r1.sample.data, "Whitened strain (what the CNN sees)", "σ"), key="l1_white")
+        b.plotly_chart(fig.strain_figure(t, r1.sample.data, "Whitened strain (what the CNN sees)", "σ"),
+                       key="l1_white")
         f, asd = session.asd(r1.raw)
         st.plotly_chart(fig.asd_figure(f, asd, session.design_asd(f), "ASD of the raw window vs. the O3 design curves"),
                         key="l1_asd")
@@ -45,8 +46,8 @@ with step1:
 
 with step2:
     st.markdown(
-        "A detector measures h = F₊·h₊ + F×·h×: its **antenna patterns** F₊, F× depend on the sky position and "
-        "polarisation, so the same wave has different amplitudes in H1, L1 and V1, and it arrives at different "
+        "A detector measures h = F₊·h₊ + F×·h×: its **antenna patterns** F₊, F× depend on the sky position "
+        "and polarisation, so the same wave has different amplitudes in H1, L1 and V1, and it arrives at different "
         "times (up to ~27 ms between the sites). Heavier binaries merge at lower frequency and sweep through the "
         "band in a fraction of a second; light ones chirp for minutes. The SNR sets the overall amplitude.")
     c = st.columns(4)
@@ -88,7 +89,8 @@ with step3:
         "**Grad-CAM** weights the feature maps of the last residual block by the gradient of the class score and "
         "keeps the positive part: a time profile of *where* evidence for a class sits. Its limits:\n"
         "- **coarse**: one value per 32 input samples (7.8 ms), linearly interpolated;\n"
-        "- **one map for all detectors**: the network mixes H1, L1 and V1 early, so it cannot say which detector mattered;\n"
+        "- **one map for all detectors**: the network mixes H1, L1 and V1 early, so it cannot say which "
+        "detector mattered;\n"
         "- **positive evidence only** (ReLU) and relative (normalised to 1): a flat or empty map is not 'no signal';\n"
         "- it can look plausible even for a network that learned nothing: the **randomisation check** (Adebayo et "
         "al. 2018) compares the map with that of the same network with random weights — a high rank correlation "
@@ -117,7 +119,8 @@ with step3:
         verdict = ("fails: the map barely depends on the learned weights" if rho > 0.5 else
                    "passes: the map changes when the weights are randomised")
         st.metric("Randomisation check: Spearman ρ (trained vs. random weights)", f"{rho:.2f}")
-        st.markdown(f"The check **{verdict}**" + (" (an all-zero map gives ρ = 0 by convention)." if rho == 0 else "."))
+        note = " (an all-zero map gives ρ = 0 by convention)." if rho == 0 else "."
+        st.markdown(f"The check **{verdict}**{note}")
         merger = r3.merger_times().get("H1")
         st.plotly_chart(fig.attribution_figure(t, profiles, f"Three attribution methods for {target3}", merger),
                         key="l3_compare")

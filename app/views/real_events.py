@@ -30,11 +30,12 @@ except ValueError as e:
 else:
     dur = len(ev.strain["H1"]) / ev.sample_rate
     st.success(f"Noise: **REAL** — O3a strain, 32 s around GPS {KNOWN_EVENTS['GW190521']:.1f} "
-               f"(files: {', '.join(p.split('/')[-1] for p in ev.files)})", icon="📡")
+               f"(files: {', '.join(p.split('/')[-1] for p in ev.files)})", icon=":material/sensors:")
     c = st.columns(3)
     start = c[0].slider("Window start [s after the file start]", EDGE_GUARD, dur - EDGE_GUARD - WINDOW_DURATION,
                         float(round(ev.window_start, 2)), 0.05, key="ev_start",
-                        help=f"Default puts the merger {session.EVENT_OFFSET:g} s before the window's end, like the training data")
+                        help=f"Default puts the merger {session.EVENT_OFFSET:g} s before the window's end, "
+                        "like the training data")
     method = c[1].selectbox("Attribution method", METHODS, format_func=fig.METHOD_NAMES.get, key="ev_method")
     target = c[2].selectbox("Explain class", ["predicted", "noise", "BBH", "NSBH", "BNS"], key="ev_target")
     try:
@@ -46,7 +47,7 @@ else:
         merger = ev.event_time - start
         inside = 0 <= merger <= WINDOW_DURATION
         m = st.columns(3)
-        m[0].metric("Model says", pred.label, f"p = {pred.probabilities[pred.label]:.2f}", delta_color="off")
+        common.prediction_metric(m[0], "Model says", pred)
         m[1].metric("p(BBH)", f"{pred.probabilities['BBH']:.2f}")
         m[2].metric("Merger in window at", f"{merger:.2f} s" if inside else "outside")
         merger_times = {d: merger for d in DETECTORS} if inside else None
@@ -73,18 +74,24 @@ except ValueError as e:
 else:
     ev_t = KNOWN_EVENTS["GW190425"] - l1.t0
     st.success(f"Noise: **REAL** — L1 only, {raw.path.split('/')[-1]} ({raw.sample_rate:g} Hz, resampled to "
-               f"{l1.sample_rate:g} Hz with gwpy)", icon="📡")
+               f"{l1.sample_rate:g} Hz with gwpy)", icon=":material/sensors:")
     sl = slice(int((ev_t - 0.25) * raw.sample_rate), int((ev_t + 0.25) * raw.sample_rate))
     sl4 = slice(int((ev_t - 0.25) * l1.sample_rate), int((ev_t + 0.25) * l1.sample_rate))
     st.plotly_chart(fig.overlay_figure(
         [(f"L1 as read ({raw.sample_rate:g} Hz)", np.arange(len(raw.data))[sl] / raw.sample_rate, raw.data[sl]),
          (f"L1 resampled ({l1.sample_rate:g} Hz)", np.arange(len(l1.data))[sl4] / l1.sample_rate, l1.data[sl4])],
         "GW190425 L1 strain, 0.5 s around the merger (raw, low-frequency dominated)", "strain"), key="l1_strain")
+    if st.checkbox("Q-transform of L1 around the merger (gwpy whitens the 32 s)", value=True, key="l1_q"):
+        qt, qf, qe = session.q_transform(l1.data, l1.sample_rate, whiten=True, frange=(20.0, 512.0),
+                                         outseg=(ev_t - 4.0, ev_t + 0.5), qrange=(16, 128))
+        st.plotly_chart(fig.qtransform_figure(qt - ev_t, qf, qe, "GW190425 L1 Q-transform (time from the merger)"),
+                        key="l1_qplot")
+        st.caption("A binary neutron star sweeps up through the band for minutes; with L1 alone its track is faint.")
     msg = session.refusal_message(clf, {"L1": l1.data}, l1.sample_rate)
     st.markdown("**What the classifier answers for `{'L1': strain}`:**")
     st.error(f"ValueError: {msg}" if msg else "(classified — unexpected)")
     if st.checkbox("What-if: fill the missing H1 and V1 with SIMULATED noise", key="whatif"):
-        st.warning("⚠️ WHAT-IF ONLY — H1 and V1 below are **simulated** Gaussian O3 noise, not data. The result "
+        st.warning("WHAT-IF ONLY — H1 and V1 below are **simulated** Gaussian O3 noise, not data. The result "
                    "says how the model treats L1 evidence alone, not what H1/V1 would have seen.")
         try:
             wi = session.gw190425_what_if(l1, seed=0)
@@ -94,8 +101,9 @@ else:
             st.error(str(e))
         else:
             t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
-            st.metric("What-if model answer", pred.label, f"p = {pred.probabilities[pred.label]:.2f}", delta_color="off")
+            common.prediction_metric(st, "What-if model answer", pred)
             st.plotly_chart(fig.strain_cam_figure(
                 t, window, cam, f"WHAT-IF: L1 real + H1/V1 simulated — model: {pred.label}",
                 {"L1": ev_t - start}), key="whatif_cam")
-            st.plotly_chart(fig.probability_figure(pred.probabilities, "What-if class probabilities"), key="whatif_probs")
+            st.plotly_chart(fig.probability_figure(pred.probabilities, "What-if class probabilities"),
+                            key="whatif_probs")

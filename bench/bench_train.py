@@ -1,0 +1,131 @@
+"""Training and inference throughput of GWNet with on-the-fly data, on whatever device is there.
+
+    python bench/bench_train.py --device cuda --batch-size 512 1024 --compile --bf16 --out bench/results/train_h100.json
+    python bench/bench_train.py --device cpu --batch-size 8 --steps 3 --width 4 --out /tmp/train_cpu.json
+
+Per batch size, samples/s of
+  data   : BatchMaker alone (noise + projection + SNR rescaling + whitening, the one synthesis path),
+  model  : one Adam step on a fixed batch (forward + backward + update),
+  train  : both, as train.py runs them (fresh data every step),
+  infer  : forward only, eval mode, no grad.
+Timed with the device synchronised, after ``--warmup`` untimed steps (compilation happens there).
+The waveform bank is small (``--bank-per-class``): its size does not change the per-batch cost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # train.py at the repository root
+from gwviz.batch import BatchMaker, WaveformBank  # noqa: E402
+from gwviz.model import GWNet  # noqa: E402
+from train import autocast_for, data_seed, train_step  # noqa: E402
+
+
+def timed(fn, steps: int, warmup: int, device: torch.device) -> float:
+    """Mean seconds per call of ``fn`` over ``steps`` calls after ``warmup`` calls."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / steps
+
+
+def bench_batch(n: int, a: argparse.Namespace, bank: WaveformBank, device: torch.device) -> dict:
+    maker = BatchMaker(bank, device)
+    gen = torch.Generator(device=device)
+    counter = iter(range(10**9))
+
+    def data():
+        return maker(n, gen.manual_seed(data_seed(0, next(counter), 0)), snr_range=(8.0, 24.0))
+
+    torch.manual_seed(0)
+    raw = GWNet(width=a.width, hidden=a.hidden).to(device)
+    model = torch.compile(raw) if a.compile and device.type == "cuda" else raw
+    opt = torch.optim.Adam(raw.parameters(), lr=1e-3)
+    autocast = autocast_for(device, a.bf16)
+    x, y, _ = data()
+
+    def model_step():
+        train_step(model, opt, x, y, autocast)
+
+    def full_step():
+        xb, yb, _ = data()
+        train_step(model, opt, xb, yb, autocast)
+
+    def infer():
+        with torch.no_grad(), autocast():
+            model(x)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    raw.train()
+    res = {"batch": n}
+    res["data"] = n / timed(data, a.steps, a.warmup, device)
+    res["model"] = n / timed(model_step, a.steps, a.warmup, device)
+    res["train"] = n / timed(full_step, a.steps, a.warmup, device)
+    raw.eval()
+    res["infer"] = n / timed(infer, a.steps, a.warmup, device)
+    if device.type == "cuda":
+        res["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, cuDNN autotuning)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--bank-per-class", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=None, help="JSON results file")
+    a = ap.parse_args(argv)
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    t = time.perf_counter()
+    bank = WaveformBank.build(a.bank_per_class, seed=0, workers=os.cpu_count(), progress=False).to(device)
+    bank_s = time.perf_counter() - t
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "torch": torch.__version__, "cpu_cores": os.cpu_count(), "compile": a.compile and device.type == "cuda",
+            "bf16": a.bf16 and device.type == "cuda", "width": a.width, "hidden": a.hidden, "steps": a.steps,
+            "warmup": a.warmup, "bank_per_class": a.bank_per_class, "bank_build_s": bank_s,
+            "waveforms_per_s": 3 * a.bank_per_class / bank_s}
+    rows = []
+    for n in a.batch_size:
+        rows.append(bench_batch(n, a, bank, device))
+        torch._dynamo.reset()  # a fresh compile per batch size, as in a real run
+    print(f"{info['device']}, torch {info['torch']}, compile={info['compile']}, bf16={info['bf16']}, "
+          f"width={a.width}; bank: {info['waveforms_per_s']:.0f} waveforms/s on {os.cpu_count()} cores")
+    print(f"{'batch':>6} {'data/s':>10} {'model/s':>10} {'train/s':>10} {'infer/s':>10} {'peak GiB':>9}")
+    for r in rows:
+        print(f"{r['batch']:>6} {r['data']:>10.0f} {r['model']:>10.0f} {r['train']:>10.0f} {r['infer']:>10.0f} "
+              f"{r.get('peak_gib', float('nan')):>9.1f}")
+    best = max(rows, key=lambda r: r["train"])
+    print(f"one paper epoch (96k samples) at batch {best['batch']}: {96000 / best['train']:.0f} s")
+    result = {**info, "samples_per_s": rows}
+    if a.out is not None:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The Streamlit app (app/main.py) through streamlit.testing.v1.AppTest, and gwviz.session under it.
+
+Every page and control; bad inputs must give messages, never tracebacks. Real data from
+$GWVIZ_DATA_DIR (default /work/shared/data/o3)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gwviz import session
+from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from gwviz.noise import SimulatedNoise
+from gwviz.synth import make_sample
+
+torch.set_num_threads(1)
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+DATA_DIR = os.environ.get("GWVIZ_DATA_DIR", "/work/shared/data/o3")
+TIMEOUT = 180
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("GWVIZ_DATA_DIR", DATA_DIR)
+    monkeypatch.setenv("GWVIZ_GALLERY_DIR", str(tmp_path / "gallery"))
+    monkeypatch.setenv("GWVIZ_CACHE", str(tmp_path / "gwosc-cache"))
+    return tmp_path
+
+
+def new_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [c["layout"].get("title", {}).get("text", "") for c in charts(at)]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, at.exception
+    return at
+
+
+# --- gwviz.session ------------------------------------------------------------------------------
+
+def test_explore_is_make_sample_plus_classifier() -> None:
+    r = session.explore("BBH", 36.0, 29.0, 12.0, ra=1.0, dec=0.2, merger_offset=0.05, seed=7)
+    params = session.signal_params("BBH", 36.0, 29.0, 12.0, ra=1.0, dec=0.2, merger_offset=0.05)
+    ref = make_sample("BBH", SimulatedNoise(), params=params, seed=7)
+    np.testing.assert_array_equal(r.sample.data, ref.data)  # the one synthesis path, same seed -> same window
+    assert r.sample.data.shape == r.raw.shape == (3, WINDOW_SAMPLES) and r.cam.shape == (WINDOW_SAMPLES,)
+    assert 0.0 <= r.cam.min() and r.cam.max() <= 1.0
+    assert r.sample.meta["snr_network"] == pytest.approx(12.0, rel=1e-6)
+    assert set(r.merger_times()) == set(DETECTORS)
+    assert r.merger_times()["H1"] == pytest.approx(r.sample.meta["merger_index_H1"] / SAMPLE_RATE)
+    assert r.target == r.prediction.label and sum(r.prediction.probabilities.values()) == pytest.approx(1.0)
+    assert r.noise_label.startswith("SIMULATED")
+    # raw = noise + injected signal: the injected part is exactly sample.signal
+    assert np.abs(r.raw).max() > np.abs(r.sample.signal).max() > 0
+    n = session.explore("noise", seed=7, target="BNS")
+    assert n.merger_times() == {} and n.target == "BNS" and not n.sample.white_signal.any()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("BNS", 30.0, 1.2, 10.0), "outside the BNS range"),
+    (("NSBH", 10.0, 5.0, 10.0), "outside the NSBH range"),
+    (("BBH", 30.0, 20.0, 0.0), "SNR must be"),
+    (("BBH", 30.0, 20.0, -3.0), "SNR must be"),
+    (("XRB", 30.0, 20.0, 10.0), "unknown class"),
+])
+def test_explore_rejects_bad_parameters(args, msg) -> None:
+    with pytest.raises(ValueError, match=msg):
+        session.explore(*args)
+
+
+def test_noise_sources_and_messages(monkeypatch, tmp_path) -> None:
+    assert isinstance(session.noise_source("simulated"), SimulatedNoise)
+    src = session.noise_source("data_dir", DATA_DIR)
+    r = session.explore("BBH", 30, 25, 15, noise=src, seed=1)
+    assert not r.sample.meta["simulated_noise"] and r.noise_label.startswith("REAL")
+    monkeypatch.delenv("GWVIZ_DATA_DIR", raising=False)
+    with pytest.raises(ValueError, match="GWVIZ_DATA_DIR"):
+        session.noise_source("data_dir")
+    with pytest.raises(ValueError, match="does not exist"):
+        session.noise_source("data_dir", tmp_path / "nope")
+    with pytest.raises(ValueError, match="noise must be one of"):
+        session.noise_source("pink")
+    with pytest.raises(ValueError, match="GPS"):
+        session.noise_source("gwosc", gps=None)
+
+
+def test_real_event_helpers() -> None:
+    ev = session.load_gw190521(DATA_DIR)
+    assert ev.event_time == pytest.approx(16.0, abs=0.05)
+    assert ev.window_start + 4.0 - ev.event_time == pytest.approx(session.EVENT_OFFSET)
+    clf = session.default_classifier()
+    pred, cam, window = session.analyse_event(clf, ev)
+    assert window.shape == (3, WINDOW_SAMPLES) and cam.shape == (WINDOW_SAMPLES,) and pred.label in CLASSES
+    raw, l1 = session.load_gw190425_l1(DATA_DIR)
+    assert raw.sample_rate == 16384 and l1.sample_rate == SAMPLE_RATE and len(l1.data) == 32 * SAMPLE_RATE
+    msg = session.refusal_message(clf, {"L1": l1.data})
+    assert msg is not None and "exactly the detectors" in msg
+    wi = session.gw190425_what_if(l1)
+    assert set(wi.strain) == set(DETECTORS) and np.array_equal(wi.strain["L1"], l1.data)
+    assert session.refusal_message(clf, wi.strain) is None
+    t, f, e = session.q_transform(window[0])
+    assert e.shape == (len(f), len(t)) and f.min() >= 20 and np.isfinite(e).all()
+
+
+# --- Explore page -------------------------------------------------------------------------------
+
+def test_explore_default_page(env) -> None:
+    at = new_app()
+    m = metrics(at)
+    assert m["Network SNR"] == "12.0" and all(f"{d} SNR" in m for d in DETECTORS)
+    assert m["Model says"] in CLASSES
+    assert titles(at)[0].startswith("Injected BBH (36.0 + 29.0 M☉), network SNR 12.0 — model:")
+    assert len(charts(at)) == 2  # strain + CAM, probabilities
+    spec = charts(at)[0]
+    names = {tr.get("name") for tr in spec["data"]}
+    assert {"whitened strain", "Grad-CAM for " + m["Model says"]} <= names
+    assert sum(tr.get("name") == "whitened strain" for tr in spec["data"]) == 3  # one row per detector
+    dashed = [s for s in spec["layout"].get("shapes", []) if s.get("line", {}).get("dash") == "dash"]
+    assert len(dashed) == 3  # merger line in each detector
+    assert "SIMULATED" in texts(at.info)
+    untrained = "Untrained model" in texts(at.warning)
+    assert untrained == (not session.default_classifier().trained)
+
+
+def test_explore_every_control(env) -> None:
+    at = new_app()
+    seen = set()
+    for kind in CLASSES:
+        ok(at.selectbox(key="kind").set_value(kind).run())
+        title = titles(at)[0]
+        seen.add(title)
+        if kind == "noise":
+            assert title.startswith("Noise only") and metrics(at)["Network SNR"] == "—"
+        else:
+            assert title.startswith(f"Injected {kind}")
+    assert len(seen) == 4
+    ok(at.selectbox(key="kind").set_value("NSBH").run())
+    ok(at.number_input(key="m1_NSBH_False").set_value(20.0).run())
+    ok(at.number_input(key="m2_NSBH_False").set_value(1.8).run())
+    assert "Injected NSBH (20.0 + 1.8 M☉)" in titles(at)[0]
+    ok(at.selectbox(key="kind").set_value("BBH").run())
+    ok(at.number_input(key="m2_BBH_False").set_value(50.0).run())
+    assert "masses are swapped" in texts(at.caption) and "Injected BBH (50.0 + 36.0 M☉)" in titles(at)[0]
+    ok(at.slider(key="snr").set_value(20.0).run())
+    assert metrics(at)["Network SNR"] == "20.0" and "network SNR 20.0" in titles(at)[0]
+    before = metrics(at)["H1 SNR"]
+    for key, value in (("ra", 40.0), ("dec", 60.0), ("psi", 45.0), ("iota", 80.0)):
+        ok(at.slider(key=key).set_value(value).run())
+    assert metrics(at)["H1 SNR"] != before  # the sky position moves SNR between detectors
+    ok(at.slider(key="offset").set_value(0.5).run())
+    assert "outside the training range" in texts(at.caption)
+    spec = charts(at)[0]
+    x = [s["x0"] for s in spec["layout"]["shapes"] if s.get("line", {}).get("dash") == "dash"]
+    assert all(3.4 < v < 3.6 for v in x)  # merger 0.5 s before the window's end (± light travel time)
+    ok(at.number_input(key="seed").set_value(5).run())
+    ok(at.selectbox(key="target").set_value("noise").run())
+    assert any(tr.get("name") == "Grad-CAM for noise" for tr in charts(at)[0]["data"])
+    ok(at.selectbox(key="method").set_value("occlusion").run())
+    assert any(tr.get("name") == "Occlusion for noise" for tr in charts(at)[0]["data"])
+    ok(at.selectbox(key="method").set_value("gradcam").run())
+    ok(at.checkbox(key="show_clean").check().run())
+    assert sum(tr.get("name") == "injected signal (whitened)" for tr in charts(at)[0]["data"]) == 3
+    ok(at.checkbox(key="show_q").check().run())
+    assert [t for t in titles(at) if "Q-transform" in t] == [f"{d} Q-transform (whitened)" for d in DETECTORS]
+    ok(at.radio(key="q_input").set_value("raw window (gwpy whitens)").run())
+    assert [t for t in titles(at) if "Q-transform" in t] == [f"{d} Q-transform (raw)" for d in DETECTORS]
+
+
+def test_explore_bad_inputs_give_messages(env) -> None:
+    at = new_app()
+    ok(at.slider(key="snr").set_value(0.0).run())
+    assert "SNR must be a finite number > 0" in texts(at.error) and not at.get("plotly_chart")
+    ok(at.slider(key="snr").set_value(10.0).run())
+    ok(at.checkbox(key="free_masses").check().run())
+    ok(at.number_input(key="m1_BBH_True").set_value(150.0).run())
+    assert "outside the BBH range" in texts(at.error) and "[5, 80]" in texts(at.error)
+    ok(at.selectbox(key="kind").set_value("NSBH").run())
+    ok(at.number_input(key="m2_NSBH_True").set_value(3.0).run())
+    assert "outside the NSBH range" in texts(at.error)
+    ok(at.checkbox(key="free_masses").uncheck().run())
+    assert not at.error and at.get("plotly_chart")
+
+
+def test_explore_noise_sources(env, monkeypatch) -> None:
+    st.cache_resource.clear()
+    at = new_app()
+    at.text_input(key="data_dir").set_value(str(env / "missing")).run()
+    ok(at.radio(key="noise_kind").set_value("data_dir").run())
+    assert "does not exist" in texts(at.warning) and "GWVIZ_DATA_DIR" in texts(at.warning)
+    ok(at.text_input(key="data_dir").set_value(DATA_DIR).run())
+    assert "REAL" in texts(at.success) and metrics(at)["Network SNR"] == "12.0"
+
+    def offline(det, start, end, path):  # what gwviz.noise.fetch_to_cache raises without a network
+        raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: network is unreachable")
+
+    monkeypatch.setattr("gwviz.noise.fetch_to_cache", offline)
+    ok(at.radio(key="noise_kind").set_value("gwosc").run())
+    assert "could not fetch H1" in texts(at.error) and "GWOSC needs internet access" in texts(at.error)
+    assert not at.get("plotly_chart")
+    ok(at.number_input(key="gps").set_value(1238170114.0).run())
+    ok(at.button(key="retry_noise").click().run())
+    assert "could not fetch" in texts(at.error)
+    ok(at.radio(key="noise_kind").set_value("simulated").run())
+    assert "SIMULATED" in texts(at.info)
+
+
+# --- other pages --------------------------------------------------------------------------------
+
+def test_gallery_page(env) -> None:
+    at = new_app("gallery")
+    assert "No gallery.h5" in texts(at.warning)
+    ok(at.number_input(key="gal_snr").set_value(20.0).run())
+    ok(at.button(key="gal_make").click().run())
+    assert "Wrote" in texts(at.success)
+    assert (env / "gallery" / "small" / "gallery.h5").is_file() and (env / "gallery" / "small" / "index.html").is_file()
+    assert at.selectbox(key="gal_file").value == "small/gallery.h5"
+    assert len(charts(at)) == 1 and titles(at)[0].startswith("noise")  # first class shown
+    for kind in CLASSES:
+        ok(at.radio(key="gal_kind").set_value(kind).run())
+        assert titles(at)[0].startswith(kind) and f"{kind}: correctly classified" in metrics(at)
+        assert kind == "noise" or "SNR 20.0" in titles(at)[0]
+    ok(at.checkbox(key="gal_fig2").check().run())
+    assert len(charts(at)) == 2
+    bad = env / "gallery" / "bad"
+    bad.mkdir()
+    (bad / "gallery.h5").write_text("not hdf5")
+    ok(at.run())  # the page lists the new file
+    ok(at.selectbox(key="gal_file").set_value("bad/gallery.h5").run())
+    assert "Cannot read" in texts(at.error) and "not an HDF5 file" in texts(at.error)
+    ok(at.text_input(key="gallery_dir").set_value(str(env / "elsewhere")).run())
+    assert f"No gallery.h5 under {env / 'elsewhere'}" in texts(at.warning)
+
+
+def test_learn_page(env) -> None:
+    at = new_app("learn")
+    t = titles(at)
+    assert {"Raw strain in the window", "Whitened strain (what the CNN sees)",
+            "ASD of the raw window vs. the O3 design curves",
+            "Network antenna response over the sky at the merger time"} <= set(t)
+    ok(at.slider(key="l1_snr").set_value(30.0).run())
+    ok(at.selectbox(key="l1_kind").set_value("noise").run())
+    assert at.slider(key="l1_snr").disabled  # no SNR without a signal
+    ok(at.number_input(key="l1_seed").set_value(4).run())
+    ok(at.selectbox(key="l2_kind").set_value("NSBH").run())
+    ok(at.slider(key="l2_m1_NSBH").set_value(20.0).run())
+    ok(at.slider(key="l2_m2_NSBH").set_value(1.9).run())
+    assert "Clean projected NSBH signal (m1=20, m2=1.9 M☉)" in titles(at)
+    h1 = metrics(at)["H1: SNR"]
+    for key, value in (("l2_snr", 30.0), ("l2_ra", 90.0), ("l2_dec", 45.0), ("l2_psi", 30.0), ("l2_iota", 90.0)):
+        ok(at.slider(key=key).set_value(value).run())
+    assert metrics(at)["H1: SNR"] != h1
+    ok(at.selectbox(key="l3_kind").set_value("BNS").run())
+    ok(at.slider(key="l3_snr").set_value(30.0).run())
+    ok(at.selectbox(key="l3_target").set_value("BNS").run())
+    assert any(s.startswith("Grad-CAM for BNS on an injected BNS") for s in titles(at))
+    ok(at.checkbox(key="l3_cheap").check().run())
+    ok(at.button(key="l3_run").click().run())
+    rho = float(metrics(at)["Randomisation check: Spearman ρ (trained vs. random weights)"])
+    assert -1.0 <= rho <= 1.0
+    compare = [c for c in charts(at) if c["layout"]["title"]["text"] == "Three attribution methods for BNS"]
+    assert {tr["name"] for tr in compare[0]["data"]} == {"Grad-CAM", "Integrated gradients", "Occlusion"}
+
+
+def test_real_events_page(env) -> None:
+    at = new_app("real_events")
+    m = metrics(at)
+    assert m["Model says"] in CLASSES and m["Merger in window at"] == "3.95 s"
+    assert any(t.startswith("GW190521, window from 12.05 s") for t in titles(at))
+    assert "strain must have exactly the detectors ['H1', 'L1', 'V1'], got ['L1']" in texts(at.error)
+    assert "GW190425 L1 strain, 0.5 s around the merger (raw, low-frequency dominated)" in titles(at)
+    assert "GW190425 L1 Q-transform (time from the merger)" in titles(at)
+    ok(at.checkbox(key="l1_q").uncheck().run())
+    assert "GW190425 L1 Q-transform (time from the merger)" not in titles(at)
+    ok(at.slider(key="ev_start").set_value(2.0).run())
+    assert metrics(at)["Merger in window at"] == "outside"
+    ok(at.selectbox(key="ev_method").set_value("occlusion").run())
+    ok(at.selectbox(key="ev_target").set_value("noise").run())
+    spec = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("GW190521"))
+    assert any(tr.get("name") == "Occlusion for noise" for tr in spec["data"])
+    ok(at.checkbox(key="whatif").check().run())
+    assert "WHAT-IF ONLY" in texts(at.warning) and "What-if model answer" in metrics(at)
+    assert any(t.startswith("WHAT-IF: L1 real + H1/V1 simulated") for t in titles(at))
+
+
+def test_real_events_without_data_dir(env, monkeypatch) -> None:
+    monkeypatch.delenv("GWVIZ_DATA_DIR")
+    at = new_app("real_events")
+    assert "no data directory: set $GWVIZ_DATA_DIR" in texts(at.warning)
+    assert not at.get("plotly_chart")
+    ok(at.text_input(key="data_dir").set_value(DATA_DIR).run())
+    assert "Model says" in metrics(at)

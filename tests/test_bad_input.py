@@ -1,0 +1,183 @@
+"""Bad input gets a clear ValueError and loses nothing."""
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from gwviz.checkpoint import atomic_torch_save, load_weights, save_weights
+from gwviz.classifier import load_classifier, whiten_window
+from gwviz.dataset import build_split, read_split
+from gwviz.model import GWNet
+from gwviz.noise import SimulatedNoise, StrainFiles, check_strain, read_strain
+from gwviz.params import SignalParams
+from gwviz.synth import make_sample
+
+
+def _strain(n=16 * 4096, rng=np.random.default_rng(0)):
+    return {d: rng.normal(size=n) * 1e-21 for d in ("H1", "L1", "V1")}
+
+
+@pytest.mark.parametrize("kind,m1,m2", [("BBH", 90, 30), ("BBH", 4, 10), ("NSBH", 20, 3), ("NSBH", 40, 1.4),
+                                        ("BNS", 2.5, 1.2), ("BNS", 1.4, 0.5)])
+def test_masses_outside_class_range(kind, m1, m2):
+    with pytest.raises(ValueError, match="outside the"):
+        SignalParams(kind, m1, m2, snr=10)
+    # the caller may say so explicitly
+    assert SignalParams(kind, m1, m2, snr=10, allow_outside=True).mass1 == max(m1, m2) if kind != "NSBH" else m1
+
+
+@pytest.mark.parametrize("snr", [0, -3, float("nan"), float("inf")])
+def test_bad_snr(snr):
+    with pytest.raises(ValueError, match="SNR"):
+        SignalParams("BBH", 30, 20, snr=snr)
+
+
+def test_bad_masses_and_class():
+    with pytest.raises(ValueError, match="mass1"):
+        SignalParams("BBH", float("nan"), 20, snr=10)
+    with pytest.raises(ValueError, match="unknown class"):
+        SignalParams("BHNS", 30, 1.4, snr=10)
+    with pytest.raises(ValueError, match="unknown class"):
+        make_sample("glitch", SimulatedNoise(), seed=0)
+
+
+def test_strain_dict_errors():
+    good = _strain()
+    with pytest.raises(ValueError, match="exactly the detectors"):
+        check_strain({"H1": good["H1"], "L1": good["L1"]}, 4096, 16)
+    with pytest.raises(ValueError, match="sample_rate must be 4096"):
+        check_strain(good, 16384, 16)
+    with pytest.raises(ValueError, match="different lengths"):
+        check_strain({**good, "V1": good["V1"][:-10]}, 4096, 16)
+    with pytest.raises(ValueError, match="at least 16"):
+        check_strain({d: v[:4096 * 8] for d, v in good.items()}, 4096, 16)
+    bad = {**good, "L1": good["L1"].copy()}
+    bad["L1"][1000:1100] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        check_strain(bad, 4096, 16)
+    with pytest.raises(ValueError, match="1D"):
+        check_strain({**good, "H1": good["H1"].reshape(2, -1)}, 4096, 16)
+    with pytest.raises(ValueError, match="window_start"):
+        whiten_window(good, 4096, window_start=14.0)
+
+
+def _write_gwpy(path, det, data, t0=1238170000.0, rate=4096):
+    from gwpy.timeseries import TimeSeries
+    TimeSeries(data, t0=t0, sample_rate=rate, name=f"{det}:STRAIN").write(str(path), format="hdf5", overwrite=True)
+
+
+def test_nan_gaps_are_skipped(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 40 * 4096
+    for det in ("H1", "L1", "V1"):
+        x = rng.normal(size=n) * 1e-21
+        if det == "L1":
+            x[20 * 4096: 21 * 4096] = np.nan  # a 1-s gap: only [0, 20) s and [21, 40) s are usable
+        _write_gwpy(tmp_path / f"{det}.hdf5", det, x)
+    src = StrainFiles(tmp_path, exclude_gps=[])
+    spans = src.spans()
+    assert len(spans) == 2 and spans[0][1] - spans[0][0] == pytest.approx(20.0)
+    for i in range(10):
+        seg = src.segment(16.0, np.random.default_rng(i))
+        assert np.isfinite(seg.strain).all()
+    # a gap that leaves no 16-s span is a clear error
+    x = rng.normal(size=n) * 1e-21
+    x[10 * 4096:11 * 4096] = np.nan
+    x[25 * 4096:26 * 4096] = np.nan
+    _write_gwpy(tmp_path / "L1.hdf5", "L1", x)
+    with pytest.raises(ValueError, match="no 16-s span"):
+        StrainFiles(tmp_path, exclude_gps=[]).segment(16.0, np.random.default_rng(0))
+
+
+def test_missing_detector_and_wrong_rate(tmp_path, data_dir):
+    rng = np.random.default_rng(2)
+    _write_gwpy(tmp_path / "H1.hdf5", "H1", rng.normal(size=20 * 4096))
+    _write_gwpy(tmp_path / "L1.hdf5", "L1", rng.normal(size=20 * 4096))
+    with pytest.raises(ValueError, match="V1"):
+        StrainFiles(tmp_path)
+    gwf = sorted((data_dir / "gwf").glob("*.gwf"))
+    with pytest.raises(ValueError, match="sample rate 16384"):
+        StrainFiles(gwf + list(tmp_path.glob("*.hdf5")))
+
+
+def test_corrupt_hdf5_and_dataset(tmp_path):
+    bad = tmp_path / "H1_corrupt.hdf5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 100)
+    with pytest.raises(ValueError, match="not a readable strain file"):
+        read_strain(bad)
+    assert bad.exists()  # nothing deleted
+    with pytest.raises(ValueError, match="not a readable gwviz dataset"):
+        read_split(bad)
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="not a readable gwviz dataset"):
+        read_split(tmp_path / "empty.h5")
+
+
+class Evil:
+    """A pickle payload: unpickling it would create a file. weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (shutil.copy, (__file__, "pwned"))
+
+
+def test_foreign_and_corrupt_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, foreign)
+    with pytest.raises(ValueError, match="not a gwviz checkpoint"):
+        load_classifier(foreign)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_classifier(corrupt)
+    pickled = tmp_path / "evil.pt"
+    torch.save({"format": "gwviz-gwnet-v1", "model": {}, "payload": Evil()}, pickled)
+    with pytest.raises(ValueError, match="weights-only"):
+        load_classifier(pickled)
+    assert not (tmp_path / "pwned").exists()  # the payload never ran
+    # weights of another shape: clear error, the file stays
+    other = tmp_path / "other.safetensors"
+    save_weights(GWNet(width=4, hidden=8), other, {"width": 8, "hidden": 64})
+    with pytest.raises(ValueError, match="do not fit"):
+        load_classifier(other)
+    assert other.exists()
+    with pytest.raises(ValueError, match="no such"):
+        load_weights(tmp_path / "missing.safetensors")
+
+
+def test_atomic_checkpoint_survives_interrupted_write(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    atomic_torch_save({"format": "gwviz-gwnet-v1", "model": GWNet(width=4, hidden=8).state_dict()}, path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"format": "x"}, path)
+    assert path.read_bytes() == before  # the good checkpoint is untouched
+    state, _, _ = load_weights(path)
+    assert "head.1.weight" in state or len(state) > 10
+
+
+def test_dataset_resume_keeps_finished_chunks(tmp_path):
+    out = tmp_path / "ds"
+    build_split(out, "val", 8, seed=3, workers=1, chunk=4, progress=False)
+    strain, label, meta = read_split(out / "val.h5")
+    assert strain.shape == (8, 3, 16384) and list(label) == [0, 1, 2, 3] * 2
+    assert np.isnan(meta["snr"][0]) and 8 <= meta["snr"][1] <= 24
+    # simulate an interruption: drop one chunk and the final file; rebuild only that chunk
+    parts = sorted((out / "val.parts").glob("*.h5"))
+    kept = parts[0].stat().st_mtime_ns
+    parts[1].unlink()
+    (out / "val.h5").unlink()
+    build_split(out, "val", 8, seed=3, workers=1, chunk=4, progress=False)
+    assert parts[0].stat().st_mtime_ns == kept
+    again, _, _ = read_split(out / "val.h5")
+    assert np.array_equal(again, strain)  # reproducible from the seed
