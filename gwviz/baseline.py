@@ -460,10 +460,15 @@ def save_outputs(path: str | os.PathLike, samples: SampleSet, outputs: dict, **e
 
 
 def _load_outputs(src) -> dict | None:
-    """An outputs .npz (or dict) with CNN-style (probs) or MF-style (best_class) keys, as a dict."""
+    """An outputs .npz (or dict) with CNN-style (probs) or MF-style (best_class) keys, as a dict.
+    gwviz.evaluate's files ('<set>/probabilities', ...) are read with all their sets pooled."""
     if src is None:
         return None
     z = dict(np.load(src, allow_pickle=False)) if not isinstance(src, dict) else dict(src)
+    sets = sorted({k.split("/")[0] for k in z if "/" in k})
+    if sets:  # gwviz.evaluate layout: '<set>/probabilities', '<set>/labels', ...: pool all sets
+        z = {f: np.concatenate([z[f"{n}/{f}"] for n in sets]) for f in ("probabilities", "labels", "snr")
+             if all(f"{n}/{f}" in z for n in sets)}
     alias = {"labels": ("labels", "label", "y"), "snr": ("snr", "snrs", "snr_network"),
              "probs": ("probs", "probabilities", "p")}
     out = {}

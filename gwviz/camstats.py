@@ -70,7 +70,8 @@ def cam_measures(cam: np.ndarray, merger_index: float | None, sample_rate: float
     return out
 
 
-def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: bool = True) -> dict[str, np.ndarray]:
+def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: bool = True,
+            method: str = "gradcam") -> dict[str, np.ndarray]:
     """Per-sample arrays over ``n`` samples of each class (seeds from (seed, class index)).
 
     Returns kind (N,) str, label, predicted (N,), probabilities (N, 4), chirp_mass [M☉] and
@@ -91,8 +92,9 @@ def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: b
             for s in np.random.SeedSequence([seed, CLASSES.index(kind)]).generate_state(n):
                 smp = make_sample(kind, noise_source, seed=int(s), snr_range=(snr, snr))
                 pred = classifier.classify_window(smp.data)
-                cams = {"pred": classifier.explain_window(smp.data, target=pred.label)}
-                cams["true"] = cams["pred"] if pred.label == kind else classifier.explain_window(smp.data, target=kind)
+                cams = {"pred": classifier.explain_window(smp.data, target=pred.label, method=method)}
+                cams["true"] = cams["pred"] if pred.label == kind else classifier.explain_window(smp.data, target=kind,
+                                                                                                 method=method)
                 merger = smp.meta.get("merger_index")
                 add("kind", kind)
                 add("label", CLASSES.index(kind))
@@ -170,7 +172,7 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:+.3f}" if abs(v) < 10 else f"{v:.3g}"
 
 
-def randomisation(classifier, noise_source, n: int, snr: float, seed: int) -> dict:
+def randomisation(classifier, noise_source, n: int, snr: float, seed: int, method: str = "gradcam") -> dict:
     """Adebayo et al. (2018) check on ``n`` signal samples (classes in turn): Spearman ρ between
     the Grad-CAM (predicted class) of the trained model and of a randomly re-initialised copy."""
     from .explain import randomisation_check
@@ -180,7 +182,7 @@ def randomisation(classifier, noise_source, n: int, snr: float, seed: int) -> di
     for i, s in enumerate(seeds):
         smp = make_sample(SIGNAL_CLASSES[i % len(SIGNAL_CLASSES)], noise_source, seed=int(s), snr_range=(snr, snr))
         target = CLASSES.index(classifier.classify_window(smp.data).label)
-        rhos.append(randomisation_check(classifier.model, smp.data, target, "gradcam", seed=i))
+        rhos.append(randomisation_check(classifier.model, smp.data, target, method, seed=i))
     return {"n": len(rhos), "mean_spearman_rho": float(np.mean(rhos)) if rhos else None, "rho": rhos,
             "note": "near 1: the map ignores the learned weights (fails the sanity check); near 0: passes"}
 
@@ -246,26 +248,28 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=1000, help="samples per class (noise, BBH, NSBH, BNS)")
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals")
     ap.add_argument("--n-random", type=int, default=8, help="samples for the model-randomisation check")
+    ap.add_argument("--method", default="gradcam", choices=["gradcam", "hirescam"],
+                    help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
     args = ap.parse_args(argv)
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
-    d = collect(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress)
+    d = collect(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress, method=args.method)
     result = {
         "weights": str(args.weights or "shipped"), "trained": bool(clf.trained), "n_per_class": args.n,
-        "snr": args.snr, "seed": args.seed, **info,
+        "snr": args.snr, "seed": args.seed, "method": args.method, **info,
         "duration_in_band": "Newtonian chirp time from 20 Hz (5/256 (pi f)^(-8/3) (G Mc/c^3)^(-5/3)), s",
         "merger_time": "geocentric merger (make_sample meta merger_index); detectors differ by <= 27 ms",
         "targets": {"pred": "Grad-CAM of the predicted class", "true": "Grad-CAM of the true class"},
         "accuracy": float((d["predicted"] == d["label"]).mean()),
         "stats": summarise(d),
-        "randomisation_check": randomisation(clf, source, args.n_random, args.snr, args.seed),
+        "randomisation_check": randomisation(clf, source, args.n_random, args.snr, args.seed, args.method),
     }
     result["statement"] = result["stats"]["true"]["claim"]["statement"]
     out = Path(args.out)
     write_json(result, out / "camstats.json")
     np.savez_compressed(out / "camstats.npz", **d)
     notes = [result["statement"]] + ([] if clf.trained else ["UNTRAINED MODEL: maps show the architecture only."])
-    write_page(out / "camstats.html", figures(d, "pred") + figures(d, "true"), "Grad-CAM timing statistics",
+    write_page(out / "camstats.html", figures(d, "pred") + figures(d, "true"), f"{args.method} timing statistics",
                "directory", notes)
     print(result["statement"], file=sys.stderr)
     return result

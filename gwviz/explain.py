@@ -6,6 +6,8 @@ all methods can be drawn on the same time axis as the strain:
 
     gradcam               Grad-CAM (Selvaraju et al. 2017) on the last ResNet block,
                           linearly upsampled from 512 to 16384 samples; >= 0
+    hirescam              HiResCAM (Draelos & Carin 2020) on the same layer: gradient x
+                          activation summed over channels, no time-averaged weights; >= 0
     integrated_gradients  IG (Sundararajan et al. 2017) against a baseline window,
                           |attr| summed over detectors, moving-average smoothed; >= 0
     occlusion             drop in the target logit when a window of all detectors
@@ -25,13 +27,13 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn as nn
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, LayerGradientXActivation, Occlusion
 from scipy.stats import spearmanr
 
 from gwviz.constants import DETECTORS, WINDOW_SAMPLES
 
 Method = Literal["gradcam", "integrated_gradients", "occlusion"]
-METHODS: tuple[str, ...] = ("gradcam", "integrated_gradients", "occlusion")
+METHODS: tuple[str, ...] = ("gradcam", "hirescam", "integrated_gradients", "occlusion")
 
 
 def _as_batch(x: torch.Tensor | np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,10 @@ def explain_window(
         x: (3, 16384) or (1, 3, 16384) whitened strain (dimensionless).
         target: class index into CLASSES. The raw logit is explained, not the
             softmax, so evidence for one class is not mixed with evidence against others.
-        method: "gradcam", "integrated_gradients" or "occlusion".
+        method: "gradcam" (captum LayerGradCam on the last block, ReLU), "hirescam"
+            (Draelos & Carin 2020: gradient x activation of the same layer, summed over
+            channels, ReLU; faithful for a fully connected head), "integrated_gradients"
+            or "occlusion".
         baseline: IG only, (3, 16384) or (1, 3, 16384) reference input. Zeros if
             None; the classifier passes a noise-only window, which is the
             physically meaningful "no signal" reference for whitened strain.
@@ -114,11 +119,18 @@ def explain_window(
             raise ValueError(f"target must be an int in [0, {n_classes}), got {target!r}")
         target = int(target)
 
-        if method == "gradcam":
+        if method in ("gradcam", "hirescam"):
             layer = getattr(model, "cam_layer", None)
             if layer is None:
-                raise ValueError("gradcam needs a model with a `cam_layer` attribute")
-            cam = LayerGradCam(model, layer).attribute(inp, target=target, relu_attributions=True)
+                raise ValueError(f"{method} needs a model with a `cam_layer` attribute")
+            if method == "gradcam":
+                cam = LayerGradCam(model, layer).attribute(inp, target=target, relu_attributions=True)
+            else:
+                # HiResCAM: gradient x activation summed over channels, per time bin. Grad-CAM
+                # averages each channel's gradient over time first, which misleads when the head
+                # is a fully connected layer over the flattened map (position-specific weights).
+                ga = LayerGradientXActivation(model, layer).attribute(inp, target=target)
+                cam = torch.relu(ga.sum(dim=1, keepdim=True))
             # (1, 1, 512) -> (1, 1, 16384): each CAM bin covers 32 input samples
             cam = LayerAttribution.interpolate(cam, (WINDOW_SAMPLES,), interpolate_mode="linear")
             profile = cam[0, 0]

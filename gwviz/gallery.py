@@ -68,8 +68,11 @@ class Gallery:
     samples: list[GallerySample]
 
 
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
+
+
 def make_entries(classifier, noise_source, n: int, snr: float, seed: int, classes=CLASSES,
-                 progress: bool = True) -> list[GallerySample]:
+                 progress: bool = True, method: str = "gradcam") -> list[GallerySample]:
     """``n`` samples of each class at network SNR ``snr``, seeds from (seed, class index)."""
     from tqdm.auto import tqdm
 
@@ -83,8 +86,8 @@ def make_entries(classifier, noise_source, n: int, snr: float, seed: int, classe
             for s in seeds:
                 smp = make_sample(kind, noise_source, seed=int(s), snr_range=(snr, snr))
                 pred = classifier.classify_window(smp.data)
-                cam = classifier.explain_window(smp.data, target=pred.label)
-                cam_true = cam if pred.label == kind else classifier.explain_window(smp.data, target=kind)
+                cam = classifier.explain_window(smp.data, target=pred.label, method=method)
+                cam_true = cam if pred.label == kind else classifier.explain_window(smp.data, target=kind, method=method)
                 out.append(GallerySample(kind, smp.data, smp.white_signal, cam, cam_true, pred.probabilities,
                                          pred.label, smp.meta))
                 bar.update()
@@ -148,17 +151,18 @@ def load_gallery(path: str | os.PathLike) -> Gallery:
         return Gallery(json.loads(f.attrs["info"]), samples)
 
 
-def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2, sample_rate: float = SAMPLE_RATE):
+def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2, sample_rate: float = SAMPLE_RATE,
+                  label: str = "Grad-CAM"):
     """Strain + CAM figure of one gallery sample (:func:`gwviz.plots.strain_cam_figure`)."""
     from .plots import strain_cam_figure
-    cams = {f"Grad-CAM ({s.predicted}, predicted)": s.cam}
+    cams = {f"{label} ({s.predicted}, predicted)": s.cam}
     if s.predicted != s.kind:
-        cams[f"Grad-CAM ({s.kind}, true)"] = s.cam_true
+        cams[f"{label} ({s.kind}, true)"] = s.cam_true
     return strain_cam_figure(s.data, cams, s.merger_index, s.title(trained), s.white_signal, sample_rate,
                              display_step)
 
 
-def fig2(samples: list[GallerySample], trained: bool = True, display_step: int = 2):
+def fig2(samples: list[GallerySample], trained: bool = True, display_step: int = 2, label: str = "Grad-CAM"):
     """Sasaoka et al. (2023) Fig. 2 from the first sample of each class present."""
     from .plots import fig2_figure
     first = {}
@@ -167,8 +171,8 @@ def fig2(samples: list[GallerySample], trained: bool = True, display_step: int =
     panels = [{"title": f"{k} (predicted {s.predicted}, p={s.probabilities[s.predicted]:.2f})",
                "data": s.data, "cam": s.cam, "merger_index": s.meta.get("merger_index")}
               for k in CLASSES if (s := first.get(k)) is not None]
-    fig = fig2_figure(panels, display_step=display_step)
-    fig.update_layout(title="Input strain (top) and Grad-CAM of the predicted class (bottom)"
+    fig = fig2_figure(panels, display_step=display_step, cam_label=label)
+    fig.update_layout(title=f"Input strain (top) and {label} of the predicted class (bottom)"
                       + ("" if trained else " · UNTRAINED MODEL"))
     return fig
 
@@ -179,14 +183,15 @@ def write_pages(gallery: Gallery, out: str | os.PathLike, display_step: int = 2)
     out = Path(out)
     a = gallery.attrs
     trained = bool(a.get("trained", True))
+    label = METHOD_LABELS.get(str(a.get("method", "gradcam")), "Grad-CAM")
     notes = [f"weights: {a.get('weights')} · noise: {a.get('noise_source', a.get('noise'))} · network SNR {a.get('snr')} · "
-             f"seed {a.get('seed')} · dashed line: merger (arrival at each detector) · orange: Grad-CAM of the "
-             "predicted class (normalised), purple dotted: Grad-CAM of the true class when it differs"]
+             f"seed {a.get('seed')} · dashed line: merger (arrival at each detector) · orange: {label} of the "
+             f"predicted class (normalised), purple dotted: {label} of the true class when it differs"]
     if not trained:
         notes.append("UNTRAINED MODEL (random weights): the maps show the architecture, not learned evidence.")
-    figs = [sample_figure(s, trained, display_step) for s in gallery.samples]
-    return [write_page(out / "index.html", figs, "gwviz Grad-CAM gallery", "directory", notes),
-            write_page(out / "fig2.html", [fig2(gallery.samples, trained, display_step)],
+    figs = [sample_figure(s, trained, display_step, label=label) for s in gallery.samples]
+    return [write_page(out / "index.html", figs, f"gwviz {label} gallery", "directory", notes),
+            write_page(out / "fig2.html", [fig2(gallery.samples, trained, display_step, label)],
                        "Sasaoka et al. (2023) Fig. 2 reproduction", "directory", notes[:1])]
 
 
@@ -197,13 +202,16 @@ def main(argv: list[str] | None = None) -> Gallery:
     ap.add_argument("--n", type=int, default=4, help="samples per class")
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals (paper: 15)")
     ap.add_argument("--display-step", type=int, default=2, help="draw every n-th sample in the HTML (size)")
+    ap.add_argument("--method", default="gradcam", choices=sorted(METHOD_LABELS),
+                    help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
     args = ap.parse_args(argv)
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
-    samples = make_entries(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress)
+    samples = make_entries(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress, method=args.method)
     attrs = {**info, "weights": str(args.weights or "shipped"), "trained": bool(clf.trained), "snr": args.snr,
              "seed": args.seed, "n_per_class": args.n, "noise_source": getattr(source, "name", args.noise),
-             "cam": "gradcam (gwviz.explain), raw; cam: predicted class, cam_true: true class"}
+             "method": args.method,
+             "cam": f"{args.method} (gwviz.explain), raw; cam: predicted class, cam_true: true class"}
     out = Path(args.out)
     save_gallery(out / "gallery.h5", samples, attrs)
     gallery = load_gallery(out / "gallery.h5")

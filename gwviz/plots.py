@@ -97,7 +97,8 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
     return fig
 
 
-def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, display_step: int = 2) -> go.Figure:
+def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, display_step: int = 2,
+                cam_label: str = "Grad-CAM") -> go.Figure:
     """Sasaoka et al. (2023) Fig. 2: one column per sample, input strain on top, CAM below.
 
     Args:
@@ -119,7 +120,7 @@ def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, dis
                                      mode="lines", name=det, legendgroup=det, showlegend=c == 1,
                                      line=dict(color=DETECTOR_COLOURS[det], width=0.7)), row=1, col=c)
         fig.add_trace(go.Scatter(x0=0.0, dx=dt * 8, y=_norm(p["cam"])[::8], mode="lines", fill="tozeroy",
-                                 name="Grad-CAM", legendgroup="cam", showlegend=c == 1,
+                                 name=cam_label, legendgroup="cam", showlegend=c == 1,
                                  line=dict(color="darkorange", width=1)), row=2, col=c)
         if p.get("merger_index") is not None:
             for r in (1, 2):

@@ -1,9 +1,10 @@
 """The Streamlit app (app/main.py) through streamlit.testing.v1.AppTest, and gwviz.session under it.
 
 Every page and control; bad inputs must give messages, never tracebacks. Real data from
-$GWVIZ_DATA_DIR (default /work/shared/data/o3)."""
+$GWVIZ_DATA_DIR (default ../shared/data/o3 beside the repository)."""
 from __future__ import annotations
 
+from conftest import o3_dir  # noqa: E402
 import json
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ from gwviz.synth import make_sample
 
 torch.set_num_threads(1)
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-DATA_DIR = os.environ.get("GWVIZ_DATA_DIR", "/work/shared/data/o3")
+DATA_DIR = str(o3_dir())
 TIMEOUT = 180
 
 

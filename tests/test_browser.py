@@ -5,6 +5,7 @@ checks that the plotly figures follow. Screenshot: tmp_path/app.png; with GWVIZ_
 docs/app-screenshot.png (or GWVIZ_SCREENSHOT=/some/path.png)."""
 from __future__ import annotations
 
+from conftest import o3_dir  # noqa: E402
 import os
 import socket
 import subprocess
@@ -32,7 +33,7 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     port = free_port()
-    env = {**os.environ, "GWVIZ_DATA_DIR": os.environ.get("GWVIZ_DATA_DIR", "/work/shared/data/o3"),
+    env = {**os.environ, "GWVIZ_DATA_DIR": str(o3_dir()),
            "GWVIZ_GALLERY_DIR": str(tmp_path / "gallery")}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(

@@ -2,6 +2,7 @@
 (a narrow random-weight GWNet: the metrics' plumbing is under test, not the model)."""
 from __future__ import annotations
 
+from conftest import o3_dir  # noqa: E402
 import json
 import os
 
@@ -18,7 +19,7 @@ from gwviz.evaluate import (SNR_EDGES, EvalSet, accuracy_by_snr, compute_metrics
                             roc_statistic, roc_summary, segment_start_range, tpr_at_fpr)
 from gwviz.model import GWNet, ModelConfig
 
-DATA_DIR = os.environ.get("GWVIZ_DATA_DIR", "/work/shared/data/o3")
+DATA_DIR = str(o3_dir())
 
 
 @pytest.fixture(autouse=True, scope="module")

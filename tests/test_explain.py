@@ -121,3 +121,21 @@ def test_randomisation_check(
     p = explain_window(model, x, 1)
     expected = 1.0 if np.ptp(p) > 0 else 0.0  # a constant map is reported as 0
     assert randomisation_check(model, x, target=1) == pytest.approx(expected)
+
+
+def test_hirescam_is_gradient_times_activation(model: GWNet, x: torch.Tensor) -> None:
+    """HiResCAM = ReLU(Σ_channels ∂logit/∂A ⊙ A) of the last block, upsampled like Grad-CAM."""
+    p = explain_window(model, x, target=2, method="hirescam")
+    _check_profile(p)
+    assert (p >= 0).all()
+    model.eval()
+    acts = {}
+    h = model.cam_layer.register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
+    inp = x[None].clone().requires_grad_(True)
+    logit = model(inp)[0, 2]
+    h.remove()
+    a = acts["a"]
+    g, = torch.autograd.grad(logit, a)
+    manual = torch.relu((g * a).sum(1, keepdim=True))
+    manual = torch.nn.functional.interpolate(manual, size=16384, mode="linear", align_corners=False)[0, 0]
+    np.testing.assert_allclose(p, manual.detach().numpy(), rtol=1e-4, atol=1e-6)

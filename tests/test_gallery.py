@@ -2,6 +2,7 @@
 profiles, tiny CLI runs (a narrow random-weight GWNet; no trained model is needed for the plumbing)."""
 from __future__ import annotations
 
+from conftest import o3_dir  # noqa: E402
 import json
 import os
 
@@ -21,7 +22,7 @@ from gwviz.gallery import main as gallery_main
 from gwviz.model import GWNet, ModelConfig
 from gwviz.params import chirp_mass
 
-DATA_DIR = os.environ.get("GWVIZ_DATA_DIR", "/work/shared/data/o3")
+DATA_DIR = str(o3_dir())
 
 
 @pytest.fixture(autouse=True, scope="module")
