@@ -196,7 +196,7 @@ def compare_attributions(clf: Classifier, window: np.ndarray, target: str,
                          cheap: bool = False) -> dict[str, np.ndarray]:
     """Grad-CAM, integrated gradients and occlusion profiles (16384,) of one window, each in [0, 1].
     ``cheap``: fewer IG steps and coarser occlusion (tests, slow machines)."""
-    kw = {"gradcam": {}, "integrated_gradients": dict(n_steps=4 if cheap else 16, internal_batch_size=4),
+    kw = {"gradcam": {}, "hirescam": {}, "integrated_gradients": dict(n_steps=4 if cheap else 16, internal_batch_size=4),
           "occlusion": dict(occlusion_window=2048, occlusion_stride=2048) if cheap else {}}
     return {m: normalise(clf.explain_window(window, target, m, **kw[m])) for m in METHODS}
 

@@ -11,7 +11,7 @@ from gwviz.constants import CLASSES, DETECTORS
 from gwviz.plots import CLASS_COLOURS
 from gwviz.plots import DETECTOR_COLOURS as COLOURS
 
-METHOD_NAMES = {"gradcam": "Grad-CAM", "integrated_gradients": "Integrated gradients", "occlusion": "Occlusion"}
+METHOD_NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated gradients", "occlusion": "Occlusion"}
 
 
 def _f32(x) -> np.ndarray:

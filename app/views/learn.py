@@ -95,6 +95,11 @@ with step3:
         "- it can look plausible even for a network that learned nothing: the **randomisation check** (Adebayo et "
         "al. 2018) compares the map with that of the same network with random weights — a high rank correlation "
         "ρ means the map shows the architecture, not what was learned;\n"
+        "- **averaged channel weights**: Grad-CAM weights each channel by its gradient averaged over all 512 "
+        "bins; with our fully connected head the merger bins can get the opposite sign, and the ReLU then erases "
+        "the merger. **HiResCAM** (gradient × activation bin by bin, Draelos & Carin 2020) avoids this: on the "
+        "shipped model it puts BBH attention at the merger, NSBH earlier, BNS earliest and noise flat "
+        "(docs/gradcam.md), while Grad-CAM does not;\n"
         "- other methods (integrated gradients, occlusion) ask the question differently: agreement between them "
         "is reassuring, disagreement is a warning.")
     common.model_banner(clf)
