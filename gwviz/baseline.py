@@ -20,9 +20,9 @@ Choices (docs/baseline.md has the numbers):
   window; ρ_d² maximised over ±21.3 ms (Earth radius / c) around a common geocentric time t_c,
   summed over detectors, maximised over t_c in the last 0.1 s of the window and over templates:
   stat = max √Σ_d ρ_d². The class is that of the best template; 'noise' below a threshold.
-* The filter is a batched torch FFT correlation (pycbc.filter.matched_filter, one template and one
-  detector at a time, gives the same ρ(t): tests/test_baseline.py checks it) because it is ~10x
-  faster on 2 CPU cores.
+* The filter is a batched torch FFT correlation: pycbc.filter.matched_filter, one template and one
+  detector at a time, gives the same ρ(t) (tests/test_baseline.py checks it) but is ~5x slower per
+  template and detector (bench/bench_baseline.py).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ TC_HI: int = WINDOW_SAMPLES
 #: Largest arrival delay w.r.t. the geocentre [samples] (Earth radius / c ~ 21.3 ms).
 DELAY: int = math.ceil(float(detector_geometry()[1].norm(dim=-1).max()) / 299792458.0 * SAMPLE_RATE)
 LAG_LO, LAG_HI = TC_LO - DELAY, TC_HI + DELAY
-#: Default minimal match of the bank (0.9 keeps ~2 s/sample on 2 CPU cores; docs/baseline.md).
+#: Default minimal match of the bank: 1684 templates, ~1.2 CPU s per window on one core (docs/baseline.md).
 MIN_MATCH: float = 0.9
 #: Default stochastic-placement patience (rejections in a row that end a class; ~1 % left uncovered).
 PATIENCE: int = 100

@@ -285,8 +285,8 @@ def test_learn_page(env) -> None:
     ok(at.button(key="l3_run").click().run())
     rho = float(metrics(at)["Randomisation check: Spearman ρ (trained vs. random weights)"])
     assert -1.0 <= rho <= 1.0
-    compare = [c for c in charts(at) if c["layout"]["title"]["text"] == "Three attribution methods for BNS"]
-    assert {tr["name"] for tr in compare[0]["data"]} == {"Grad-CAM", "Integrated gradients", "Occlusion"}
+    compare = [c for c in charts(at) if c["layout"]["title"]["text"] == "Four attribution methods for BNS"]
+    assert {tr["name"] for tr in compare[0]["data"]} == {"Grad-CAM", "HiResCAM", "Integrated gradients", "Occlusion"}
 
 
 def test_real_events_page(env) -> None:

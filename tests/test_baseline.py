@@ -158,6 +158,12 @@ def test_compare_known_scores(tmp_path) -> None:
     assert m["mf"]["accuracy"]["noise"] == pytest.approx(0.99)
     assert m["mf"]["roc"]["8"]["auc"] > 0.5
     assert tpr_at_fpr(noise[:50], mf_score[n0:], 1e-2) is None  # 50 noise samples cannot resolve 1 %
+    # gwviz.evaluate's layout ('<set>/probabilities', ...) pools its sets into the same metrics
+    split = {"roc_noise": slice(0, n0), "roc_BBH_snr8": slice(n0, n0 + 100), "roc_BNS_snr8": slice(n0 + 100, None)}
+    np.savez(tmp_path / "eval.npz", **{f"{k}/{f}": v[sl] for k, sl in split.items()
+                                        for f, v in (("probabilities", cnn_probs), ("labels", labels), ("snr", snr))})
+    m2 = compare(tmp_path / "eval.npz", tmp_path / "mf.npz", snr_points=(8.0,))
+    assert m2["cnn"]["tpr_at_fpr"] == m["cnn"]["tpr_at_fpr"] and m2["cnn"]["n"] == len(labels)
 
 
 def test_run_end_to_end(tmp_path, bank: TemplateBank) -> None:

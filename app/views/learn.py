@@ -114,7 +114,7 @@ with step3:
                     key="l3_cam")
     cheap = st.checkbox("Quick settings (fewer IG steps, coarse occlusion)", value=True, key="l3_cheap")
     if st.button("Run the sanity checks", key="l3_run"):
-        with st.spinner("Randomising the weights and computing three attribution methods …"):
+        with st.spinner("Randomising the weights and computing four attribution methods …"):
             rho = session.sanity_check(clf, r3.sample.data, target3)
             profiles = session.compare_attributions(clf, r3.sample.data, target3, cheap=cheap)
         st.session_state["l3_result"] = (k3, snr3, target3, rho, profiles)
@@ -127,5 +127,5 @@ with step3:
         note = " (an all-zero map gives ρ = 0 by convention)." if rho == 0 else "."
         st.markdown(f"The check **{verdict}**{note}")
         merger = r3.merger_times().get("H1")
-        st.plotly_chart(fig.attribution_figure(t, profiles, f"Three attribution methods for {target3}", merger),
+        st.plotly_chart(fig.attribution_figure(t, profiles, f"Four attribution methods for {target3}", merger),
                         key="l3_compare")
