@@ -12,10 +12,18 @@ torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parent.parent
 
 
+#: Where the real O3 files are looked for when $GWVIZ_DATA_DIR is not set: beside the checkout
+#: (our workplace layout), then the workplace's shared folder (CI clones elsewhere).
+DATA_CANDIDATES = (REPO.parent / "shared" / "data" / "o3", Path("/work/shared/data/o3"))
+
+
 def o3_dir() -> Path:
-    path = Path(os.environ.get("GWVIZ_DATA_DIR", REPO.parent / "shared" / "data" / "o3"))
-    assert path.is_dir(), f"real O3 data directory {path} not found: set GWVIZ_DATA_DIR"
-    return path
+    env = os.environ.get("GWVIZ_DATA_DIR")
+    candidates = [Path(env)] if env else list(DATA_CANDIDATES)
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise AssertionError(f"real O3 data directory not found in {candidates}: set GWVIZ_DATA_DIR")
 
 
 @pytest.fixture(scope="session")
