@@ -272,7 +272,7 @@ class StrainFiles:
             u = rng.uniform(0, total) if total > 0 else 0.0
             for a, b in starts:
                 if u <= b - a:
-                    # snap to the sample grid of the data
+                    # (_cut rounds the start to the sample grid of the data)
                     return a + u
                 u -= b - a
             return starts[-1][1]
