@@ -26,6 +26,29 @@ def o3_dir() -> Path:
     raise AssertionError(f"real O3 data directory not found in {candidates}: set GWVIZ_DATA_DIR")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a CPU shared with busy processes, 2 threads ran these tests ~10x slower
+    (threads wait on each other); restored afterwards so other modules keep their setting.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    """A narrow (width 2) random GWNet: same code path as the shipped model, 5x faster on a CPU."""
+    from gwviz.checkpoint import save_weights
+    from gwviz.model import GWNet, ModelConfig
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    cfg = ModelConfig(width=2, hidden=16)
+    save_weights(GWNet.from_config(cfg), path, cfg.to_dict(), {"note": "random, for tests"})
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return o3_dir()

@@ -4,42 +4,22 @@ from __future__ import annotations
 
 from conftest import o3_dir  # noqa: E402
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from gwviz.batch import BatchMaker, WaveformBank
-from gwviz.checkpoint import save_weights
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
 from gwviz.evaluate import (SNR_EDGES, EvalSet, accuracy_by_snr, compute_metrics, confusion_matrix, iter_set,
                             load_outputs, main, make_noise_source, make_sets, read_real_strain, roc_curve,
                             roc_statistic, roc_summary, segment_start_range, tpr_at_fpr)
-from gwviz.model import GWNet, ModelConfig
 
 DATA_DIR = str(o3_dir())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a CPU shared with busy processes, 2 threads ran these tests ~10x slower
-    (threads wait on each other); restored afterwards so other modules keep their setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    """A narrow (width 2) random GWNet: same code path as the shipped model, 5x faster on a CPU."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    cfg = ModelConfig(width=2, hidden=16)
-    save_weights(GWNet.from_config(cfg), path, cfg.to_dict(), {"note": "random, for tests"})
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,44 +4,24 @@ from __future__ import annotations
 
 from conftest import o3_dir  # noqa: E402
 import json
-import os
 
 import h5py
 import lal
 import lalsimulation as lalsim
 import numpy as np
 import pytest
-import torch
 
 from gwviz.camstats import cam_measures, claim, newtonian_chirp_time
 from gwviz.camstats import main as camstats_main
-from gwviz.checkpoint import save_weights
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.gallery import load_gallery
 from gwviz.gallery import main as gallery_main
-from gwviz.model import GWNet, ModelConfig
 from gwviz.params import chirp_mass
 
 DATA_DIR = str(o3_dir())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a CPU shared with busy processes, 2 threads ran these tests ~10x slower
-    (threads wait on each other); restored afterwards so other modules keep their setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    cfg = ModelConfig(width=2, hidden=16)
-    save_weights(GWNet.from_config(cfg), path, cfg.to_dict(), {"note": "random, for tests"})
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_gallery_real_noise_roundtrip(weights: str, tmp_path) -> None:
