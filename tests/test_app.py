@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from conftest import o3_dir  # noqa: E402
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -8,7 +8,6 @@ from pycbc.detector import Detector
 from pycbc.filter import sigma
 from pycbc.psd import welch as pycbc_welch
 from pycbc.types import FrequencySeries, TimeSeries
-from scipy.signal import hilbert
 
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.detectors import antenna_patterns, gmst, time_delays

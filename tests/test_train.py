@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from gwviz.checkpoint import FORMAT, atomic_torch_save, load_weights
+from gwviz.checkpoint import FORMAT, load_weights
 from gwviz.classifier import load_classifier
 
 REPO = Path(__file__).resolve().parent.parent
