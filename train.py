@@ -55,9 +55,10 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from gwviz.batch import BatchMaker, WaveformBank
+from gwviz.batch import BatchMaker, WaveformBank, load_real
 from gwviz.checkpoint import FORMAT, atomic_torch_save, save_weights
-from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_SAMPLES
+from gwviz.bnstats import recalibrate
+from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 from gwviz.model import GWNet, ModelConfig
 from gwviz.params import SNR_RANGE
 
@@ -86,6 +87,9 @@ DEFAULTS: dict = {
     "workers": 0,               # processes building the waveform bank; 0 = all CPU cores
     "log_every": 10,            # steps between metric rows
     "eval_every_steps": 0,      # 0: evaluate at every epoch end (and at the last step)
+    "bn_batches": 0,            # > 0: before each evaluation, re-estimate BatchNorm statistics over this many
+                                # training-distribution batches (gwviz.bnstats). Off by default: it steadies the
+                                # validation numbers but moves the noise/signal operating point (models/README.md)
     "max_steps": None,          # stop early (also --max-steps)
 }
 
@@ -145,6 +149,8 @@ def validate_config(cfg: dict) -> dict:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     if set(cfg["model"]) - {"width", "hidden"}:
         raise ValueError(f"model takes width and hidden, got {sorted(cfg['model'])}")
+    if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
+        raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",
               "val_bank_per_class", "log_every"):
         if not isinstance(cfg[k], int) or cfg[k] < 1:
@@ -225,6 +231,9 @@ def data_seed(*key: int) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+BN_TAG = 5_555_555  # data_seed(seed, step, BN_TAG): the BatchNorm calibration batches before an evaluation
+
+
 # -----------------------------------------------------------------------------
 # data
 
@@ -241,31 +250,6 @@ def get_bank(path: Path, n_per_class: int, seed: int, workers: int) -> WaveformB
     bank.save(path)
     meta.write_text(json.dumps(key))
     return bank
-
-
-def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-    """Real noise for BatchMaker from an .npz: ``strain`` (3, N) [strain] of H1, L1, V1 at 4096 Hz
-    (``sample_rate`` checked if present) and optional ``train_range`` / ``val_range`` (lo, hi): the
-    allowed first samples of 16-s segments. Without them the first 75 % of the strain trains and
-    the rest validates, with no sample shared."""
-    with np.load(path) as d:
-        if "strain" not in d.files:
-            raise ValueError(f"{path}: real_data needs an array 'strain' (3, N)")
-        strain = d["strain"].astype(np.float64)
-        if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
-            raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
-        ranges = [tuple(int(v) for v in d[k]) if k in d.files else None for k in ("train_range", "val_range")]
-    if strain.ndim != 2 or strain.shape[0] != len(DETECTORS) or not np.isfinite(strain).all():
-        raise ValueError(f"{path}: strain must be finite with shape ({len(DETECTORS)}, N), got {strain.shape}")
-    n, n_seg = strain.shape[1], int(SEGMENT_DURATION * SAMPLE_RATE)
-    cut = int(0.75 * n)
-    tr = ranges[0] or (0, cut - n_seg)
-    va = ranges[1] or (cut, n - n_seg)
-    for name, (lo, hi) in (("train_range", tr), ("val_range", va)):
-        if not 0 <= lo <= hi <= n - n_seg:
-            raise ValueError(f"{path}: {name} ({lo}, {hi}) does not fit {n} samples with {n_seg}-sample segments "
-                             f"(give train_range/val_range, or at least {4 * n_seg / SAMPLE_RATE:.0f} s of strain)")
-    return strain, tr, va
 
 
 class Validator:
@@ -406,7 +390,8 @@ def main(argv: list[str] | None = None) -> dict:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
             raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
-        cfg = validate_config(apply_overrides(ckpt["config"], args.overrides))
+        # keys added since the checkpoint was written take their defaults
+        cfg = validate_config(apply_overrides({**copy.deepcopy(DEFAULTS), **ckpt["config"]}, args.overrides))
         say(f"resuming {ckpt_path} at step {ckpt['step']}")
     else:
         if args.resume:
@@ -545,6 +530,9 @@ def main(argv: list[str] | None = None) -> dict:
                 loss_n, t_log, step_log = 0, now, step
             if step % eval_every == 0 or step == total:
                 t_eval = time.time()
+                if cfg["bn_batches"]:  # own seed: the training stream (and a resumed run) is unchanged
+                    recalibrate(raw, maker, cfg["bn_batches"], local_batch, data_seed(seed, step, BN_TAG), snr,
+                                cfg["p_real"], autocast)
                 sync_buffers()
                 last_eval = {**validator(fwd, autocast), "step": step}
                 t_log += time.time() - t_eval  # samples/s counts training time only

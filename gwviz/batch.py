@@ -141,3 +141,28 @@ class BatchMaker:
                          white_signal=False)
         snr = torch.where(labels > 0, snr, torch.zeros_like(snr))
         return out.data.float(), labels, snr
+
+
+def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """Real noise for BatchMaker from an .npz: ``strain`` (3, N) [strain] of H1, L1, V1 at 4096 Hz
+    (``sample_rate`` checked if present) and optional ``train_range`` / ``val_range`` (lo, hi): the
+    allowed first samples of 16-s segments. Without them the first 75 % of the strain trains and
+    the rest validates, with no sample shared."""
+    with np.load(path) as d:
+        if "strain" not in d.files:
+            raise ValueError(f"{path}: real_data needs an array 'strain' (3, N)")
+        strain = d["strain"].astype(np.float64)
+        if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
+            raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
+        ranges = [tuple(int(v) for v in d[k]) if k in d.files else None for k in ("train_range", "val_range")]
+    if strain.ndim != 2 or strain.shape[0] != len(DETECTORS) or not np.isfinite(strain).all():
+        raise ValueError(f"{path}: strain must be finite with shape ({len(DETECTORS)}, N), got {strain.shape}")
+    n, n_seg = strain.shape[1], int(SEGMENT_DURATION * SAMPLE_RATE)
+    cut = int(0.75 * n)
+    tr = ranges[0] or (0, cut - n_seg)
+    va = ranges[1] or (cut, n - n_seg)
+    for name, (lo, hi) in (("train_range", tr), ("val_range", va)):
+        if not 0 <= lo <= hi <= n - n_seg:
+            raise ValueError(f"{path}: {name} ({lo}, {hi}) does not fit {n} samples with {n_seg}-sample segments "
+                             f"(give train_range/val_range, or at least {4 * n_seg / SAMPLE_RATE:.0f} s of strain)")
+    return strain, tr, va

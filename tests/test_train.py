@@ -21,9 +21,11 @@ sys.path.insert(0, str(REPO))
 import train  # noqa: E402
 
 SMOKE = str(REPO / "configs" / "smoke.yaml")
-# 4 steps per epoch of 4 samples (2 per rank under DDP), 2 epochs; evaluation (4 samples) at steps 4 and 8
+# 4 steps per epoch of 4 samples (2 per rank under DDP), 2 epochs; evaluation (4 samples) every 2 steps, each
+# after re-estimating the BatchNorm statistics over 2 batches (so resume and DDP tests cover gwviz.bnstats too)
 TINY = ["model.width=4", "model.hidden=16", "batch_size=4", "samples_per_epoch=16", "epochs=2", "val_samples=4",
-        "val_batch=4", "bank_per_class=2", "val_bank_per_class=2", "workers=1", "log_every=1"]
+        "val_batch=4", "bank_per_class=2", "val_bank_per_class=2", "workers=1", "log_every=1",
+        "eval_every_steps=2", "bn_batches=2"]
 
 
 def rows(out: Path) -> list[dict]:
