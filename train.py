@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> dict:
                 t_eval = time.time()
                 if cfg["bn_batches"]:  # own seed: the training stream (and a resumed run) is unchanged
                     recalibrate(raw, maker, cfg["bn_batches"], local_batch, data_seed(seed, step, BN_TAG), snr,
-                                cfg["p_real"], autocast)
+                                autocast=autocast)  # the maker's own p_real mix
                 sync_buffers()
                 last_eval = {**validator(fwd, autocast), "step": step}
                 t_log += time.time() - t_eval  # samples/s counts training time only
