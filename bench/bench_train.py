@@ -1,9 +1,14 @@
-"""Training and inference throughput of GWNet with on-the-fly data, on whatever device is there.
+"""Training and inference throughput of GWNet with on-the-fly data: the old layout and the new one, one run.
 
-    python bench/bench_train.py --device cuda --batch-size 512 1024 --compile --bf16 --out bench/results/train_h100.json
+    python bench/bench_train.py --device cuda --batch-size 1024 --compile --bf16 --out bench/results/train_h200.json
     python bench/bench_train.py --device cpu --batch-size 8 --steps 3 --width 4 --out /tmp/train_cpu.json
 
-Per batch size, samples/s of
+Variants (same model weights, data and batch size):
+  old : ResNet as Conv1d on (B, C, T), Adam per tensor, data made before each step (the layout up to
+        2026-11: cuDNN converts NCHW <-> NHWC around every thin convolution);
+  new : the same weights as (1 x 3) Conv2d on channels-last (B, C, 1, T), fused Adam, the next batch
+        made on a side CUDA stream while the model trains (train.Prefetcher).
+Per variant and batch size, samples/s of
   data   : BatchMaker alone (noise + projection + SNR rescaling + whitening, the one synthesis path),
   model  : one Adam step on a fixed batch (forward + backward + update),
   train  : both, as train.py runs them (fresh data every step),
@@ -26,7 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # train.py at the repository root
 from gwviz.batch import BatchMaker, WaveformBank  # noqa: E402
 from gwviz.model import GWNet  # noqa: E402
-from train import autocast_for, data_seed, train_step  # noqa: E402
+from train import Prefetcher, autocast_for, data_seed, train_step  # noqa: E402
+
+VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False},
+            "new": {"layout": "2d", "fused": True, "overlap": True}}
 
 
 def timed(fn, steps: int, warmup: int, device: torch.device) -> float:
@@ -42,42 +50,54 @@ def timed(fn, steps: int, warmup: int, device: torch.device) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_batch(n: int, a: argparse.Namespace, bank: WaveformBank, device: torch.device) -> dict:
+def bench_batch(n: int, a: argparse.Namespace, bank: WaveformBank, device: torch.device, variant: str) -> dict:
+    v = VARIANTS[variant]
+    on_cuda = device.type == "cuda"
     maker = BatchMaker(bank, device)
     gen = torch.Generator(device=device)
-    counter = iter(range(10**9))
 
-    def data():
-        return maker(n, gen.manual_seed(data_seed(0, next(counter), 0)), snr_range=(8.0, 24.0))
+    def data(s: int):
+        return maker(n, gen.manual_seed(data_seed(0, s, 0)), snr_range=(8.0, 24.0))
 
     torch.manual_seed(0)
     raw = GWNet(width=a.width, hidden=a.hidden).to(device)
-    model = torch.compile(raw) if a.compile and device.type == "cuda" else raw
-    opt = torch.optim.Adam(raw.parameters(), lr=1e-3)
+    raw.resnet.layout = v["layout"] if on_cuda else "auto"
+    model = torch.compile(raw) if a.compile and on_cuda else raw
+    opt = torch.optim.Adam(raw.parameters(), lr=1e-3, fused=v["fused"] and on_cuda)
     autocast = autocast_for(device, a.bf16)
-    x, y, _ = data()
+    x, y, _ = data(0)
+    counter = iter(range(1, 10**9))
 
     def model_step():
         train_step(model, opt, x, y, autocast)
 
+    prefetch = Prefetcher(data, device) if v["overlap"] else None
+    if prefetch is not None:
+        prefetch.launch(next(counter))
+
     def full_step():
-        xb, yb, _ = data()
+        if prefetch is None:
+            xb, yb, _ = data(next(counter))
+        else:
+            xb, yb, _ = prefetch.take()
         train_step(model, opt, xb, yb, autocast)
+        if prefetch is not None:
+            prefetch.launch(next(counter))
 
     def infer():
         with torch.no_grad(), autocast():
             model(x)
 
-    if device.type == "cuda":
+    if on_cuda:
         torch.cuda.reset_peak_memory_stats(device)
     raw.train()
-    res = {"batch": n}
-    res["data"] = n / timed(data, a.steps, a.warmup, device)
+    res = {"variant": variant, "batch": n, **v}
+    res["data"] = n / timed(lambda: data(next(counter)), a.steps, a.warmup, device)
     res["model"] = n / timed(model_step, a.steps, a.warmup, device)
     res["train"] = n / timed(full_step, a.steps, a.warmup, device)
     raw.eval()
     res["infer"] = n / timed(infer, a.steps, a.warmup, device)
-    if device.type == "cuda":
+    if on_cuda:
         res["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return res
 
@@ -93,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--bank-per-class", type=int, default=32)
+    ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["old", "new"])
     ap.add_argument("--out", type=Path, default=None, help="JSON results file")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
@@ -110,16 +131,22 @@ def main(argv: list[str] | None = None) -> dict:
             "waveforms_per_s": 3 * a.bank_per_class / bank_s}
     rows = []
     for n in a.batch_size:
-        rows.append(bench_batch(n, a, bank, device))
-        torch._dynamo.reset()  # a fresh compile per batch size, as in a real run
+        for variant in a.variants:
+            rows.append(bench_batch(n, a, bank, device, variant))
+            torch._dynamo.reset()  # a fresh compile per variant and batch size, as in a real run
     print(f"{info['device']}, torch {info['torch']}, compile={info['compile']}, bf16={info['bf16']}, "
           f"width={a.width}; bank: {info['waveforms_per_s']:.0f} waveforms/s on {os.cpu_count()} cores")
-    print(f"{'batch':>6} {'data/s':>10} {'model/s':>10} {'train/s':>10} {'infer/s':>10} {'peak GiB':>9}")
+    print(f"{'variant':>8} {'batch':>6} {'data/s':>10} {'model/s':>10} {'train/s':>10} {'infer/s':>10} {'peak GiB':>9}")
     for r in rows:
-        print(f"{r['batch']:>6} {r['data']:>10.0f} {r['model']:>10.0f} {r['train']:>10.0f} {r['infer']:>10.0f} "
-              f"{r.get('peak_gib', float('nan')):>9.1f}")
+        print(f"{r['variant']:>8} {r['batch']:>6} {r['data']:>10.0f} {r['model']:>10.0f} {r['train']:>10.0f} "
+              f"{r['infer']:>10.0f} {r.get('peak_gib', float('nan')):>9.1f}")
+    for n in a.batch_size:
+        by = {r["variant"]: r for r in rows if r["batch"] == n}
+        if {"old", "new"} <= set(by):
+            print(f"new / old at batch {n}: train {by['new']['train'] / by['old']['train']:.2f}x, "
+                  f"model {by['new']['model'] / by['old']['model']:.2f}x, infer {by['new']['infer'] / by['old']['infer']:.2f}x")
     best = max(rows, key=lambda r: r["train"])
-    print(f"one paper epoch (96k samples) at batch {best['batch']}: {96000 / best['train']:.0f} s")
+    print(f"one paper epoch (96k samples), {best['variant']} at batch {best['batch']}: {96000 / best['train']:.0f} s")
     result = {**info, "samples_per_s": rows}
     if a.out is not None:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 
@@ -73,13 +74,42 @@ class DAIN(nn.Module):
 
 
 # -----------------------------------------------------------------------------
+# time convolutions that also run as 2-D (1 x k) convolutions
+
+
+class TimeConv(nn.Conv1d):
+    """A Conv1d that also takes (B, C, 1, T) and then runs as a (1 x k) Conv2d.
+
+    Why: on CUDA, cuDNN's fast bf16 kernels want channels-last (NHWC) data, and a Conv1d on
+    (B, C, T) is converted NCHW -> NHWC and back around every convolution; on the H200 those
+    conversions took 45 % of a training step. The same weights applied as a (1 x k) Conv2d to a
+    channels-last (B, C, 1, T) tensor need no conversion. The parameters keep the Conv1d shape
+    (C_out, C_in, k), so weights files are the same in both layouts.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]))
+        return super().forward(x)
+
+
+class TimeBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that also takes (B, C, 1, T) (the same per-channel statistics)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2-D, 3-D or 4-D input, got {x.dim()}-D")
+
+
+# -----------------------------------------------------------------------------
 # ResNet-54 of AResGW
 
 
 class ResBlock(nn.Module):
     """Two 3-tap convolutions with a residual connection.
 
-    Input (B, c_in, T) -> output (B, c_out, ceil(T / stride)). The stride, if
+    Input (B, c_in, T) -> output (B, c_out, ceil(T / stride)), or the same with a singleton
+    axis, (B, c_in, 1, T) -> (B, c_out, 1, ceil(T / stride)) (see TimeConv). The stride, if
     any, sits in the second convolution; the shortcut is a strided 1x1 conv only
     when the shape changes. ReLUs are separate, non-inplace modules because
     attribution methods (guided backprop, DeepLift, ...) hook nn.ReLU modules.
@@ -88,13 +118,13 @@ class ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
         # convs feeding a BatchNorm get no bias: BN's own shift makes it redundant
-        self.conv1 = nn.Conv1d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm1d(c_out)
+        self.conv1 = TimeConv(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = TimeBatchNorm(c_out)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv1d(c_out, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm1d(c_out)
+        self.conv2 = TimeConv(c_out, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = TimeBatchNorm(c_out)
         if c_in != c_out or stride != 1:
-            self.shortcut: nn.Module = nn.Conv1d(c_in, c_out, kernel_size=1, stride=stride)
+            self.shortcut: nn.Module = TimeConv(c_in, c_out, kernel_size=1, stride=stride)
         else:
             self.shortcut = nn.Identity()
         self.relu_out = nn.ReLU()
@@ -127,22 +157,48 @@ def resnet54_plan(in_channels: int, width: int) -> list[tuple[int, int, int]]:
 
 
 class ResNet54(nn.Module):
-    """(B, in_channels, T) -> (B, 2 * width, T / 32): 27 ResBlocks, 5 of them strided."""
+    """(B, in_channels, T) -> (B, 2 * width, T / 32): 27 ResBlocks, 5 of them strided.
 
-    def __init__(self, in_channels: int = len(DETECTORS), width: int = 8) -> None:
+    ``layout`` picks how the blocks run: "1d" on (B, C, T); "2d" on (B, C, 1, T), in
+    channels-last memory on CUDA (the fast layout for cuDNN, see TimeConv); "auto" (default) is "2d" on
+    CUDA and "1d" elsewhere (on the CPU both run the same oneDNN kernels, and "1d" keeps the
+    app's CPU inference exactly as it was). The output is (B, 2 * width, T / 32) either way.
+    """
+
+    LAYOUTS = ("auto", "1d", "2d")
+
+    def __init__(self, in_channels: int = len(DETECTORS), width: int = 8, layout: str = "auto") -> None:
         super().__init__()
         plan = resnet54_plan(in_channels, width)
         self.blocks = nn.Sequential(*(ResBlock(ci, co, s) for ci, co, s in plan))
+        # the (B, 2w, 1, T/32) -> (B, 2w, T/32) step is a module so that hooks (Grad-CAM) see a
+        # (B, 2w, T/32) map in both layouts; on a 3-D input it changes nothing
+        self.to_time = nn.Flatten(start_dim=2)
         self.out_channels = plan[-1][1]
         self.downsample = 2 ** sum(s == 2 for _, _, s in plan)
+        self.layout = layout
+
+    @property
+    def layout(self) -> str:
+        return self._layout
+
+    @layout.setter
+    def layout(self, value: str) -> None:
+        if value not in self.LAYOUTS:
+            raise ValueError(f"layout must be one of {self.LAYOUTS}, got {value!r}")
+        self._layout = value
 
     @property
     def cam_layer(self) -> nn.Module:
-        """Last residual block: the deepest map that still has a time axis."""
-        return self.blocks[-1]
+        """Output of the last residual block as (B, 2w, T/32): the deepest map that still has a time axis."""
+        return self.to_time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
+        if self.layout == "2d" or (self.layout == "auto" and x.is_cuda):
+            x = x.unsqueeze(2)
+            if x.is_cuda:  # channels-last is what makes it fast on cuDNN; torch 2.13's CPU backward
+                x = x.contiguous(memory_format=torch.channels_last)  # of it crashes (double free)
+        return self.to_time(self.blocks(x))
 
 
 # -----------------------------------------------------------------------------

@@ -56,8 +56,34 @@ def test_cam_layer_map_shape(model: GWNet) -> None:
     finally:
         h.remove()
     assert seen == [torch.Size([2, 16, 512])]
-    assert model.cam_layer is model.resnet.blocks[-1]
+    assert model.cam_layer is model.resnet.to_time  # the last block's output, as (B, 2w, T/32)
     assert len(model.resnet.blocks) == 27
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_layouts_compute_the_same_function(model: GWNet, train: bool) -> None:
+    """The (1 x 3) Conv2d channels-last layout (fast on CUDA) runs the very same weights as Conv1d:
+    outputs, gradients and BatchNorm updates agree, and the CAM map keeps its (B, 2w, 512) shape."""
+    import copy
+    x = torch.randn(3, len(DETECTORS), WINDOW_SAMPLES)
+    outs, grads, stats, maps = [], [], [], []
+    for layout in ("1d", "2d"):
+        m = copy.deepcopy(model).train(train)
+        m.resnet.layout = layout
+        h = m.cam_layer.register_forward_hook(lambda mod, i, o: maps.append(o.shape))
+        y = m(x)
+        h.remove()
+        y.square().sum().backward()
+        outs.append(y.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+        stats.append(torch.cat([b.flatten().float() for b in m.buffers()]))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(stats[0], stats[1], rtol=1e-5, atol=1e-6)
+    assert maps == [torch.Size([3, 16, 512])] * 2
+    assert list(model.state_dict()) == list(m.state_dict())  # same weights file in both layouts
+    with pytest.raises(ValueError, match="layout"):
+        model.resnet.layout = "3d"
 
 
 def test_parameter_count(model: GWNet) -> None:
