@@ -19,7 +19,7 @@ from .constants import CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DUR
 from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
 from .params import SIGNAL_CLASSES, SNR_RANGE, draw_params
-from .psd import analytic_psd
+from .psd import analytic_psd, interpolate_psd, welch_psd
 from .synth import STRAIN_SCALE, synthesize
 from .waveforms import polarisations
 
@@ -63,15 +63,75 @@ class WaveformBank:
                             self.params, self.peak_index)
 
     def save(self, path) -> None:
+        """Write the bank to ``path`` as tensors only (loadable with ``weights_only=True``), atomically:
+        a temporary file, synced to disk, then renamed, so a kill mid-write never leaves a truncated bank."""
         tmp = f"{path}.tmp"
-        torch.save({"hp": self.hp, "hc": self.hc, "params": {k: torch.from_numpy(v) for k, v in self.params.items()},
-                    "peak_index": self.peak_index}, tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save({"hp": self.hp, "hc": self.hc,
+                            "params": {k: torch.from_numpy(np.asarray(v)) for k, v in self.params.items()},
+                            "peak_index": int(self.peak_index)}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):  # only when the write failed: never leave a stray partial file
+                os.unlink(tmp)
 
     @classmethod
     def load(cls, path) -> "WaveformBank":
-        d = torch.load(path, weights_only=True)
-        return cls(d["hp"], d["hc"], {k: v.numpy() for k, v in d["params"].items()}, int(d["peak_index"]))
+        """Read a bank written by :meth:`save` (torch ``weights_only`` load: no pickle code runs).
+
+        The contents are checked (one (K, L) float tensor per signal class in hp and hc, (K, 4)
+        params, a peak index inside L, all finite). A corrupt or foreign file is rebuilt, with a
+        warning, when ``<path>.json`` (train.py's record ``{"n_per_class": K, "seed": s}``) says how
+        it was built; otherwise ValueError naming the file and what to do."""
+        import json
+        import warnings
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such waveform bank file")
+        try:
+            d = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(d, dict) or not {"hp", "hc", "params", "peak_index"} <= set(d):
+                raise ValueError("not a dict with hp, hc, params, peak_index")
+            for name in ("hp", "hc", "params"):
+                if not isinstance(d[name], dict) or set(d[name]) != set(SIGNAL_CLASSES):
+                    raise ValueError(f"{name} must map each of {SIGNAL_CLASSES} to a tensor")
+            lengths = set()
+            for k in SIGNAL_CLASSES:
+                hp, hc, par = d["hp"][k], d["hc"][k], d["params"][k]
+                if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (hp, hc, par)):
+                    raise ValueError(f"{k}: hp, hc and params must be float tensors")
+                if hp.ndim != 2 or hp.shape != hc.shape or hp.shape[0] < 1 or tuple(par.shape) != (hp.shape[0], 4):
+                    raise ValueError(f"{k}: shapes hp {tuple(hp.shape)}, hc {tuple(hc.shape)}, params "
+                                     f"{tuple(par.shape)} (expected (K, L), (K, L), (K, 4))")
+                if not all(bool(torch.isfinite(t).all()) for t in (hp, hc, par)):
+                    raise ValueError(f"{k}: NaN/inf values")
+                lengths.add(hp.shape[1])
+            peak = d["peak_index"]
+            peak = int(peak.item()) if isinstance(peak, torch.Tensor) and peak.numel() == 1 else peak
+            if len(lengths) != 1 or isinstance(peak, bool) or not isinstance(peak, int) or not 0 <= peak < min(lengths):
+                raise ValueError(f"waveform lengths {sorted(lengths)} and peak index {peak!r} do not fit")
+            return cls(d["hp"], d["hc"], {k: v.numpy() for k, v in d["params"].items()}, peak)
+        except Exception as err:  # noqa: BLE001 - zip/pickle/torch errors come in many types
+            why = f"{type(err).__name__}: {err}"
+        record = path.with_name(path.name + ".json")
+        try:
+            key = json.loads(record.read_text())
+            n, seed = int(key["n_per_class"]), int(key["seed"])
+            if n <= 0 or seed < 0:
+                raise ValueError(f"n_per_class {n}, seed {seed}")
+        except Exception:  # noqa: BLE001 - no usable record: say what to do instead
+            raise ValueError(f"{path}: corrupt or foreign waveform bank cache ({why[:300]}); delete it and it is "
+                             "rebuilt (train.py and gwviz.evaluate --bank build and save a missing bank)") from None
+        warnings.warn(f"{path}: corrupt waveform bank cache ({why[:300]}); rebuilding it as {record} records "
+                      f"(n_per_class={n}, seed={seed})", RuntimeWarning, stacklevel=2)
+        bank = cls.build(n, seed=seed)
+        bank.save(path)
+        return bank
 
 
 class BatchMaker:
@@ -79,10 +139,16 @@ class BatchMaker:
 
     Args:
         bank: waveforms on ``device``.
-        real_strain: optional (D, N) real noise [strain] used for a fraction ``p_real`` of each
-            batch, cut at independent random starts per detector (time slides) with random signs;
-            ``real_range`` (lo, hi) limits the segment start sample (train/test split).
+        real_strain: optional (D, N) real noise [strain]. Each row of a batch is in real noise with
+            probability ``p_real`` (drawn per sample, so every batch mixes both kinds and BatchNorm
+            statistics never depend on which kind of batch came last), cut at independent random
+            starts per detector (time slides) with random signs; ``real_range`` (lo, hi) limits the
+            segment start sample (train/test split).
         segment_duration: raw segment per sample [s]; its whole length estimates the PSD.
+
+    A call makes no host-device synchronisation (labels, waveform rows and noise kinds are all drawn
+    on the device), so the trainer can make the next batch on a side CUDA stream while the model
+    trains on this one.
     """
 
     def __init__(self, bank: WaveformBank, device="cpu", dtype=torch.float32, real_strain: np.ndarray | None = None,
@@ -95,50 +161,66 @@ class BatchMaker:
                                          * STRAIN_SCALE ** 2, dtype=dtype, device=self.device)
         self.snr_psd = torch.as_tensor(np.stack([analytic_psd(d, SAMPLE_RATE / WINDOW_SAMPLES, WINDOW_SAMPLES // 2 + 1)
                                                  for d in DETECTORS]) * STRAIN_SCALE ** 2, dtype=dtype, device=self.device)[None]
-        self.p_real = p_real if real_strain is not None else 0.0
+        self.p_real = float(p_real) if real_strain is not None else 0.0
         if real_strain is not None:
             self.real = torch.as_tensor(real_strain * STRAIN_SCALE, dtype=dtype, device=self.device)
             lo, hi = real_range or (0, self.real.shape[-1] - self.n_seg)
             if hi < lo or hi + self.n_seg > self.real.shape[-1]:
                 raise ValueError(f"real_range {real_range} does not fit {self.real.shape[-1]} samples")
             self.real_range = (lo, hi)
-        self.class_p = torch.tensor(class_weights or [1.0] * len(CLASSES), dtype=torch.float64)
+        self.class_p = torch.tensor(class_weights or [1.0] * len(CLASSES), dtype=torch.float32, device=self.device)
+        # One (3, K, L) tensor per polarisation, so a row's waveform is one gather by (class, index)
+        # with no per-class boolean masks (those need the row count on the host: a synchronisation).
+        sizes = {tuple(bank.hp[k].shape) for k in SIGNAL_CLASSES}
+        if len(sizes) != 1:
+            raise ValueError(f"waveform bank classes differ in shape {sorted(sizes)}; build them with one size")
+        self._hp = torch.stack([bank.hp[k] for k in SIGNAL_CLASSES]).to(self.device)
+        self._hc = torch.stack([bank.hc[k] for k in SIGNAL_CLASSES]).to(self.device)
 
     def _real_noise(self, n: int, g: torch.Generator) -> torch.Tensor:
+        """(n, D, n_seg) real strain: each detector cut at its own random start, random sign."""
         lo, hi = self.real_range
         starts = torch.randint(lo, hi + 1, (n, len(DETECTORS)), generator=g, device=self.device)
-        idx = starts[..., None] + torch.arange(self.n_seg, device=self.device)
-        seg = torch.gather(self.real[None].expand(n, -1, -1), 2, idx)
+        windows = self.real.unfold(-1, self.n_seg, 1)  # (D, N - n_seg + 1, n_seg), a view
+        seg = windows[torch.arange(len(DETECTORS), device=self.device), starts]  # (n, D, n_seg)
         signs = torch.randint(0, 2, (n, len(DETECTORS), 1), generator=g, device=self.device) * 2 - 1
         return seg * signs
 
     def __call__(self, n: int, generator: torch.Generator, snr_range: tuple[float, float] = SNR_RANGE,
-                 labels: torch.Tensor | None = None, real: bool | None = None):
-        """One batch. ``real``: force all-real (True) or all-simulated (False) noise; None mixes by p_real."""
+                 labels: torch.Tensor | None = None, real: bool | torch.Tensor | None = None):
+        """One batch. ``real``: True all-real, False all-simulated, a (n,) bool tensor row by row,
+        None each row real with probability ``p_real``."""
         g, dev, dt = generator, self.device, self.dtype
         if labels is None:
-            labels = torch.multinomial(self.class_p, n, replacement=True, generator=torch.Generator().manual_seed(
-                int(torch.randint(2**62, (1,), generator=g, device=dev).item())))
+            labels = torch.multinomial(self.class_p, n, replacement=True, generator=g)
         labels = labels.to(dev)
-        use_real = (real if real is not None else (torch.rand((), generator=g, device=dev).item() < self.p_real))
-        noise = self._real_noise(n, g) if use_real else coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n)
-        # Pick a waveform for every row: its own class's bank for signals, any bank row for noise (scaled to 0).
-        hp = torch.zeros(n, self.bank.hp[SIGNAL_CLASSES[0]].shape[-1], dtype=dt, device=dev)
-        hc = torch.zeros_like(hp)
-        for ci, kind in enumerate(CLASSES):
-            rows = (labels == ci).nonzero().squeeze(1)
-            if ci == 0 or rows.numel() == 0:
-                continue
-            k = torch.randint(0, self.bank.hp[kind].shape[0], (rows.numel(),), generator=g, device=dev)
-            hp[rows], hc[rows] = self.bank.hp[kind][k].to(dt), self.bank.hc[kind][k].to(dt)
+        if isinstance(real, torch.Tensor):
+            is_real = real.to(dev, torch.bool)
+        elif real is None:
+            is_real = torch.rand(n, generator=g, device=dev) < self.p_real
+        else:
+            is_real = torch.full((n,), bool(real), device=dev)
+        if not hasattr(self, "real") and (real is True or isinstance(real, torch.Tensor)):
+            raise ValueError("real noise asked for, but this BatchMaker was made without real_strain")
+        noise = coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n)
+        if hasattr(self, "real"):
+            noise = torch.where(is_real[:, None, None], self._real_noise(n, g), noise)
+        # A waveform for every row from its own class's bank; noise rows take any (scaled to 0 below).
+        k = torch.randint(0, self._hp.shape[1], (n,), generator=g, device=dev)
+        cls = (labels - 1).clamp_min(0)
+        hp, hc = self._hp[cls, k].to(dt), self._hc[cls, k].to(dt)
         u = lambda: torch.rand(n, generator=g, device=dev, dtype=torch.float64)  # noqa: E731
         ra, dec, psi, gm = 2 * math.pi * u(), torch.asin(2 * u() - 1), math.pi * u(), uniform_gmst(n, g, dev)
         fp, fc = antenna_patterns(ra, dec, psi, gm)
         delays = time_delays(ra, dec, gm)
         snr = (snr_range[0] + (snr_range[1] - snr_range[0]) * u()).to(dt)
+        # SNR reference PSD: the true one for simulated rows, a Welch estimate of the noise for real rows
+        snr_psd = self.snr_psd
+        if hasattr(self, "real"):
+            est = interpolate_psd(welch_psd(noise, SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
+            snr_psd = torch.where(is_real[:, None, None], est, self.snr_psd)
         out = synthesize(noise, SAMPLE_RATE, hp, hc, self.bank.peak_index, fp.to(dt), fc.to(dt), delays.to(dt),
-                         (MERGER_SPAN * u()).to(dt), snr, None if use_real else self.snr_psd, labels > 0,
-                         white_signal=False)
+                         (MERGER_SPAN * u()).to(dt), snr, snr_psd, labels > 0, white_signal=False)
         snr = torch.where(labels > 0, snr, torch.zeros_like(snr))
         return out.data.float(), labels, snr
 

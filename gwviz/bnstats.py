@@ -1,11 +1,12 @@
 """Re-estimate BatchNorm running statistics over many training-distribution batches ("precise BN").
 
-Why: the trainer draws whole batches of either simulated or real noise (``p_real``), and
-BatchNorm's running averages (momentum 0.1) remember mostly the last ~10 batches. The eval-mode
-model then depends on which kind of batch happened to come last: with lr 3e-5 the validation
+Why: until 2026-12 the trainer drew whole batches of either simulated or real noise (``p_real``),
+and BatchNorm's running averages (momentum 0.1) remember mostly the last ~10 batches. The eval-mode
+model then depended on which kind of batch happened to come last: with lr 3e-5 the validation
 accuracy on noise still swung between 0.61 and 0.84 from one epoch to the next
-(docs/train-h100-metrics.csv). Averaging the statistics with equal weight over a fixed mix of
-batches (``torch.optim.swa_utils.update_bn``) removes that dependence; the weights are unchanged.
+(docs/train-h100-metrics.csv). The trainer now mixes the noise kinds within every batch; this tool
+still averages the statistics with equal weight over a fixed mix (``torch.optim.swa_utils.update_bn``),
+e.g. to give older weights steady statistics; the weights are unchanged.
 
     python -m gwviz.bnstats IN.safetensors OUT.safetensors --device cuda [--real-data real.npz --p-real 0.2]
 """
@@ -24,17 +25,20 @@ from .params import SNR_RANGE
 def calibration_batches(maker: BatchMaker, n_batches: int, batch: int, seed: int,
                         snr_range: tuple[float, float] = SNR_RANGE, p_real: float | None = None):
     """Yield ``n_batches`` whitened batches x (batch, 3, 16384) from ``maker`` with SNR in
-    ``snr_range``; exactly round(p_real · n_batches) of them in real noise (default: the maker's
+    ``snr_range``; in each, exactly round(p_real · batch) samples in real noise (default: the maker's
     p_real), so the mix does not depend on luck. Deterministic in ``seed``."""
     if n_batches < 1 or batch < 1:
         raise ValueError(f"need n_batches >= 1 and batch >= 1, got {n_batches}, {batch}")
     p_real = maker.p_real if p_real is None else p_real
     if not 0.0 <= p_real <= 1.0 or (p_real > 0 and maker.p_real == 0.0):
         raise ValueError(f"p_real must be in [0, 1] and > 0 only with real noise in the maker, got {p_real}")
-    n_real = round(p_real * n_batches)
+    n_real = round(p_real * batch)
     g = torch.Generator(device=maker.device)
     for i in range(n_batches):
-        x, _, _ = maker(batch, g.manual_seed(seed + i), snr_range=snr_range, real=i < n_real)
+        g.manual_seed(seed + i)
+        is_real = torch.zeros(batch, dtype=torch.bool, device=maker.device)
+        is_real[torch.randperm(batch, generator=g, device=maker.device)[:n_real]] = True
+        x, _, _ = maker(batch, g, snr_range=snr_range, real=is_real if n_real else False)
         yield x
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bank-per-class", type=int, default=1024, help="waveforms per class drawn for calibration")
     p.add_argument("--seed", type=int, default=12345, help="bank and batch seed (keep it apart from evaluation seeds)")
     p.add_argument("--real-data", default=None, help=".npz of real noise as train.py takes (strain, train_range)")
-    p.add_argument("--p-real", type=float, default=0.0, help="fraction of batches in real noise")
+    p.add_argument("--p-real", type=float, default=0.0, help="fraction of each batch in real noise")
     p.add_argument("--snr", type=float, nargs=2, default=list(SNR_RANGE), metavar=("LOW", "HIGH"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)

@@ -40,7 +40,7 @@ def test_running_stats_are_the_equal_weight_average_and_weights_do_not_move(make
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_exact_share_of_real_noise_batches(maker, monkeypatch):
+def test_exact_share_of_real_noise_in_every_batch(maker, monkeypatch):
     kinds = []
     call = BatchMaker.__call__
 
@@ -49,8 +49,12 @@ def test_exact_share_of_real_noise_batches(maker, monkeypatch):
         return call(self, n, generator, snr_range, labels, real)
 
     monkeypatch.setattr(BatchMaker, "__call__", spy)
-    xs = list(calibration_batches(maker, 4, 2, seed=1, p_real=0.25))
-    assert kinds == [True, False, False, False] and xs[0].shape == (2, 3, 16384)
+    xs = list(calibration_batches(maker, 3, 4, seed=1, p_real=0.25))
+    assert all(isinstance(k, torch.Tensor) and int(k.sum()) == 1 for k in kinds)  # 1 of 4 per batch, per sample
+    assert xs[0].shape == (4, 3, 16384)
+    kinds.clear()
+    list(calibration_batches(maker, 2, 4, seed=1, p_real=0.0))
+    assert kinds == [False, False]
 
 
 def test_bad_input_is_a_value_error(maker):
