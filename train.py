@@ -42,6 +42,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -70,6 +71,9 @@ DEFAULTS: dict = {
     "batch_size": 1024,         # global batch (all ranks together)
     "lr": 1e-3,                 # Adam, constant after the warm-up (the paper's setting)
     "warmup_steps": 0,          # linear warm-up of the learning rate from 0 over this many steps
+    "lr_schedule": "constant",  # or "cosine": from lr at step decay_from down to lr_min at the last step
+    "lr_min": 0.0,
+    "decay_from": 0,            # first step of the cosine decay (a resumed run starts it where it resumes)
     "epochs": 300,              # may be fractional
     "samples_per_epoch": 96000,
     "val_samples": 96000,
@@ -164,7 +168,13 @@ def validate_config(cfg: dict) -> dict:
         raise ValueError(f"p_real must be in [0, 1], got {cfg['p_real']!r}")
     if cfg["p_real"] > 0 and not cfg["real_data"]:
         raise ValueError("p_real > 0 needs real_data (an .npz with strain, train_range, val_range)")
-    for k in ("seed", "eval_every_steps", "warmup_steps"):
+    if cfg["lr_schedule"] not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg['lr_schedule']!r}")
+    if isinstance(cfg["lr_min"], str):
+        cfg["lr_min"] = _parse_value(cfg["lr_min"])
+    if not isinstance(cfg["lr_min"], (int, float)) or not 0 <= cfg["lr_min"] <= cfg["lr"]:
+        raise ValueError(f"lr_min must be a number in [0, lr], got {cfg['lr_min']!r}")
+    for k in ("seed", "eval_every_steps", "warmup_steps", "decay_from"):
         if not isinstance(cfg[k], int) or cfg[k] < 0:
             raise ValueError(f"{k} must be a non-negative integer, got {cfg[k]!r}")
     if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
@@ -184,9 +194,14 @@ def validate_config(cfg: dict) -> dict:
     return cfg
 
 
-def lr_at(cfg: dict, step: int) -> float:
-    """Learning rate of step ``step`` (0-based): linear warm-up, then constant."""
-    return cfg["lr"] * min(1.0, (step + 1) / cfg["warmup_steps"]) if cfg["warmup_steps"] else cfg["lr"]
+def lr_at(cfg: dict, step: int, total: int | None = None) -> float:
+    """Learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup_steps``, then
+    constant, or (``lr_schedule: cosine``) a half cosine from ``lr`` at ``decay_from`` to ``lr_min`` at ``total``."""
+    lr = cfg["lr"]
+    if cfg.get("lr_schedule", "constant") == "cosine" and total is not None and step >= cfg["decay_from"]:
+        frac = min(1.0, (step - cfg["decay_from"]) / max(1, total - cfg["decay_from"]))
+        lr = cfg["lr_min"] + (lr - cfg["lr_min"]) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return lr * min(1.0, (step + 1) / cfg["warmup_steps"]) if cfg["warmup_steps"] else lr
 
 
 def snr_range_at(curriculum: list[dict], epoch: float) -> tuple[float, float]:
@@ -213,6 +228,39 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tens
     loss.backward()
     opt.step()
     return loss.detach()
+
+
+class Prefetcher:
+    """Make the batch of the next step while the model trains on this one.
+
+    ``launch(s)`` calls ``make(s)``; on CUDA it does so on a side stream, so the data kernels (FFTs,
+    about a third of a step) run beside the model's thin convolutions instead of after them. This
+    needs ``make`` to never synchronise with the device (BatchMaker does not). ``take()`` returns
+    the launched batch, ordered after its kernels on the current stream. On the CPU it is a plain
+    call. Usage: ``p.launch(0)``; per step ``b = p.take(); train(b); p.launch(s + 1)``: the step's
+    kernels are queued first, so a host synchronisation inside ``make`` cannot hold them back.
+    """
+
+    def __init__(self, make, device: torch.device):
+        self.make, self.device, self.batch = make, torch.device(device), None
+        self.side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        if self.side is not None:  # banks and PSDs were made on the main stream
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+
+    def launch(self, s: int) -> None:
+        with torch.cuda.stream(self.side) if self.side is not None else nullcontext():
+            self.batch = self.make(s)
+
+    def take(self):
+        batch, self.batch = self.batch, None
+        if batch is None:
+            raise RuntimeError("Prefetcher.take() before launch()")
+        if self.side is not None:
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(self.side)
+            for t in batch:
+                t.record_stream(main)  # the allocator must not reuse these for the side stream early
+        return batch
 
 
 def to_cpu(obj):
@@ -386,7 +434,10 @@ def main(argv: list[str] | None = None) -> dict:
     say = print if master else (lambda *a, **k: None)
 
     ckpt = None
-    if args.resume and ckpt_path.exists():
+    if args.resume and not ckpt_path.exists():
+        # a typo in --out must not silently start the full paper config from scratch
+        raise ValueError(f"--resume: no checkpoint at {ckpt_path}; check --out, or start a new run with --config")
+    if args.resume:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
             raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
@@ -394,9 +445,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = validate_config(apply_overrides({**copy.deepcopy(DEFAULTS), **ckpt["config"]}, args.overrides))
         say(f"resuming {ckpt_path} at step {ckpt['step']}")
     else:
-        if args.resume:
-            say(f"--resume: no checkpoint at {ckpt_path}, starting fresh")
-        elif ckpt_path.exists():
+        if ckpt_path.exists():
             raise ValueError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
         cfg = load_config(args.config, args.overrides)
     if args.max_steps is not None:
@@ -404,7 +453,13 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg["batch_size"] % world:
         raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {world} ranks")
     if master:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise ValueError(f"--out {out}: cannot write there ({err.strerror}); choose a writable folder") from None
 
     on_cuda = device.type == "cuda"
     if on_cuda:  # TF32 matmuls/convs: free speed, far below the noise of this problem
@@ -441,7 +496,8 @@ def main(argv: list[str] | None = None) -> dict:
     raw = GWNet.from_config(model_cfg).to(device)
     say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}): {raw.n_parameters():,} parameters; "
         f"device {device}, world {world}, bf16 {use_bf16}, compile {bool(cfg['compile']) and on_cuda}")
-    opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"])
+    # fused Adam: one kernel for all parameters instead of a few per tensor (CUDA only)
+    opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"], fused=on_cuda)
     step, best_acc, wall_before, last_eval = 0, -1.0, 0.0, {}
     if ckpt is not None:
         raw.load_state_dict(ckpt["model"])
@@ -472,7 +528,23 @@ def main(argv: list[str] | None = None) -> dict:
     say(f"{steps_per_epoch} steps/epoch of {batch} ({local_batch}/rank), {total} steps in all, this run to {end}")
 
     metrics = Metrics(out, step if ckpt is not None else None) if master else None
-    gen = torch.Generator(device=device)
+    gens = [torch.Generator(device=device) for _ in range(2)]  # the batch in flight and the next one
+
+    def make_batch(s: int):
+        """The batch of step ``s``: it depends on (seed, s, rank) alone, never on history."""
+        snr_s = snr_range_at(cfg["curriculum"], s / steps_per_epoch)
+        return maker(local_batch, gens[s % 2].manual_seed(data_seed(seed, s, rank)), snr_range=snr_s)
+
+    prefetch = Prefetcher(make_batch, device)
+
+    def check_finite(what: str) -> None:
+        """Stop a diverged run before it writes anything: the last checkpoint stays the last good one."""
+        bad = [n for n, p in raw.named_parameters() if not torch.isfinite(p).all()]
+        if bad or not math.isfinite(loss_sum.item()):
+            raise FloatingPointError(f"training diverged by step {step} ({what}: non-finite "
+                                     f"{'weights ' + ', '.join(bad[:3]) if bad else 'loss'}); nothing was written "
+                                     f"after the last checkpoint {ckpt_path}. Resume it with a lower lr "
+                                     f"(python train.py --resume --out {out} lr=...)")
 
     def info_dict() -> dict:
         return {"steps": step, "epoch": step / steps_per_epoch, "samples_seen": step * batch,
@@ -485,6 +557,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {**model_cfg.to_dict(), "train": cfg}
 
     def save_checkpoint() -> None:
+        check_finite("before writing a checkpoint")
         sync_buffers()
         if not master:
             return
@@ -492,7 +565,7 @@ def main(argv: list[str] | None = None) -> dict:
             "format": FORMAT, "model": to_cpu(raw.state_dict()), "model_config": model_cfg.to_dict(),
             "optimizer": to_cpu(opt.state_dict()), "step": step, "epoch": step / steps_per_epoch,
             "best_val_acc": best_acc, "last_eval": last_eval, "config": cfg, "info": info_dict(),
-            "rng": {"data": gen.get_state(), "torch": torch.get_rng_state(),
+            "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if on_cuda else None},
         }, ckpt_path)
         save_weights(raw, out / "last.safetensors", weights_config(), {**info_dict(), "kind": "last"})
@@ -507,22 +580,27 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=end, initial=step, desc="train", disable=not master, dynamic_ncols=True)
     loss_sum, loss_n = torch.zeros((), device=device), 0
     t_log, step_log, t_ckpt = time.time(), step, time.time()
-    stopped = None
+    stopped, last_loss = None, float("nan")
+    if step < end:
+        prefetch.launch(step)
     try:
         while step < end:
             epoch = step / steps_per_epoch
             snr = snr_range_at(cfg["curriculum"], epoch)
-            x, y, _ = maker(local_batch, gen.manual_seed(data_seed(seed, step, rank)), snr_range=snr)
-            lr = lr_at(cfg, step)
+            x, y, _ = prefetch.take()
+            lr = lr_at(cfg, step, total)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum += train_step(train_model, opt, x, y, autocast)
+            if step + 1 < end:  # queued behind this step's kernels, so the GPU runs the two side by side
+                prefetch.launch(step + 1)
             loss_n += 1
             step += 1
             bar.update(1)
 
             row = {}
             if step % cfg["log_every"] == 0 or step == end:
+                check_finite("training loss")
                 now = time.time()
                 row = {"train_loss": loss_sum.item() / loss_n,
                        "samples_per_s": (step - step_log) * batch / (now - t_log)}
@@ -545,20 +623,23 @@ def main(argv: list[str] | None = None) -> dict:
                             "wall_s": wall_before + time.time() - t_start, "snr_low": snr[0], "snr_high": snr[1],
                             "lr": lr})
                 metrics.write(row)
-                bar.set_postfix(loss=f"{row.get('train_loss', float('nan')):.4f}", snr=f"{snr[0]:g}-{snr[1]:g}",
+                last_loss = row.get("train_loss", last_loss)  # an eval-only row has no loss: show the last one
+                bar.set_postfix(loss=f"{last_loss:.4f}", snr=f"{snr[0]:g}-{snr[1]:g}",
                                 acc=f"{last_eval.get('val_acc', float('nan')):.3f}")
 
             # stop / checkpoint decisions are rank 0's clock, shared so all ranks act at the same step
             out_of_time = args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes
             ckpt_due = time.time() - t_ckpt > 60 * cfg["checkpoint_minutes"]
-            flags = torch.tensor([float(bool(stop_signal) or out_of_time), float(ckpt_due)], device=device)
-            if world > 1:
+            stop_now = bool(stop_signal) or out_of_time
+            if world > 1:  # one world == 1 run never synchronises with the device here
+                flags = torch.tensor([float(stop_now), float(ckpt_due)], device=device)
                 dist.broadcast(flags, 0)
-            if flags[0].item() and step < end:
+                stop_now, ckpt_due = bool(flags[0].item()), bool(flags[1].item())
+            if stop_now and step < end:
                 stopped = "signal" if stop_signal else "max-minutes"
                 say(f"\nstopping at step {step} ({stopped})")
                 break
-            if flags[1].item() and step < end:
+            if ckpt_due and step < end:
                 save_checkpoint()
                 t_ckpt = time.time()
     finally:  # also when killed by an exception: restore the caller's SIGTERM handler
@@ -578,4 +659,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FloatingPointError) as err:  # bad config/paths, divergence: a message, not a traceback
+        sys.exit(f"train.py: error: {err}")

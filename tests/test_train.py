@@ -152,3 +152,69 @@ def test_ddp_gloo_two_ranks_stay_in_step(tmp_path):
     ckpt = torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)
     assert ckpt["step"] == 2 and ckpt["info"]["world_size"] == 2 and ckpt["config"]["batch_size"] == 4
     assert all(torch.equal(ckpt["model"][k], s0[k]) for k in s0)
+
+
+def test_resume_without_checkpoint_and_unwritable_out_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="--resume: no checkpoint at .*check --out"):
+        train.main(["--resume", "--out", str(tmp_path / "typo"), "--device", "cpu"])
+    assert not (tmp_path / "typo").exists()  # nothing created, nothing trained
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="cannot write there"):
+        run(blocker / "run", "--max-steps", "1")
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        train.load_config(SMOKE, ["lr_schedule=linear"])
+    with pytest.raises(ValueError, match="lr_min must be"):
+        train.load_config(SMOKE, ["lr_schedule=cosine", "lr_min=1.0"])
+
+
+def test_cosine_schedule_runs_from_lr_to_lr_min():
+    cfg = train.load_config(SMOKE, ["lr=1e-3", "lr_schedule=cosine", "lr_min=1e-5", "decay_from=100"])
+    assert train.lr_at(cfg, 50, 300) == 1e-3  # before the decay starts
+    assert train.lr_at(cfg, 100, 300) == pytest.approx(1e-3)
+    assert train.lr_at(cfg, 200, 300) == pytest.approx(1e-5 + (1e-3 - 1e-5) / 2)
+    assert train.lr_at(cfg, 300, 300) == pytest.approx(1e-5)
+    lrs = [train.lr_at(cfg, s, 300) for s in range(100, 301)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_diverged_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    run(out, "--max-steps", "2")
+    good = {k: v.clone() for k, v in torch.load(out / "ckpt.pt", weights_only=True)["model"].items()}
+    good_last = (out / "last.safetensors").read_bytes()
+    real_step = train.train_step
+
+    def poisoned(model, opt, x, y, autocast):  # a NaN loss, as a too-high learning rate gives
+        loss = real_step(model, opt, x, y, autocast)
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return loss * float("nan")
+
+    monkeypatch.setattr(train, "train_step", poisoned)
+    with pytest.raises(FloatingPointError, match="diverged by step 3 .*nothing was written"):
+        run(out, "--max-steps", "4", resume=True)
+    after = torch.load(out / "ckpt.pt", weights_only=True)
+    assert after["step"] == 2 and all(torch.equal(good[k], v) for k, v in after["model"].items())
+    assert (out / "last.safetensors").read_bytes() == good_last
+
+
+def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
+    """p_real is drawn per sample, so BatchNorm never sees an all-real or all-simulated batch by luck."""
+    import numpy as np
+    from gwviz.batch import BatchMaker, WaveformBank
+    bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
+    rng = np.random.default_rng(0)
+    strain = rng.standard_normal((3, 20 * 4096)) * 1e-21
+    maker = BatchMaker(bank, real_strain=strain, real_range=(0, 4 * 4096), p_real=0.5)
+    g = torch.Generator().manual_seed(1)
+    labels = torch.zeros(64, dtype=torch.long)
+    flags = torch.rand(64, generator=torch.Generator().manual_seed(2)) < 0.5
+    x, _, _ = maker(64, g, labels=labels, real=flags)
+    x_sim, _, _ = maker(64, torch.Generator().manual_seed(1), labels=labels, real=False)
+    same = (x == x_sim).flatten(1).all(1)
+    assert torch.equal(~same, flags)  # exactly the flagged rows changed to real noise
+    mixed = maker(256, torch.Generator().manual_seed(3))[0]
+    assert mixed.shape == (256, 3, 16384)
+    with pytest.raises(ValueError, match="without real_strain"):
+        BatchMaker(bank)(4, torch.Generator(), real=True)
