@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .checkpoint import load_weights
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN, WINDOW_SAMPLES
 from .model import GWNet, ModelConfig
@@ -31,13 +32,42 @@ EDGE_GUARD = 1.0
 
 @dataclass
 class Prediction:
-    """probabilities: class name -> probability (sum 1); label: the most probable class;
-    logits: (4,) raw scores; window_start: window start after the first sample [s]."""
+    """One window's classification.
+
+    Attributes
+    ----------
+    probabilities : dict
+        Class name -> softmax probability (sum 1).
+    label : str
+        The decision: under the calibrated rule when the weights carry a calibration ('noise' unless
+        the detection statistic exceeds the threshold for false-positive rate ``rate``, then the most
+        probable signal class), else the argmax class. ``rule`` says which.
+    logits : (4,) ndarray
+        Raw scores in CLASSES order.
+    window_start : float
+        Window start after the first sample [s].
+    argmax_label : str
+        The most probable class (the paper's rule), whatever ``label`` is.
+    statistic : float
+        Detection statistic λ = log((1 − p_noise) / p_noise) from the logits (no saturation).
+    fpr : float or None
+        False-positive rate per window of λ on the calibration noise (None without a calibration;
+        1/N means "as rare as or rarer than the loudest of N calibration noise windows").
+    rate : float or None
+        The false-positive rate per window the decision was made at.
+    rule : str
+        'calibrated' or 'argmax'.
+    """
 
     probabilities: dict[str, float]
     label: str
     logits: np.ndarray = field(repr=False)
     window_start: float = 0.0
+    argmax_label: str = ""
+    statistic: float = float("nan")
+    fpr: float | None = None
+    rate: float | None = None
+    rule: str = "argmax"
 
 
 def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
@@ -50,16 +80,24 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
     if window_start is None:
         i0 = n - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
     else:
-        if not np.isfinite(window_start):
-            raise ValueError(f"window_start must be a finite number of seconds, got {window_start!r}")
+        if (isinstance(window_start, (bool, np.bool_)) or not isinstance(window_start, (int, float, np.integer, np.floating))
+                or not np.isfinite(window_start)):
+            raise ValueError(f"window_start must be a finite number of seconds (int or float) or None, "
+                             f"got {window_start!r} ({type(window_start).__name__})")
         i0 = int(round(window_start * sample_rate))
         lo, hi = EDGE_GUARD, n / sample_rate - EDGE_GUARD - WINDOW_DURATION
         if not lo <= window_start <= hi:
             raise ValueError(f"window_start must be in [{lo:g}, {hi:g}] s for {n / sample_rate:g} s of strain "
                              f"(the window keeps {EDGE_GUARD:g} s from the edges), got {window_start:g}")
     t = torch.as_tensor(x * STRAIN_SCALE)[None]
-    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[0, :, i0:i0 + WINDOW_SAMPLES]
-    return white.float().numpy(), i0 / sample_rate
+    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[0, :, i0:i0 + WINDOW_SAMPLES].float()
+    # check_strain refuses what is known to break whitening; this catches what it cannot foresee
+    # (e.g. a PSD that is zero in band), so the model never sees a NaN window.
+    bad = [d for d, row in zip(DETECTORS, white) if not (torch.isfinite(row).all() and row.std() > 0)]
+    if bad:
+        raise ValueError(f"whitening {bad} gave a non-finite or flat window: the strain has no usable noise "
+                         "power (is it noise-free or mostly constant?)")
+    return white.numpy(), i0 / sample_rate
 
 
 class Classifier:
@@ -69,6 +107,9 @@ class Classifier:
                  trained: bool = True):
         self.model = model.to(device).eval()
         self.config, self.info, self.device, self.trained = config or {}, info or {}, device, trained
+        cal = self.info.get("calibration")
+        #: :class:`gwviz.calibration.Calibration` of the weights, or None (then decisions are argmax)
+        self.calibration = Calibration.from_dict(cal) if cal is not None else None
 
     @torch.no_grad()
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -80,22 +121,37 @@ class Classifier:
                for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 
-    def classify_window(self, window: np.ndarray, window_start: float = 0.0) -> Prediction:
-        """Classify one whitened window (3, 16384)."""
+    def classify_window(self, window: np.ndarray, window_start: float = 0.0, rate: float = DEFAULT_RATES[0]) -> Prediction:
+        """Classify one whitened window (3, 16384); ``rate``: false-positive rate per window of the
+        calibrated rule (one of the calibrated rates, e.g. 1e-2 or 1e-3). Raises FloatingPointError
+        if the network's output is not finite (broken weights), never a silent label."""
+        if self.calibration is not None:
+            self.calibration.threshold(rate)  # an uncalibrated rate is refused before any work
         x = torch.as_tensor(window, dtype=torch.float32)[None].to(self.device)
         with torch.no_grad():
             logits = self.model(x)[0].float().cpu()
-        p = torch.softmax(logits, -1).numpy().astype(float)
+        if not torch.isfinite(logits).all():
+            raise FloatingPointError(f"the network returned non-finite logits {logits.tolist()}: the weights or the "
+                                     "input window are broken (NaN/inf); no decision was made")
+        p = torch.softmax(logits.double(), -1).numpy()
         probs = {c: float(v) for c, v in zip(CLASSES, p)}
-        return Prediction(probs, CLASSES[int(np.argmax(p))], logits.numpy(), window_start)
+        argmax_label = CLASSES[int(np.argmax(p))]
+        stat = float(detection_statistic(logits.numpy()))
+        if self.calibration is None:
+            return Prediction(probs, argmax_label, logits.numpy(), window_start, argmax_label, stat)
+        label = CLASSES[int(self.calibration.decide(logits.numpy()[None], rate)[0])]
+        return Prediction(probs, label, logits.numpy(), window_start, argmax_label, stat,
+                          float(self.calibration.fpr(stat)), float(rate), "calibrated")
 
-    def classify(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None) -> Prediction:
+    def classify(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
+                 rate: float = DEFAULT_RATES[0]) -> Prediction:
         """Classify raw (unwhitened) strain {'H1','L1','V1'} -> equal-length arrays, ≥ 16 s.
 
         The whole input estimates the PSD; the model sees the 4 s from ``window_start`` [s]
-        (default: the 4 s ending 2 s before the end). Raises ValueError on bad input."""
+        (default: the 4 s ending 2 s before the end). ``rate``: false-positive rate per window of
+        the calibrated decision (default 1e-2). Raises ValueError on bad input."""
         window, start = whiten_window(strain, sample_rate, window_start)
-        return self.classify_window(window, start)
+        return self.classify_window(window, start, rate)
 
     def explain_window(self, window: np.ndarray, target: str | None = None, method: str = "gradcam",
                        **kwargs) -> np.ndarray:
@@ -138,11 +194,17 @@ def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", 
     A .safetensors file or a weights-only training checkpoint. Foreign or corrupt files raise
     ValueError. With ``allow_untrained`` and no shipped weights, returns a randomly initialised
     model with ``trained=False`` (the app labels it)."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a weights file path (str or os.PathLike) or None, got {type(path).__name__}")
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if path == DEFAULT_WEIGHTS and not path.exists() and allow_untrained:
         torch.manual_seed(0)
         return Classifier(GWNet(), ModelConfig().to_dict(), {"note": "untrained"}, device, trained=False)
-    state, config, info = load_weights(path)
+    state, config, info = load_weights(path)  # config, tensor shapes and values checked before this allocation
     model = GWNet.from_config(config)
     try:
         model.load_state_dict(state)

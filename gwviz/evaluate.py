@@ -292,24 +292,38 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return m
 
 
-def compute_metrics(sets: dict[str, EvalSet]) -> dict:
-    """metrics.json content from :func:`make_sets` output."""
+def rule_metrics(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray) -> dict:
+    """Accuracy, per-class accuracy, noise false-positive rate, confusion matrix and accuracy per SNR
+    bin of one decision rule's predictions."""
+    cm = confusion_matrix(labels, predicted)
+    rows = cm.sum(1)
+    noise = labels == 0
+    return {"accuracy": float((predicted == labels).mean()),
+            "per_class_accuracy": {c: (float(cm[i, i] / rows[i]) if rows[i] else None) for i, c in enumerate(CLASSES)},
+            "noise_false_positive_rate": float((predicted[noise] != 0).mean()) if noise.any() else None,
+            "confusion_matrix": cm.tolist(), "snr_bins": accuracy_by_snr(labels, predicted, snr)}
+
+
+def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:
+    """metrics.json content from :func:`make_sets` output. With a :class:`gwviz.calibration.Calibration`,
+    also the calibrated rule at each of its rates under ``calibrated``."""
     main = sets["main"]
     y, p = main.labels, main.predicted
-    cm = confusion_matrix(y, p)
-    rows = cm.sum(1)
-    noise = y == 0
+    argmax = rule_metrics(y, p, main.snr)
     out = {
         "classes": list(CLASSES),
         "n": int(len(y)),
-        "accuracy": float((p == y).mean()),
-        "per_class_accuracy": {c: (float(cm[i, i] / rows[i]) if rows[i] else None) for i, c in enumerate(CLASSES)},
-        "counts": {c: int(rows[i]) for i, c in enumerate(CLASSES)},
-        "confusion_matrix": cm.tolist(),
+        **argmax,
+        "counts": {c: int(n) for c, n in zip(CLASSES, np.bincount(y, minlength=len(CLASSES)))},
         "confusion_matrix_note": "rows: true class, columns: predicted class (argmax)",
-        "noise_false_positive_rate": float((p[noise] != 0).mean()) if noise.any() else None,
-        "snr_bins": accuracy_by_snr(y, p, main.snr),
+        "rule": "argmax of the softmax (the paper's rule)",
     }
+    if calibration is not None:
+        out["calibrated"] = {rate: {"rule": f"signal iff log((1-p_noise)/p_noise) > {t:.4g} (FPR {rate} per window "
+                                            f"on {calibration.n_noise:,} calibration noise windows), then the most "
+                                            "probable signal class", "threshold": t,
+                                    **rule_metrics(y, calibration.decide(main.logits, float(rate)), main.snr)}
+                             for rate, t in calibration.thresholds.items()}
     if "roc_noise" in sets:
         neg = sets["roc_noise"]
         out["noise_false_positive_rate_roc_set"] = float((neg.predicted != 0).mean())
@@ -322,6 +336,10 @@ def compute_metrics(sets: dict[str, EvalSet]) -> dict:
             for stat in ROC_STATISTICS:
                 entry[stat] = roc_summary(roc_statistic(s.logits, stat, kind), roc_statistic(neg.logits, stat, kind))
         out["roc"] = roc
+        if calibration is not None:
+            out["roc_noise_fpr_at_calibrated_thresholds"] = {
+                k: float((roc_statistic(neg.logits, "1-p_noise", "BBH") > t).mean())
+                for k, t in calibration.thresholds.items()}
         out["roc_note"] = ("positives: one signal class at fixed network SNR; negatives: the roc_noise set. "
                            "'1-p_noise' ranks by log((1-p_noise)/p_noise), 'p_class' by log(p_c/(1-p_c)) "
                            "(monotone in the probabilities, no float saturation). tpr_at_fpr is null when "
@@ -412,8 +430,9 @@ def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
 
 def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, bank_path: str | None = None,
                 data_dir: str | None = None, gps_range: tuple[float, float] | None = None,
-                workers: int | None = None, progress: bool = True):
-    """(BatchMaker, description dict) for simulated noise or the real files (p_real = 1)."""
+                workers: int | None = None, progress: bool = True, real_npz: str | None = None):
+    """(BatchMaker, description dict) for simulated noise or real noise (p_real = 1): the files in
+    ``data_dir``, or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy needed)."""
     from .batch import BatchMaker, WaveformBank
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
@@ -429,6 +448,11 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
             "bank_seed": None if loaded else bank_seed, "bank_path": bank_path, "bank_loaded": loaded}
     if noise == "simulated":
         return BatchMaker(bank.to(device), device), info
+    if real_npz:  # the trainer's real-noise file: its val_range was never trained on
+        from .batch import load_real
+        strain, _, val_range = load_real(real_npz)
+        info.update({"real_npz": str(real_npz), "segment_start_samples": list(val_range)})
+        return BatchMaker(bank.to(device), device, real_strain=strain, real_range=val_range, p_real=1.0), info
     real = read_real_strain(data_dir)
     gps_range = tuple(gps_range) if gps_range else default_window_range(real)
     rng = segment_start_range(real, gps_range)
@@ -489,6 +513,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-roc", type=int, default=1000, help="signals per class and ROC SNR")
     ap.add_argument("--n-roc-noise", type=int, default=10000, help="noise samples of the ROC (>= 1000 for FPR 1e-3)")
     ap.add_argument("--roc-snr", type=float, nargs="+", default=[8.0, 12.0])
+    ap.add_argument("--no-figures", action="store_true", help="JSON and npz only (e.g. where plotly is missing)")
+    ap.add_argument("--real-npz", default=None, help="with --noise files: the trainer's real-noise .npz "
+                    "(val_range windows) instead of --data-dir files")
     args = ap.parse_args(argv)
     progress = not args.no_progress
     out = Path(args.out)
@@ -496,7 +523,7 @@ def main(argv: list[str] | None = None) -> dict:
     clf = load(args)
     bank_seed = args.bank_seed if args.bank_seed is not None else 2**20 + args.seed
     maker, info = build_maker(args.noise, args.device, args.bank_per_class, bank_seed, args.bank, args.data_dir,
-                              args.gps_range, args.workers, progress)
+                              args.gps_range, args.workers, progress, args.real_npz)
     t = time.perf_counter()
     sets = make_sets(clf, maker, args.n, args.seed, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch,
                      real=True if args.noise == "files" else None, progress=progress)
@@ -506,12 +533,16 @@ def main(argv: list[str] | None = None) -> dict:
             "n_roc": args.n_roc, "n_roc_noise": args.n_roc_noise, "roc_snrs": list(args.roc_snr),
             "set_names": list(sets), "how_to_regenerate": "gwviz.evaluate.iter_set(maker, n, seed, name, labels, "
             "snr_range, batch) with the same bank (bank_seed, bank_per_class) on the same device"}
-    metrics = {**compute_metrics(sets), "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
+    metrics = {**compute_metrics(sets, clf.calibration), "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
                "model_info": clf.info, "spec": spec,
                "timing": {"seconds": elapsed, "samples": n_total, "samples_per_s": n_total / max(elapsed, 1e-9)}}
     write_json(metrics, out / "metrics.json")
     save_outputs(sets, out / "outputs.npz", spec)
-    write_figures(metrics, out)
+    if args.no_figures:
+        print(f"figures skipped; later: gwviz.evaluate.write_figures(json.load(open('{out}/metrics.json')), '{out}')",
+              file=sys.stderr)
+    else:
+        write_figures(metrics, out)
     print(f"accuracy {metrics['accuracy']:.4f}  per class {metrics['per_class_accuracy']}  "
           f"noise FPR {metrics['noise_false_positive_rate']}  -> {out}", file=sys.stderr)
     return metrics
