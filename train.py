@@ -42,7 +42,6 @@ import json
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -62,6 +61,7 @@ from gwviz.bnstats import recalibrate
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 from gwviz.model import GWNet, ModelConfig
 from gwviz.params import SNR_RANGE
+from gwviz.paths import run_cli, writable_dir
 
 # -----------------------------------------------------------------------------
 # config
@@ -453,13 +453,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg["batch_size"] % world:
         raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {world} ranks")
     if master:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise ValueError(f"--out {out}: cannot write there ({err.strerror}); choose a writable folder") from None
+        writable_dir(out)
 
     on_cuda = device.type == "cuda"
     if on_cuda:  # TF32 matmuls/convs: free speed, far below the noise of this problem
@@ -659,7 +653,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FloatingPointError) as err:  # bad config/paths, divergence: a message, not a traceback
-        sys.exit(f"train.py: error: {err}")
+    run_cli(main, "train.py")  # bad config/paths, divergence: a message, not a traceback

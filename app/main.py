@@ -2,7 +2,9 @@
 
 Pages: Explore (inject, classify, explain), Gallery (per-class Grad-CAM galleries), Learn
 (whitening, signal geometry, what Grad-CAM means) and Real events (GW190521, GW190425).
-Settings: GWVIZ_DATA_DIR (real strain files), GWVIZ_GALLERY_DIR, GWVIZ_WEIGHTS (see app/gwapp/common.py).
+Settings come from the environment only (GWVIZ_DATA_DIR, GWVIZ_GALLERY_DIR, GWVIZ_CACHE, GWVIZ_WEIGHTS,
+GWVIZ_TORCH_THREADS; see app/gwapp/common.py and gwviz/paths.py); .streamlit/config.toml keeps the
+server on localhost (app/README.md says how to expose it on purpose).
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ if str(_HERE) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from gwapp.common import settings_sidebar  # noqa: E402
+from gwapp.common import settings_errors, settings_sidebar  # noqa: E402
 
-st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon=":material/waves:", layout="wide")
+# a local image: a ":material/..." or emoji page icon makes the browser fetch it from fonts.gstatic.com
+st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon=str(_HERE / "icon.png"), layout="wide")
 
 pages = [
     st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
@@ -27,5 +30,6 @@ pages = [
     st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
 ]
 page = st.navigation(pages)
+settings_errors()  # a wrong GWVIZ_WEIGHTS / GWVIZ_TORCH_THREADS: a message on every page, not a traceback
 settings_sidebar()
 page.run()

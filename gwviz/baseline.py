@@ -45,6 +45,7 @@ from .psd import analytic_psd, welch_psd
 from .synth import STRAIN_SCALE, make_sample
 from .waveforms import polarisations
 from .whiten import whitening_filter
+from .paths import run_cli, writable_dir
 
 #: Raw template kept before / after the amplitude peak [samples]: 4.75 s and 0.0625 s at 4096 Hz.
 PRE: int = 19456
@@ -657,7 +658,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mf", default=None, help="matched-filter outputs .npz for --compare")
     a = p.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    out = Path(a.out)
+    out = writable_dir(a.out)
     if a.compare:
         if not a.mf:
             p.error("--compare needs --mf MF_NPZ")
@@ -688,4 +689,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "python -m gwviz.baseline")

@@ -18,6 +18,7 @@ import torch
 from .constants import CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_SAMPLES
 from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
+from .strain import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE, draw_params
 from .psd import analytic_psd, interpolate_psd, welch_psd
 from .synth import STRAIN_SCALE, synthesize
@@ -237,8 +238,10 @@ def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
             raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
         ranges = [tuple(int(v) for v in d[k]) if k in d.files else None for k in ("train_range", "val_range")]
-    if strain.ndim != 2 or strain.shape[0] != len(DETECTORS) or not np.isfinite(strain).all():
-        raise ValueError(f"{path}: strain must be finite with shape ({len(DETECTORS)}, N), got {strain.shape}")
+    if strain.ndim != 2 or strain.shape[0] != len(DETECTORS):
+        raise ValueError(f"{path}: strain must have shape ({len(DETECTORS)}, N), got {strain.shape}")
+    for det, row in zip(DETECTORS, strain):  # NaN/inf, a zero-padded or flat detector: never train on it
+        check_channel(f"{path}: {det}", row, SAMPLE_RATE)
     n, n_seg = strain.shape[1], int(SEGMENT_DURATION * SAMPLE_RATE)
     cut = int(0.75 * n)
     tr = ranges[0] or (0, cut - n_seg)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .constants import CLASSES
+from .paths import run_cli, writable_dir
 
 #: False-positive rates per window that every calibration provides thresholds for.
 DEFAULT_RATES: tuple[float, ...] = (1e-2, 1e-3)
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-figures", action="store_true", help="JSON and npz only (e.g. where plotly is missing)")
     a = p.parse_args(argv)
+    out = writable_dir(a.out)  # before the 100,000 windows, not after
     if a.n < 1000:
         p.error("--n must be >= 1000 (an FPR of 1e-3 needs at least 1000 noise windows)")
     if a.n_real < 1 or a.batch < 1:
@@ -205,8 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
         cal.checks["real"] = {"n": a.n_real, "source": f"{a.real_data} val_range (held out of training)",
                               "fpr_at": {k: float((rs > t).mean()) for k, t in cal.thresholds.items()}}
         others[f"real held-out ({a.n_real:,})"] = others_raw = rs
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     info = {**clf.info, "calibration": cal.to_dict()}
     name = Path(a.weights).stem
     save_weights(clf.model, out / f"{name}-calibrated.safetensors", clf.config, info)
@@ -221,8 +221,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-    try:
-        main()
-    except ValueError as err:  # unreadable weights or real-noise file: a message, not a traceback
-        sys.exit(f"python -m gwviz.calibration: error: {err}")
+    run_cli(main, "python -m gwviz.calibration")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import lal
 import numpy as np
@@ -34,6 +33,7 @@ from scipy.stats import spearmanr
 
 from .constants import CLASSES, F_LOWER_SNR, SAMPLE_RATE, WINDOW_SAMPLES
 from .params import SIGNAL_CLASSES
+from .paths import run_cli, writable_dir
 
 TARGETS: tuple[str, ...] = ("pred", "true")
 #: |median peak offset| of BBH below this counts as "attention at the merger" [s] (a CAM bin is 7.8 ms,
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--method", default="gradcam", choices=["gradcam", "hirescam"],
                     help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
     args = ap.parse_args(argv)
+    out = writable_dir(args.out)  # before the CAMs, not after
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
     d = collect(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress, method=args.method)
@@ -265,7 +266,6 @@ def main(argv: list[str] | None = None) -> dict:
         "randomisation_check": randomisation(clf, source, args.n_random, args.snr, args.seed, args.method),
     }
     result["statement"] = result["stats"]["true"]["claim"]["statement"]
-    out = Path(args.out)
     write_json(result, out / "camstats.json")
     np.savez_compressed(out / "camstats.npz", **d)
     notes = [result["statement"]] + ([] if clf.trained else ["UNTRAINED MODEL: maps show the architecture only."])
@@ -276,4 +276,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "python -m gwviz.camstats")

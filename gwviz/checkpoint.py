@@ -40,10 +40,129 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, config: dict, 
     os.replace(tmp, path)
 
 
+#: Largest model config a weights file may ask for (shipped: width 8, hidden 64). Checked before
+#: anything is allocated: a 3 MB file whose config said width 1024 made GWNet allocate > 5 GB.
+MAX_WIDTH: int = 128
+MAX_HIDDEN: int = 4096
+#: safetensors dtype codes of floating-point tensors.
+_FLOAT_CODES = {"F16", "BF16", "F32", "F64"}
+
+
+def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
+    """Validate the model config of a weights file before any model is built.
+
+    Parameters
+    ----------
+    config : object
+        The decoded config (must be a dict). Other keys than ``width`` and ``hidden`` (e.g.
+        ``train``) are provenance and pass through.
+    source : str
+        File name for messages.
+    shapes : dict, optional
+        Tensor name -> shape of the file: where ``width`` or ``hidden`` is absent it is read
+        from them (older checkpoints), else :class:`gwviz.model.ModelConfig`'s default is used.
+        The tensors are then checked against the result, so nothing is guessed silently.
+
+    Returns
+    -------
+    dict
+        A copy of ``config`` with int ``width`` and ``hidden``.
+
+    Raises
+    ------
+    ValueError
+        Not a dict; width/hidden not an int (bools, floats and strings refused), < 1 or above
+        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`.
+    """
+    from .model import ModelConfig
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: model config must be a JSON object like {{\"width\": 8, \"hidden\": 64}}, "
+                         f"got {type(config).__name__}")
+    shapes = shapes or {}
+    inferred = {key: (shapes.get(name) or (None,))[0]
+                for key, name in (("width", "resnet.blocks.0.conv1.weight"), ("hidden", "head.1.weight"))}
+    out = dict(config)
+    for key, hi in (("width", MAX_WIDTH), ("hidden", MAX_HIDDEN)):
+        v = config[key] if key in config else (inferred[key] or getattr(ModelConfig(), key))
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{source}: model config {key} must be an integer, got {v!r} ({type(v).__name__})")
+        if not 1 <= v <= hi:
+            raise ValueError(f"{source}: model config {key} = {v} is outside [1, {hi}]; the file is corrupt or not "
+                             "gwviz weights")
+        out[key] = v
+    return out
+
+
+def expected_tensors(config: dict) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Name -> (shape, is floating point) of GWNet(config)'s state dict, built on the 'meta'
+    device: shapes without allocating a single weight."""
+    from .model import GWNet, ModelConfig
+    with torch.device("meta"):
+        model = GWNet.from_config(ModelConfig.from_dict(config))
+    return {k: (tuple(v.shape), v.is_floating_point()) for k, v in model.state_dict().items()}
+
+
+def check_tensors(found: dict[str, tuple[tuple[int, ...], bool]], config: dict, source: str) -> None:
+    """Compare a file's tensor names, shapes and dtype kinds with what GWNet(config) needs.
+
+    Raises
+    ------
+    ValueError
+        Listing missing, unexpected and misshapen tensors (first five of each), or tensors whose
+        dtype kind (floating/integer) differs."""
+    want = expected_tensors(config)
+    problems = []
+    missing, extra = sorted(set(want) - set(found)), sorted(set(found) - set(want))
+    shape = [f"{k} {found[k][0]} (expected {want[k][0]})" for k in want if k in found and found[k][0] != want[k][0]]
+    kind = [f"{k} ({'float' if found[k][1] else 'integer'}, expected {'float' if want[k][1] else 'integer'})"
+            for k in want if k in found and found[k][1] != want[k][1]]
+    for label, items in (("missing", missing), ("unexpected", extra), ("misshapen", shape), ("wrong dtype", kind)):
+        if items:
+            problems.append(f"{len(items)} {label}: " + ", ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
+    if problems:
+        cfg = {k: config.get(k) for k in ("width", "hidden")}
+        raise ValueError(f"{source}: tensors do not fit GWNet({cfg}): " + "; ".join(problems))
+
+
+def check_values(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse NaN/inf weights and negative BatchNorm variances (they give NaN or garbage outputs
+    that the argmax turned into a confident 'noise')."""
+    for k, v in state.items():
+        if not v.is_floating_point():
+            continue
+        bad = int((~torch.isfinite(v)).sum())
+        if bad:
+            raise ValueError(f"{source}: tensor {k} has {bad} NaN/inf values of {v.numel()}: the weights are corrupt "
+                             "(e.g. a diverged training run); use another checkpoint")
+        if k.endswith("running_var") and bool((v < 0).any()):
+            raise ValueError(f"{source}: tensor {k} has negative variances: the weights are corrupt")
+
+
+def _json_field(meta: dict, key: str, source: str, default: str | None = None):
+    text = meta.get(key, default)
+    if text is None:
+        raise ValueError(f"{source}: safetensors metadata lacks {key!r}; not gwviz weights (write them with "
+                         "gwviz.checkpoint.save_weights)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{source}: metadata {key!r} is not JSON ({err}): {text[:80]!r}") from err
+
+
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """Read (state_dict, config, info) from a gwviz safetensors file or a training checkpoint.
 
-    Raises ValueError for missing, corrupt or foreign files (never unpickles arbitrary objects)."""
+    Everything is checked before a model is built: the format tag, the config (types, bounds),
+    the tensor names/shapes/dtypes against GWNet(config) (on the 'meta' device), then the values
+    (finite). Never unpickles arbitrary objects (safetensors, or torch.load with weights_only).
+
+    Raises
+    ------
+    ValueError
+        Missing, corrupt, foreign or inconsistent files, naming the file and the problem.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"weights path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such weights file")
@@ -52,16 +171,33 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
+                if meta.get("format") != FORMAT:
+                    raise ValueError(f"{path}: not gwviz weights (format {meta.get('format')!r}, expected {FORMAT!r})")
+                found = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype() in _FLOAT_CODES)
+                         for k in f.keys()}
+                config = check_model_config(_json_field(meta, "config", str(path)), str(path),
+                                            {k: v[0] for k, v in found.items()})
+                info = _json_field(meta, "info", str(path), "{}")
+                check_tensors(found, config, str(path))  # before reading any tensor data
                 state = {k: f.get_tensor(k) for k in f.keys()}
+        except ValueError:
+            raise
         except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
             raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not gwviz weights (format {meta.get('format')!r}, expected {FORMAT!r})")
-        return state, json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickle/zip errors come in many types
-        raise ValueError(f"{path}: not a readable weights-only torch checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
-        raise ValueError(f"{path}: not a gwviz checkpoint (expected a dict with format {FORMAT!r})")
-    return ckpt["model"], ckpt.get("model_config", {}), ckpt.get("info", {})
+    else:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - pickle/zip errors come in many types
+            raise ValueError(f"{path}: not a readable weights-only torch checkpoint ({type(err).__name__}: {err})") from err
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+            raise ValueError(f"{path}: not a gwviz checkpoint (expected a dict with format {FORMAT!r})")
+        state, config, info = ckpt["model"], ckpt.get("model_config", {}), ckpt.get("info", {})
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in state.items()):
+            raise ValueError(f"{path}: 'model' must be a state dict of named tensors")
+        config = check_model_config(config, str(path), {k: tuple(v.shape) for k, v in state.items()})
+        check_tensors({k: (tuple(v.shape), v.is_floating_point()) for k, v in state.items()}, config, str(path))
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: info must be a JSON object, got {type(info).__name__}")
+    check_values(state, str(path))
+    return state, config, info

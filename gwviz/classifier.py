@@ -19,7 +19,7 @@ from .calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .checkpoint import load_weights
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN, WINDOW_SAMPLES
 from .model import GWNet, ModelConfig
-from .noise import check_strain
+from .strain import check_strain
 from .psd import welch_psd
 from .synth import STRAIN_SCALE
 from .whiten import whiten
@@ -68,6 +68,16 @@ class Prediction:
     fpr: float | None = None
     rate: float | None = None
     rule: str = "argmax"
+
+    @property
+    def rule_text(self) -> str:
+        """One sentence saying which rule decided and on what numbers (for the app and reports)."""
+        if self.rule != "calibrated":
+            return "Rule: argmax of the class probabilities (the paper's; these weights carry no calibration)."
+        loud = f"reached or passed by {100 * self.fpr:.3g} % of calibration noise windows"
+        agree = "argmax agrees" if self.argmax_label == self.label else f"argmax alone would say {self.argmax_label}"
+        return (f"Rule: calibrated at a false-positive rate of {self.rate:g} per window. Detection statistic "
+                f"λ = {self.statistic:.2f}, {loud} → {'signal' if self.label != 'noise' else 'noise'}; {agree}.")
 
 
 def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,

@@ -10,11 +10,16 @@ chunks, and the final ``<out>/<split>.h5`` is assembled when all chunks exist.
 
 Each split file holds ``strain`` (N, 3, 16384) float32, ``label`` (N,) int8 and one dataset per
 metadata column (``meta/<name>``); attributes say the noise source and the seed.
+
+Every part file records the run that wrote it (seed, split, size, chunk, noise source); a run with
+other settings refuses to resume from it instead of mixing two datasets under one seed. Workers
+die with the builder, even when it is killed with SIGKILL.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -23,6 +28,7 @@ import h5py
 import numpy as np
 
 from .constants import CLASSES, WINDOW_SAMPLES
+from .paths import run_cli, writable_dir
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Numeric metadata columns stored per sample (NaN where a column does not apply, e.g. noise).
@@ -44,10 +50,40 @@ def make_noise_source(kind: str, data_dir: str | None = None, seed: int = 0):
 
 
 _SOURCE = None
+#: Layout version of part files; parts of another version are not resumed.
+PART_FORMAT = "gwviz-dataset-part-v2"
+#: What a part file must share with the run that resumes from it (attributes of the part).
+RUN_KEYS = ("format", "seed", "split", "n", "chunk", "noise", "data_dir", "noise_source")
 
 
-def _init_worker(kind: str, data_dir: str | None, seed: int) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the builder ends, even by SIGKILL (which runs no cleanup in the builder).
+
+    Linux: PR_SET_PDEATHSIG makes the kernel SIGKILL this process when its parent exits. Elsewhere
+    (or if prctl fails) a daemon thread polls the parent id once a second."""
+    import signal
+    import threading
+    armed = False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the builder died before prctl took effect
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            import time
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int) -> None:
     global _SOURCE
+    _die_with_parent(parent_pid)
     import torch
     torch.set_num_threads(1)  # one process per core
     _SOURCE = make_noise_source(kind, data_dir, seed)
@@ -60,15 +96,15 @@ def sample_at(seed: int, split: str, i: int, source):
     return make_sample(CLASSES[i % len(CLASSES)], source, rng=rng)
 
 
-def _chunk(args: tuple[int, str, int, int, str]) -> str:
-    seed, split, start, stop, path = args
+def _chunk(args: tuple[dict, int, int, str]) -> str:
+    run, start, stop, path = args
     n = stop - start
     strain = np.empty((n, 3, WINDOW_SAMPLES), np.float32)
     label = np.empty(n, np.int8)
     meta = {c: np.full(n, np.nan) for c in META_COLUMNS}
     source_names = set()
     for j, i in enumerate(range(start, stop)):
-        s = sample_at(seed, split, i, _SOURCE)
+        s = sample_at(run["seed"], run["split"], i, _SOURCE)
         strain[j], label[j] = s.data, s.label
         for c in META_COLUMNS:
             if c in s.meta:
@@ -79,30 +115,107 @@ def _chunk(args: tuple[int, str, int, int, str]) -> str:
         f["strain"], f["label"] = strain, label
         for c, v in meta.items():
             f[f"meta/{c}"] = v
-        f.attrs["noise_source"] = "; ".join(sorted(source_names))
+        f.attrs.update(run)
+        f.attrs["sample_noise_sources"] = "; ".join(sorted(source_names))
     os.replace(tmp, path)
     return path
 
 
+def _plain(v):
+    """h5py attribute -> plain Python value, for comparisons and messages."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def check_parts(parts: Path, run: dict) -> None:
+    """Refuse to resume from part files that another run wrote.
+
+    Parameters
+    ----------
+    parts : Path
+        The ``<out>/<split>.parts`` folder.
+    run : dict
+        This run's :data:`RUN_KEYS` values.
+
+    Raises
+    ------
+    ValueError
+        Naming the first mismatched (or unreadable) part, every key that differs, and what to do.
+    """
+    for p in sorted(parts.glob("*.h5")):
+        try:
+            with h5py.File(p, "r") as f:
+                rec = {k: _plain(f.attrs.get(k)) for k in RUN_KEYS}
+        except OSError as err:
+            raise ValueError(f"{p}: unreadable part file ({err}); delete it (it is rebuilt) and run again") from err
+        diff = {k: (rec[k], run[k]) for k in RUN_KEYS if rec[k] != run[k]}
+        if diff:
+            said = ", ".join(f"{k}={a!r} (this run: {b!r})" for k, (a, b) in diff.items())
+            raise ValueError(f"{p} was written by another run: {said}. Resuming would mix two datasets; rerun with "
+                             f"that run's settings, use another --out, or delete {parts} to start over")
+
+
+def _check_int(name: str, v, lo: int) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
 def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulated", data_dir: str | None = None,
                 workers: int | None = None, chunk: int = 64, progress: bool = True) -> Path:
-    """Write ``out/<split>.h5`` with n samples; resumable (finished chunks are kept)."""
+    """Write ``out/<split>.h5`` with n samples; resumable (finished chunks of the same run are kept).
+
+    Parameters
+    ----------
+    out : path
+        Output folder (created).
+    split : {'train', 'val', 'test'}
+    n, chunk : int
+        Samples in the split and per part file (both >= 1).
+    seed : int
+        Non-negative; sample i is a function of (seed, split, i) alone.
+    noise, data_dir :
+        Noise source (see :func:`make_noise_source`), built here first so that bad data fails
+        before any worker starts.
+    workers : int or None
+        Processes (>= 1; None: all cores).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, an unwritable ``out``, part files of another run, or a sample that cannot
+        be made (the first worker error; the other chunks are cancelled).
+    """
     from tqdm.auto import tqdm
-    if n <= 0:
-        raise ValueError(f"number of {split} samples must be > 0, got {n}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    n = _check_int(f"number of {split} samples", n, 1)
+    chunk, seed = _check_int("chunk", chunk, 1), _check_int("seed", seed, 0)
+    workers = _check_int("workers", workers, 1) if workers is not None else (os.cpu_count() or 1)
+    out = writable_dir(out, "out")
+    source = make_noise_source(noise, data_dir, seed)  # fails here, with its message, on bad data
+    data_dir_used = data_dir or (os.environ.get("GWVIZ_DATA_DIR", "") if noise == "files" else "")
+    run = {"format": PART_FORMAT, "seed": seed, "split": split, "n": n, "chunk": chunk, "noise": noise,
+           "data_dir": str(Path(data_dir_used).resolve()) if data_dir_used else "", "noise_source": source.name}
     parts = out / f"{split}.parts"
     parts.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, split, a, min(a + chunk, n), str(parts / f"{a:09d}-{min(a + chunk, n):09d}.h5"))
-            for a in range(0, n, chunk)]
+    check_parts(parts, run)
+    jobs = [(run, a, min(a + chunk, n), str(parts / f"{a:09d}-{min(a + chunk, n):09d}.h5")) for a in range(0, n, chunk)]
     todo = [j for j in jobs if not Path(j[-1]).exists()]
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=n, initial=n - sum(j[3] - j[2] for j in todo), desc=f"{split}", unit="sample", disable=not progress)
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(noise, data_dir, seed)) as pool:
+    bar = tqdm(total=n, initial=n - sum(j[2] - j[1] for j in todo), desc=f"{split}", unit="sample", disable=not progress)
+    # fork (where it exists) keeps the builder the workers' parent, which _die_with_parent watches
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(noise, data_dir, seed, os.getpid()))
+    try:
         futures = {pool.submit(_chunk, j): j for j in todo}
         for fut in as_completed(futures):
             fut.result()
             j = futures[fut]
-            bar.update(j[3] - j[2])
+            bar.update(j[2] - j[1])
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # do not compute the rest of a failed split
+        raise
+    pool.shutdown()
     bar.close()
     final = out / f"{split}.h5"
     tmp = out / f"{split}.h5.tmp"
@@ -111,14 +224,15 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
         lab = f.create_dataset("label", (n,), np.int8)
         metas = {c: f.create_dataset(f"meta/{c}", (n,), np.float64) for c in META_COLUMNS}
         sources = set()
-        for _, _, a, b, path in jobs:
+        for _, a, b, path in jobs:
             with h5py.File(path, "r") as p:
                 ds[a:b], lab[a:b] = p["strain"][...], p["label"][...]
                 for c in META_COLUMNS:
                     metas[c][a:b] = p[f"meta/{c}"][...]
-                sources.add(p.attrs["noise_source"])
+                sources.add(p.attrs["sample_noise_sources"])
         f.attrs.update({"noise_source": "; ".join(sorted(sources)), "seed": seed, "split": split,
-                        "classes": json.dumps(CLASSES), "sample_rate": 4096})
+                        "classes": json.dumps(CLASSES), "sample_rate": 4096, "noise": noise,
+                        "data_dir": run["data_dir"], "chunk": chunk})
     os.replace(tmp, final)
     return final
 
@@ -132,23 +246,45 @@ def read_split(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.n
         raise ValueError(f"{path}: not a readable gwviz dataset ({err})") from err
 
 
+def _int_at_least(lo: int):
+    """argparse type: an integer >= lo, with a message saying so."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m gwviz.dataset", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--train", type=int, default=96000)
-    ap.add_argument("--val", type=int, default=96000)
-    ap.add_argument("--test", type=int, default=544000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=_int_at_least(0), default=96000, help="samples (0: skip the split)")
+    ap.add_argument("--val", type=_int_at_least(0), default=96000)
+    ap.add_argument("--test", type=_int_at_least(0), default=544000)
+    ap.add_argument("--seed", type=_int_at_least(0), default=0)
     ap.add_argument("--noise", default="simulated", choices=["simulated", "files", "gwosc"])
     ap.add_argument("--data-dir", default=None, help="real strain files for --noise files (default $GWVIZ_DATA_DIR)")
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--workers", type=_int_at_least(1), default=None)
+    ap.add_argument("--chunk", type=_int_at_least(1), default=64)
     a = ap.parse_args(argv)
-    for split in SPLITS:
-        n = getattr(a, split)
-        if n:
-            print(build_split(a.out, split, n, a.seed, a.noise, a.data_dir, a.workers, a.chunk))
+    try:
+        writable_dir(a.out)
+    except ValueError as err:
+        ap.error(str(err))
+    try:
+        for split in SPLITS:
+            n = getattr(a, split)
+            if n:
+                print(build_split(a.out, split, n, a.seed, a.noise, a.data_dir, a.workers, a.chunk))
+    except ValueError as err:  # bad data or a mismatched resume: the message is the whole story
+        ap.exit(1, f"{ap.prog}: error: {err}\n")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "python -m gwviz.dataset")

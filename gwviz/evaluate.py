@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN
-from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS, read_strain
+from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS
+from .strain import read_strain
 from .params import SIGNAL_CLASSES, SNR_RANGE
+from .paths import run_cli, writable_dir
 
 #: Unit network-SNR bins from 8 to 24 (16 bins).
 SNR_EDGES: np.ndarray = np.arange(SNR_RANGE[0], SNR_RANGE[1] + 1.0, 1.0)
@@ -86,7 +88,7 @@ def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path
 
 
 def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
-    """Read H1/L1/V1 (:func:`find_real_files`) with :func:`gwviz.noise.read_strain` and cut them
+    """Read H1/L1/V1 (:func:`find_real_files`) with :func:`gwviz.strain.read_strain` and cut them
     to their common span. Raises ValueError on NaNs or no overlap."""
     paths = find_real_files(data_dir)
     strains = {d: read_strain(p) for d, p in paths.items()}
@@ -408,9 +410,12 @@ def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     bins = metrics["snr_bins"]
     note = [] if metrics.get("trained", True) else ["UNTRAINED MODEL (random weights): numbers are meaningless."]
-    paths = [write_page(out / "accuracy_vs_snr.html", [accuracy_vs_snr_figure(bins["edges"], bins["accuracy"],
-                                                                               bins["counts"])],
-                        "Accuracy vs network SNR", "directory", note),
+    acc_figs = [accuracy_vs_snr_figure(bins["edges"], bins["accuracy"], bins["counts"])]
+    acc_figs[0].update_layout(title="Accuracy vs network SNR, argmax rule (the paper's)")
+    for rate, rule in metrics.get("calibrated", {}).items():  # the rules classify() uses
+        fig = accuracy_vs_snr_figure(rule["snr_bins"]["edges"], rule["snr_bins"]["accuracy"], rule["snr_bins"]["counts"])
+        acc_figs.append(fig.update_layout(title=f"Accuracy vs network SNR, calibrated rule at noise FPR {rate} per window"))
+    paths = [write_page(out / "accuracy_vs_snr.html", acc_figs, "Accuracy vs network SNR", "directory", note),
              write_page(out / "confusion.html", [confusion_figure(np.array(metrics["confusion_matrix"])),
                                                  confusion_figure(np.array(metrics["confusion_matrix"]), normalise=False)],
                         "Confusion matrix", "directory", note)]
@@ -518,8 +523,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "(val_range windows) instead of --data-dir files")
     args = ap.parse_args(argv)
     progress = not args.no_progress
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(args.out)
     clf = load(args)
     bank_seed = args.bank_seed if args.bank_seed is not None else 2**20 + args.seed
     maker, info = build_maker(args.noise, args.device, args.bank_per_class, bank_seed, args.bank, args.data_dir,
@@ -549,4 +553,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "python -m gwviz.evaluate")

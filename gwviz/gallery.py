@@ -20,11 +20,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 import numpy as np
 
-from .constants import CLASSES, DETECTORS, SAMPLE_RATE
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from .paths import run_cli, writable_dir
 
 FORMAT = "gwviz-gallery-v1"
 
@@ -128,27 +130,134 @@ def save_gallery(path: str | os.PathLike, samples: list[GallerySample], attrs: d
     return path
 
 
-def load_gallery(path: str | os.PathLike) -> Gallery:
-    """Read a ``gallery.h5``. Raises ValueError for missing or foreign files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such gallery file")
+#: Datasets of one sample and their shapes; anything else in a hand-made file is refused.
+SHAPES = {"data": (len(DETECTORS), WINDOW_SAMPLES), "white_signal": (len(DETECTORS), WINDOW_SAMPLES),
+          "cam": (WINDOW_SAMPLES,), "cam_true": (WINDOW_SAMPLES,), "probabilities": (len(CLASSES),)}
+#: Metadata the pages format for a signal sample (GallerySample.title).
+SIGNAL_META = ("mass1", "mass2", "chirp_mass", "snr_network")
+#: Merger sample indices the reader accepts: within one window's length of the window.
+MERGER_SLACK = 2 * WINDOW_SAMPLES
+#: More samples than this is not a gallery the app should read (the page keeps them all in memory).
+MAX_SAMPLES = 1000
+
+
+def _text_attr(obj, key: str, where: str) -> str:
+    v = obj.attrs.get(key)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    if not isinstance(v, str):
+        raise ValueError(f"{where}: attribute {key!r} is missing or not text")
+    return v
+
+
+def _json_attr(obj, key: str, where: str, kind: type):
     try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not an HDF5 file ({err})") from err
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a gwviz gallery (format {f.attrs.get('format')!r}, expected {FORMAT!r})")
-        classes = json.loads(f.attrs["classes"])
-        samples = []
-        for key in sorted(f["samples"]):
-            h = f["samples"][key]
-            samples.append(GallerySample(
-                str(h.attrs["kind"]), h["data"][()], h["white_signal"][()], h["cam"][()], h["cam_true"][()],
-                {c: float(p) for c, p in zip(classes, h["probabilities"][()])}, str(h.attrs["predicted"]),
-                json.loads(h.attrs["meta"])))
-        return Gallery(json.loads(f.attrs["info"]), samples)
+        v = json.loads(_text_attr(obj, key, where))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: attribute {key!r} is not valid JSON ({err})") from None
+    if not isinstance(v, kind):
+        raise ValueError(f"{where}: attribute {key!r} must be a JSON {kind.__name__}")
+    return v
+
+
+def _refuse_foreign_storage(f: h5py.File) -> None:
+    """Links to other files, external raw storage and virtual datasets would make h5py read files
+    other than this one (anything on the server): refused before any data is read."""
+    def check(name: str, link) -> str | None:  # a returned message stops the visit (raising inside it
+        if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):  # breaks h5py's lock: SystemError)
+            what = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            return f"{name!r} is {what}; a gallery holds only its own datasets"  # no '/': not a server path
+        obj = f.get(name)
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            return f"dataset {name!r} reads its data from other files; refused"
+        return None
+    problem = f.visititems_links(check)
+    if problem:
+        raise ValueError(problem)
+
+
+def _dataset(h: h5py.Group, name: str, where: str) -> np.ndarray:
+    ds = h.get(name)
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"{where}: missing dataset {name!r}")
+    if ds.shape != SHAPES[name]:  # checked before reading: a huge dataset is never loaded
+        raise ValueError(f"{where}: dataset {name!r} has shape {ds.shape}, expected {SHAPES[name]}")
+    if ds.dtype.kind != "f":
+        raise ValueError(f"{where}: dataset {name!r} has dtype {ds.dtype}, expected floating point")
+    a = np.asarray(ds[()], dtype=np.float64 if name == "probabilities" else np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{where}: dataset {name!r} has non-finite values")
+    return a
+
+
+def _sample(h, where: str) -> GallerySample:
+    if not isinstance(h, h5py.Group):
+        raise ValueError(f"{where}: not a group")
+    kind, predicted = _text_attr(h, "kind", where), _text_attr(h, "predicted", where)
+    for key, v in (("kind", kind), ("predicted", predicted)):
+        if v not in CLASSES:
+            raise ValueError(f"{where}: {key} {v[:20]!r} is not one of {list(CLASSES)}")
+    arrays = {name: _dataset(h, name, where) for name in SHAPES}
+    p = arrays.pop("probabilities")
+    if (p < 0).any() or (p > 1).any():
+        raise ValueError(f"{where}: probabilities must lie in [0, 1]")
+    meta = _json_attr(h, "meta", where, dict)
+    need = SIGNAL_META if kind != "noise" else ()
+    for key in need:
+        if not isinstance(meta.get(key), (int, float)) or isinstance(meta.get(key), bool):
+            raise ValueError(f"{where}: meta[{key!r}] must be a number for a {kind} sample")
+    for key in ("merger_index", *(f"merger_index_{d}" for d in DETECTORS)):
+        # a detector's merger can arrive just after the window's end (arrival delay): allow a window either side
+        v = meta.get(key)
+        ok = isinstance(v, int) and not isinstance(v, bool) and -MERGER_SLACK <= v <= MERGER_SLACK
+        if v is not None and not ok:
+            raise ValueError(f"{where}: meta[{key!r}] must be a sample index in [{-MERGER_SLACK}, {MERGER_SLACK}]")
+    if any(f"merger_index_{d}" in meta for d in DETECTORS) and "merger_index" not in meta:
+        raise ValueError(f"{where}: meta has per-detector merger indices but no 'merger_index'")
+    return GallerySample(kind, arrays["data"], arrays["white_signal"], arrays["cam"], arrays["cam_true"],
+                         dict(zip(CLASSES, map(float, p))), predicted, meta)
+
+
+def load_gallery(source: str | os.PathLike | BinaryIO, name: str | None = None) -> Gallery:
+    """Read a ``gallery.h5`` from a path or a binary file object (an upload).
+
+    Every dataset, shape, dtype and attribute the pages use is checked, so a hand-made file gives
+    a ValueError that says what is wrong, never a traceback later on the page; nothing is
+    unpickled (h5py and JSON only) and no other file is read (external links, external storage and
+    virtual datasets are refused). ``name`` is how messages call the file (default: the path)."""
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+        name = name or str(source)
+        if not source.is_file():
+            raise ValueError(f"{name}: no such gallery file")
+    name = name or "uploaded file"
+    try:
+        f = h5py.File(source, "r")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{name}: not an HDF5 file ({err})") from err
+    try:
+        with f:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt
+            if not isinstance(fmt, str) or fmt != FORMAT:  # an array attribute must not reach `!=`
+                raise ValueError(f"not a gwviz gallery (format {str(fmt)[:40]!r}, expected {FORMAT!r})")
+            _refuse_foreign_storage(f)
+            classes = _json_attr(f, "classes", "file", list)
+            if classes != list(CLASSES):
+                raise ValueError(f"classes {classes!r} are not gwviz's {list(CLASSES)}")
+            info = _json_attr(f, "info", "file", dict)
+            group = f.get("samples")
+            if not isinstance(group, h5py.Group) or not len(group):
+                raise ValueError("no samples (expected a group 'samples' with one group per sample)")
+            if len(group) > MAX_SAMPLES:
+                raise ValueError(f"{len(group)} samples; at most {MAX_SAMPLES} are read")
+            samples = [_sample(group[key], f"sample {key[:20]!r}") for key in sorted(group)]
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+    # h5py raises these for unreadable attributes/datasets (unsupported types, broken filters)
+    except (OSError, KeyError, TypeError, RuntimeError, RecursionError) as err:
+        raise ValueError(f"{name}: malformed gallery ({type(err).__name__}: {err})") from err
+    return Gallery(info, samples)
 
 
 def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2, sample_rate: float = SAMPLE_RATE,
@@ -195,6 +304,27 @@ def write_pages(gallery: Gallery, out: str | os.PathLike, display_step: int = 2)
                        "Sasaoka et al. (2023) Fig. 2 reproduction", "directory", notes[:1])]
 
 
+def make_gallery(classifier, out: str | os.PathLike, n: int, snr: float, seed: int, noise_source=None,
+                 info: dict | None = None, method: str = "gradcam", display_step: int = 2,
+                 progress: bool = False, weights: str = "shipped") -> Gallery:
+    """Make, write (``out``/gallery.h5, index.html, fig2.html) and read back a gallery.
+
+    ``noise_source`` defaults to simulated O3 noise; ``info`` is merged into the file's attributes
+    (how the noise was made); ``weights`` is how the attributes name the weights. The app calls
+    this with its already loaded classifier and an ``out`` inside its gallery root."""
+    from .noise import SimulatedNoise
+    source = noise_source if noise_source is not None else SimulatedNoise()
+    samples = make_entries(classifier, source, n, snr, seed, progress=progress, method=method)
+    attrs = {"noise": "simulated", **(info or {}), "weights": weights, "trained": bool(classifier.trained),
+             "snr": snr, "seed": seed, "n_per_class": n, "noise_source": getattr(source, "name", "simulated"),
+             "method": method, "cam": f"{method} (gwviz.explain), raw; cam: predicted class, cam_true: true class"}
+    out = Path(out)
+    save_gallery(out / "gallery.h5", samples, attrs)
+    gallery = load_gallery(out / "gallery.h5")
+    write_pages(gallery, out, display_step)
+    return gallery
+
+
 def main(argv: list[str] | None = None) -> Gallery:
     from .evaluate import add_common_args, load, make_noise_source
     ap = argparse.ArgumentParser(prog="python -m gwviz.gallery", description=__doc__.split("\n")[0])
@@ -205,20 +335,14 @@ def main(argv: list[str] | None = None) -> Gallery:
     ap.add_argument("--method", default="gradcam", choices=sorted(METHOD_LABELS),
                     help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
     args = ap.parse_args(argv)
+    writable_dir(args.out)  # before the samples, not after
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
-    samples = make_entries(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress, method=args.method)
-    attrs = {**info, "weights": str(args.weights or "shipped"), "trained": bool(clf.trained), "snr": args.snr,
-             "seed": args.seed, "n_per_class": args.n, "noise_source": getattr(source, "name", args.noise),
-             "method": args.method,
-             "cam": f"{args.method} (gwviz.explain), raw; cam: predicted class, cam_true: true class"}
-    out = Path(args.out)
-    save_gallery(out / "gallery.h5", samples, attrs)
-    gallery = load_gallery(out / "gallery.h5")
-    write_pages(gallery, out, args.display_step)
-    print(f"{len(samples)} samples -> {out}", file=sys.stderr)
+    gallery = make_gallery(clf, args.out, args.n, args.snr, args.seed, source, info, args.method, args.display_step,
+                           progress=not args.no_progress, weights=str(args.weights or "shipped"))
+    print(f"{len(gallery.samples)} samples -> {args.out}", file=sys.stderr)
     return gallery
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "python -m gwviz.gallery")

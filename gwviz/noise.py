@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
 from .params import O3_GPS_SPAN
 from .psd import analytic_psd
+from .strain import MAX_FLAT_RUN, Strain, flat_runs, read_strain, resample
 
 #: Confident events (GPS [s]) near the data we use; windows never contain them (± EVENT_GUARD s).
 KNOWN_EVENTS: dict[str, float] = {
@@ -83,94 +83,6 @@ class SimulatedNoise:
         return NoiseSegment(x, self.sample_rate, gps_start, self.name, True, self.psd)
 
 
-@dataclass
-class Strain:
-    """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
-
-    detector: str
-    data: np.ndarray
-    t0: float
-    sample_rate: float
-    path: str = ""
-
-    @property
-    def t1(self) -> float:
-        return self.t0 + len(self.data) / self.sample_rate
-
-
-def _detector_of(path: Path, name: str | None) -> str:
-    for text in (name or "", path.name, str(path)):
-        m = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", text)
-        if m:
-            return m.group(1)
-    raise ValueError(f"{path}: cannot tell which detector this strain is from (name it H1/L1/V1)")
-
-
-def read_strain(path: str | os.PathLike) -> Strain:
-    """Read one detector's strain from a GWOSC HDF5, gwpy-written HDF5 or GWF file (via gwpy).
-
-    Raises ValueError with the file name for unreadable or corrupt files."""
-    from gwpy.timeseries import TimeSeries
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        if path.suffix == ".gwf":
-            from gwpy.io.gwf import get_channel_names
-            chans = [c for c in get_channel_names(str(path)) if "STRAIN" in c.upper()]
-            if not chans:
-                raise ValueError("no strain channel in frame file")
-            ts = TimeSeries.read(str(path), chans[0])
-        else:
-            try:
-                ts = TimeSeries.read(str(path), format="hdf5.gwosc")
-            except Exception:  # noqa: BLE001 - not GWOSC layout: try gwpy's own HDF5 layout
-                ts = TimeSeries.read(str(path), format="hdf5")
-    except Exception as err:  # noqa: BLE001 - h5py/lalframe raise many types on corrupt files
-        raise ValueError(f"{path}: not a readable strain file ({type(err).__name__}: {err})") from err
-    name = str(ts.channel) if ts.channel is not None else (ts.name or None)
-    return Strain(_detector_of(path, name), np.asarray(ts.value, dtype=np.float64), float(ts.t0.value),
-                  float(ts.sample_rate.value), str(path))
-
-
-def resample(strain: Strain, sample_rate: int = SAMPLE_RATE) -> Strain:
-    """Resample with gwpy (anti-aliasing FIR) to ``sample_rate`` [Hz]."""
-    from gwpy.timeseries import TimeSeries
-
-    ts = TimeSeries(strain.data, t0=strain.t0, sample_rate=strain.sample_rate).resample(sample_rate)
-    return Strain(strain.detector, np.asarray(ts.value), strain.t0, float(sample_rate), strain.path)
-
-
-def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration: float,
-                 detectors: tuple[str, ...] = DETECTORS) -> np.ndarray:
-    """Validate a mapping detector -> 1D strain array and stack it to (D, N) float64.
-
-    Raises ValueError on missing/extra detectors, wrong sample rate, unequal or short arrays, NaN/inf."""
-    if not isinstance(strain, dict):
-        raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
-    if set(strain) != set(detectors):
-        raise ValueError(f"strain must have exactly the detectors {list(detectors)}, got {sorted(strain)}")
-    if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"sample_rate must be {SAMPLE_RATE} Hz, got {sample_rate}; resample first "
-                         "(e.g. gwpy TimeSeries.resample(4096))")
-    arrays = [np.asarray(strain[d], dtype=np.float64) for d in detectors]
-    for d, a in zip(detectors, arrays):
-        if a.ndim != 1:
-            raise ValueError(f"{d}: strain must be 1D, got shape {a.shape}")
-    lengths = {d: len(a) for d, a in zip(detectors, arrays)}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"detector arrays have different lengths: {lengths}")
-    n = arrays[0].size
-    if n < min_duration * sample_rate:
-        raise ValueError(f"need at least {min_duration:g} s of strain ({int(min_duration * sample_rate)} samples), got {n}")
-    for d, a in zip(detectors, arrays):
-        if not np.isfinite(a).all():
-            raise ValueError(f"{d}: strain contains NaN or inf ({int((~np.isfinite(a)).sum())} samples); "
-                             "cut out the gap first")
-    return np.stack(arrays)
-
-
 class StrainFiles:
     """Real strain from local files: every span where H1, L1 and V1 all have finite data.
 
@@ -215,15 +127,29 @@ class StrainFiles:
             raise ValueError(f"no strain for {missing} among {len(list(paths))} files; all of {list(self.detectors)} are required")
         self.strain = by_det
         self.name = "real O3 strain: " + ", ".join(sorted({Path(s.path).name for v in by_det.values() for s in v}))
+        # Usable spans once per file (a scan of the whole series): finite and not flat. A flat
+        # stretch (zeros for a missing detector, a filled gap) is treated like a NaN gap, so no
+        # segment holds it; a detector with no usable data at all is refused here, by name.
+        self._runs = {d: [r for s in v for r in self._usable_runs(s)] for d, v in by_det.items()}
+        for d, runs in self._runs.items():
+            if not runs:
+                files = ", ".join(s.path for s in by_det[d])
+                flat = all(np.isfinite(s.data).any() and np.nanmin(s.data) == np.nanmax(s.data) for s in by_det[d])
+                why = (f"detector {d} is flat (all samples equal): a missing detector cannot be padded with zeros"
+                       if flat else f"{d} has no stretch of finite, non-constant strain")
+                raise ValueError(f"{why} ({files}); all of {list(self.detectors)} need real strain over the same span")
 
-    def _finite_runs(self, s: Strain) -> list[tuple[float, float]]:
+    def _usable_runs(self, s: Strain) -> list[tuple[float, float]]:
+        """GPS spans [s] of ``s`` that are finite and hold no flat run ≥ MAX_FLAT_RUN."""
         ok = np.isfinite(s.data)
+        for a, b in flat_runs(s.data, max(2, int(MAX_FLAT_RUN * s.sample_rate))):
+            ok[a:b] = False
         edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))
         return [(s.t0 + a / s.sample_rate, s.t0 + b / s.sample_rate) for a, b in zip(edges[::2], edges[1::2])]
 
     def spans(self, detector: str | None = None) -> list[tuple[float, float]]:
-        """GPS spans [s] with finite data in ``detector`` (None: in all detectors at once)."""
-        runs = {d: [r for s in self.strain[d] for r in self._finite_runs(s)] for d in self.detectors}
+        """GPS spans [s] with usable (finite, not flat) data in ``detector`` (None: in all at once)."""
+        runs = self._runs
         if detector is not None:
             return runs[detector]
         out = runs[self.detectors[0]]
@@ -250,9 +176,9 @@ class StrainFiles:
             i = int(round((start - s.t0) * s.sample_rate))
             if 0 <= i and i + n <= len(s.data):
                 seg = s.data[i:i + n]
-                if np.isfinite(seg).all():
+                if np.isfinite(seg).all() and not flat_runs(seg, max(2, int(MAX_FLAT_RUN * s.sample_rate))):
                     return seg.copy()
-        raise ValueError(f"{detector}: no finite data for GPS {start}+{n / self.sample_rate} s")
+        raise ValueError(f"{detector}: no finite, non-flat data for GPS {start}+{n / self.sample_rate} s")
 
     def segment(self, duration: float = SEGMENT_DURATION, rng: np.random.Generator | None = None,
                 window: tuple[float, float] | None = None) -> NoiseSegment:
@@ -323,9 +249,3 @@ def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
     ts.name = f"{detector}:GWOSC-4KHZ_R1_STRAIN"
     ts.write(str(tmp), format="hdf5", overwrite=True)
     os.replace(tmp, path)
-
-
-def data_dir() -> Path | None:
-    """The real-data directory from $GWVIZ_DATA_DIR, or None."""
-    p = os.environ.get(DATA_DIR_ENV)
-    return Path(p) if p else None

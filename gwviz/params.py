@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .constants import CLASSES, MERGER_SPAN
+from .constants import CLASSES, MERGER_SPAN, WINDOW_DURATION
 
 SIGNAL_CLASSES: tuple[str, ...] = tuple(c for c in CLASSES if c != "noise")
 
@@ -30,8 +30,14 @@ SNR_RANGE: tuple[float, float] = (8.0, 24.0)
 O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
 
 
+def is_real_number(x) -> bool:
+    """True for a finite int/float (Python or numpy), False for bool, NaN, inf, str, arrays, None."""
+    return (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+            and math.isfinite(x))
+
+
 def check_class(kind: str) -> str:
-    if kind not in CLASSES:
+    if not isinstance(kind, str) or kind not in CLASSES:
         raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
     return kind
 
@@ -39,11 +45,11 @@ def check_class(kind: str) -> str:
 def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = False) -> tuple[float, float]:
     """Validate component masses [M☉] for a signal class; returns (mass1, mass2) with mass1 the
     heavier for BBH/BNS and the black hole for NSBH. Masses outside the class range raise
-    ValueError unless ``allow_outside``."""
+    ValueError unless ``allow_outside``; bools, NaN, inf and non-positive masses always raise."""
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"class {kind!r} has no masses; signal classes are {SIGNAL_CLASSES}")
     for name, m in (("mass1", mass1), ("mass2", mass2)):
-        if not (isinstance(m, (int, float, np.floating, np.integer)) and math.isfinite(m) and m > 0):
+        if not (is_real_number(m) and m > 0):
             raise ValueError(f"{name} must be a positive finite number of solar masses, got {m!r}")
     if kind != "NSBH" and mass2 > mass1:
         mass1, mass2 = mass2, mass1
@@ -57,7 +63,8 @@ def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = Fa
 
 
 def check_snr(snr: float) -> float:
-    if not (isinstance(snr, (int, float, np.floating, np.integer)) and math.isfinite(snr) and snr > 0):
+    """The network optimal SNR as a float; ValueError unless a finite number > 0 (bools refused)."""
+    if not (is_real_number(snr) and snr > 0):
         raise ValueError(f"network SNR must be a finite number > 0, got {snr!r}")
     return float(snr)
 
@@ -72,7 +79,8 @@ class SignalParams:
     """Everything that defines one injected signal.
 
     Masses in M☉; ra, dec, polarization, inclination, coa_phase in rad; gps in s; merger_offset is
-    how far before the window's end the geocentric merger lands [s]; snr is the network optimal SNR.
+    how far before the window's end the geocentric merger lands, in [0, 4) s; snr is the network optimal
+    SNR. Every number must be finite (ValueError otherwise); an explicit approximant must be known to LAL.
     """
 
     kind: str
@@ -91,16 +99,29 @@ class SignalParams:
 
     def __post_init__(self) -> None:
         check_class(self.kind)
+        if not isinstance(self.allow_outside, (bool, np.bool_)):
+            raise ValueError(f"allow_outside must be True or False, got {self.allow_outside!r}")
         self.mass1, self.mass2 = check_masses(self.kind, self.mass1, self.mass2, self.allow_outside)
         self.snr = check_snr(self.snr)
+        # Every angle and time must be a finite number: NaN/inf here made NaN samples before.
+        for name in ("ra", "dec", "polarization", "inclination", "coa_phase", "gps", "merger_offset"):
+            v = getattr(self, name)
+            if not is_real_number(v):
+                raise ValueError(f"{name} must be a finite number ({'s' if name in ('gps', 'merger_offset') else 'rad'}), "
+                                 f"got {v!r}")
+            setattr(self, name, float(v))
         if not (-math.pi / 2 <= self.dec <= math.pi / 2):
             raise ValueError(f"dec must be in [-pi/2, pi/2] rad, got {self.dec}")
-        if not math.isfinite(self.ra) or not math.isfinite(self.gps):
-            raise ValueError("ra and gps must be finite")
-        if self.merger_offset < 0:
-            raise ValueError(f"merger_offset must be >= 0 s, got {self.merger_offset}")
+        # The merger must land inside the 4-s window (offset is measured back from its end); beyond
+        # it the window holds no signal while the metadata would still claim the requested SNR.
+        if not 0 <= self.merger_offset < WINDOW_DURATION:
+            raise ValueError(f"merger_offset must be in [0, {WINDOW_DURATION:g}) s (seconds before the window's end "
+                             f"at which the merger lands; training used [0, {MERGER_SPAN:g}]), got {self.merger_offset:g}")
         if self.approximant is None:
             self.approximant = APPROXIMANTS[self.kind]
+        else:
+            from .waveforms import check_approximant  # lalsimulation is heavy: only for explicit names
+            check_approximant(self.approximant)
 
     @property
     def chirp_mass(self) -> float:

@@ -25,14 +25,20 @@ import torch
 from .classifier import Classifier, Prediction, load_classifier, whiten_window
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
 from .explain import METHODS, normalise, randomisation_check
-from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, Strain, StrainFiles, read_strain, resample
+from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
+from .strain import STRAIN_SUFFIXES, Strain, read_strain, refuse_pickled_channel, resample
 from .params import SignalParams
+from .paths import CACHE_ENV, files_within
+from .paths import root as configured_root
 from .synth import Sample, make_sample, window_start_index
 
 #: Noise choices of the app: offline simulated O3, real O3 files in $GWVIZ_DATA_DIR, real O3 from GWOSC.
 NOISE_KINDS: tuple[str, ...] = ("simulated", "data_dir", "gwosc")
 #: Environment variable naming a weights file to use instead of the shipped one.
 WEIGHTS_ENV = "GWVIZ_WEIGHTS"
+#: Environment variable with the number of torch intra-op threads of the app (default 1).
+THREADS_ENV = "GWVIZ_TORCH_THREADS"
+#: Suffixes of the strain files a data directory is searched for.
 #: Where the merger of a real event is put inside the 4-s window: this many seconds before its end,
 #: like the training data (mergers in the last 0.1 s).
 EVENT_OFFSET: float = 0.05
@@ -46,31 +52,84 @@ def default_classifier(path: str | None = None) -> Classifier:
     return load_classifier(path, allow_untrained=path is None)
 
 
+def app_classifier(weights: str | None = None) -> tuple[Classifier, str | None]:
+    """The app's classifier and, if ``weights`` (the value of $GWVIZ_WEIGHTS) is unusable, why.
+
+    A bad setting must not take every page down: the message says what is wrong and the shipped
+    weights (or, without them, the labelled untrained model) are used instead. The message names
+    the file as ``$GWVIZ_WEIGHTS``, not by its server path."""
+    weights = (weights or "").strip()
+    if not weights:
+        return load_classifier(None, allow_untrained=True), None
+    path = Path(weights).expanduser()
+    try:
+        if not path.exists():
+            raise ValueError("no such file")
+        if path.is_dir():
+            raise ValueError("is a directory, not a weights file")
+        return load_classifier(path), None
+    # load_weights raises ValueError for foreign files; KeyError/TypeError/RuntimeError come from a
+    # gwviz-format file with a broken config (GWNet.from_config), OSError from unreadable files
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
+        reason = str(err)
+        for form in sorted({weights, str(path), str(path.resolve())}, key=len, reverse=True):
+            reason = reason.replace(form + ": ", "").replace(form, f"${WEIGHTS_ENV}")
+        fallback = load_classifier(None, allow_untrained=True)
+        instead = "the shipped weights" if fallback.trained else "an UNTRAINED model"
+        return fallback, (f"${WEIGHTS_ENV} does not name usable weights ({type(err).__name__}: {reason}). "
+                          f"Using {instead} instead; fix or unset ${WEIGHTS_ENV} and restart the app.")
+
+
+def torch_threads(raw: str | None, cpus: int | None = None) -> int:
+    """The thread count asked for by ``raw`` (the text of $GWVIZ_TORCH_THREADS); empty -> 1.
+
+    Raises ValueError for anything but a whole number from 1 to the CPU count (``cpus``, default
+    os.cpu_count()): 0, negative, 'abc' or 10**9 threads are mistakes, not requests."""
+    text = (raw or "").strip()
+    if not text:
+        return 1
+    cpus = cpus or os.cpu_count() or 1
+    shown = text if len(text) <= 20 else text[:20] + "…"
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise ValueError(f"${THREADS_ENV}={shown!r} is not a whole number; use 1 to {cpus}") from None
+    if not 1 <= n <= cpus:
+        raise ValueError(f"${THREADS_ENV}={shown!r} is out of range; use 1 to {cpus} (this machine's CPUs)")
+    return n
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The real-data directory: ``data_dir``, else $GWVIZ_DATA_DIR. Raises ValueError saying how to set it."""
     raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
     if not raw:
         raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
-                         "or type the path into the data-directory box")
+                         "or pass data_dir")
     path = Path(raw).expanduser()
     if not path.is_dir():
-        raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or the data-directory box)")
+        raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or pass data_dir)")
     return path
 
 
 def noise_source(kind: str = "simulated", data_dir: str | os.PathLike | None = None, gps: float | None = None,
                  cache_dir: str | os.PathLike | None = None):
     """Build a noise source: 'simulated' (offline), 'data_dir' (real files, 16-kHz files resampled)
-    or 'gwosc' (64 s fetched from GWOSC at GPS ``gps`` [s], cached). Raises ValueError on failure."""
+    or 'gwosc' (64 s fetched from GWOSC at GPS ``gps`` [s], cached in ``cache_dir``, default
+    $GWVIZ_CACHE). Raises ValueError on failure.
+
+    The data directory is searched with :func:`gwviz.paths.files_within`: bounded depth and file
+    count, and no file reached through a symlink that leaves the directory; HDF5 files that would
+    make gwpy unpickle are refused (:func:`refuse_pickled_channel`)."""
     if kind == "simulated":
         return SimulatedNoise()
     if kind == "data_dir":
-        return StrainFiles(resolve_data_dir(data_dir), allow_resample=True)
+        files = [refuse_pickled_channel(p) for p in files_within(resolve_data_dir(data_dir), STRAIN_SUFFIXES)]
+        return StrainFiles(files, allow_resample=True)
     if kind == "gwosc":
         if gps is None or not np.isfinite(gps):
             raise ValueError("GWOSC noise needs a GPS start time [s]")
         try:
-            return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir)
+            return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir or configured_root(CACHE_ENV))
         except ValueError as err:
             raise ValueError(f"{err} — GWOSC needs internet access; offline, use simulated noise or a data "
                              "directory") from err
@@ -230,10 +289,10 @@ def event_window_start(event_time: float, offset: float = EVENT_OFFSET) -> float
 
 
 def _find(root: Path, pattern: str) -> Path:
-    hits = sorted(root.rglob(pattern))
+    hits = files_within(root, pattern=pattern)  # bounded, symlinks out of the root skipped
     if not hits:
-        raise ValueError(f"no file matching {pattern} under {root}")
-    return hits[0]
+        raise ValueError(f"no file matching `{pattern}` under {root}")  # `: a glob's * is not markdown
+    return refuse_pickled_channel(hits[0])
 
 
 def load_gw190521(data_dir: str | os.PathLike | None = None) -> RealEvent:

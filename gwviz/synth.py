@@ -25,7 +25,8 @@ from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DU
                         WINDOW_END_MARGIN, WINDOW_SAMPLES)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
-from .params import SignalParams, draw_params
+from .strain import check_strain
+from .params import SignalParams, check_class, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
 from .whiten import whiten
@@ -66,6 +67,30 @@ def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: f
     return (4.0 * (sample_rate / n) * ((hf.real ** 2 + hf.imag ** 2) * w).sum(-1)).sqrt()
 
 
+def _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr) -> None:
+    """Shapes and dtypes of :func:`synthesize`'s inputs (host-side only: no device synchronisation,
+    so the trainer's batches pay nothing). Values are checked where they are made (SignalParams,
+    check_strain), because a NaN test here would stall the GPU."""
+    if not (isinstance(noise, torch.Tensor) and noise.ndim == 3 and noise.is_floating_point()):
+        raise ValueError(f"noise must be a (B, D, T) float tensor, got {getattr(noise, 'shape', type(noise))}")
+    b, d, t = noise.shape
+    if window_start_index(t, int(sample_rate)) < 0:
+        raise ValueError(f"noise segment of {t} samples is shorter than the window plus its end margin "
+                         f"({WINDOW_DURATION + WINDOW_END_MARGIN:g} s at {sample_rate:g} Hz)")
+    if hp is None:
+        return
+    if not (isinstance(hp, torch.Tensor) and isinstance(hc, torch.Tensor) and hp.ndim == 2 and hp.shape == hc.shape
+            and hp.shape[0] == b):
+        raise ValueError(f"hp and hc must be ({b}, L) tensors of one shape, got {getattr(hp, 'shape', hp)} and "
+                         f"{getattr(hc, 'shape', hc)}")
+    if isinstance(peak_index, bool) or not isinstance(peak_index, (int, np.integer)) or not 0 <= peak_index < hp.shape[1]:
+        raise ValueError(f"peak_index must be an int in [0, {hp.shape[1]}), got {peak_index!r}")
+    for name, v, shape in (("fp", fp, (b, d)), ("fc", fc, (b, d)), ("delays", delays, (b, d)),
+                           ("merger_offset", merger_offset, (b,)), ("snr", snr, (b,))):
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape:
+            raise ValueError(f"{name} must be a tensor of shape {shape}, got {getattr(v, 'shape', v)!r}")
+
+
 @dataclass
 class Synthesized:
     """Output of :func:`synthesize`: data (B, D, 16384) whitened; signal (B, D, 16384) the injected
@@ -97,6 +122,7 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
         is_signal: (B,) bool; rows that stay pure noise in a mixed batch (their waveform is ignored).
         white_signal: also whiten the clean signal with the data's filter (the trainer skips it).
     """
+    _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr)
     b, d, t = noise.shape
     i0 = window_start_index(t, int(sample_rate))
     zeros = torch.zeros(b, d, WINDOW_SAMPLES, dtype=noise.dtype, device=noise.device)
@@ -146,21 +172,31 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
 
     Parameters not given are drawn from the paper's distributions with ``rng`` (or ``seed``).
     For real noise the GPS time (hence antenna patterns) is the segment's own."""
-    if kind not in CLASSES:
-        raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
+    check_class(kind)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     rng = rng if rng is not None else np.random.default_rng(seed)
+    if params is not None and not isinstance(params, SignalParams):
+        raise ValueError(f"params must be a gwviz.params.SignalParams, got {type(params).__name__}")
     if params is not None and params.kind != kind:
         raise ValueError(f"params are for {params.kind}, asked for {kind}")
     if kind != "noise" and params is None:
         params = draw_params(kind, rng, **draw_kwargs)
     seg = segment if segment is not None else noise_source.segment(SEGMENT_DURATION, rng)
-    if seg.strain.shape[0] != len(DETECTORS) or seg.sample_rate != SAMPLE_RATE:
+    if not isinstance(seg, NoiseSegment):
+        raise ValueError(f"segment must be a gwviz.noise.NoiseSegment, got {type(seg).__name__}")
+    shape = np.shape(seg.strain)
+    if len(shape) != 2 or shape[0] != len(DETECTORS) or seg.sample_rate != SAMPLE_RATE:
         raise ValueError(f"noise segment must be ({len(DETECTORS)}, N) at {SAMPLE_RATE} Hz, "
-                         f"got {seg.strain.shape} at {seg.sample_rate} Hz")
+                         f"got {shape} at {seg.sample_rate} Hz")
+    # Same checks as user strain (dtype, NaN/inf, flat detector): a zero V1 from a noise source
+    # made signal-labelled samples with no signal. At least 16 s: a shorter segment wraps the
+    # waveform around the circular projection.
+    strain = check_strain(dict(zip(DETECTORS, seg.strain)), seg.sample_rate, SEGMENT_DURATION)
     fs = seg.sample_rate
-    n = seg.strain.shape[-1]
+    n = strain.shape[-1]
     i0 = window_start_index(n, fs)
-    noise = torch.as_tensor(seg.strain * STRAIN_SCALE, dtype=dtype)[None]
+    noise = torch.as_tensor(strain * STRAIN_SCALE, dtype=dtype)[None]
     meta = {"class": kind, "label": CLASSES.index(kind), "noise_source": seg.source,
             "simulated_noise": bool(seg.simulated), "gps_window_start": seg.gps_start + i0 / fs}
     if kind == "noise":
@@ -196,5 +232,17 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
             **{f"fcross_{d}": float(v) for d, v in zip(DETECTORS, fc[0])},
             "f_start": pol.f_start,
         })
-    return Sample(out.data[0].float().numpy(), CLASSES.index(kind), (out.signal[0] / STRAIN_SCALE).numpy(),
+        # The result must be what its metadata says: a signal of the requested SNR in the window.
+        got = meta["snr_network"]
+        if not np.isclose(got, params.snr, rtol=1e-4):
+            why = (f"SNR {params.snr:g} overflows {dtype}" if np.isinf(got) else
+                   f"with merger_offset {params.merger_offset:g} s it has no power above {F_LOWER_SNR:g} Hz in the "
+                   "4-s window")
+            raise ValueError(f"cannot scale the {kind} signal (m1={params.mass1:g}, m2={params.mass2:g} M☉) to network "
+                             f"SNR {params.snr:g}: {why} (got {got:g}); no sample was made")
+    data = out.data[0].float().numpy()
+    if not np.isfinite(data).all():
+        raise ValueError(f"the whitened {kind} window is not finite (SNR {meta.get('snr', 'n/a')} overflows "
+                         "float32?); no sample was made")
+    return Sample(data, CLASSES.index(kind), (out.signal[0] / STRAIN_SCALE).numpy(),
                   out.white_signal[0].float().numpy(), meta)

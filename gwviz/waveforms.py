@@ -41,17 +41,44 @@ class Polarisations:
     f_start: float
 
 
+def check_approximant(name: str) -> int:
+    """LAL's number for the approximant ``name``; ValueError for anything LAL does not know.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a string or not an approximant LAL can generate in the time domain
+        (directly or from its frequency-domain form)."""
+    if not isinstance(name, str):
+        raise ValueError(f"approximant must be a LAL approximant name (str), got {name!r}")
+    try:
+        approx = lalsim.GetApproximantFromString(name)
+    except RuntimeError:  # XLAL's "Invalid argument"; the name is what the user needs to see
+        approx = None
+    if approx is None or not (lalsim.SimInspiralImplementedTDApproximants(approx)
+                              or lalsim.SimInspiralImplementedFDApproximants(approx)):
+        raise ValueError(f"unknown approximant {name!r}: not a waveform model LAL can generate; use e.g. "
+                         "'SEOBNRv4_opt' (BBH) or 'SpinTaylorT4' (NSBH, BNS)")
+    exact = lalsim.GetStringFromApproximant(approx)
+    if exact != name:  # LAL finds a known name inside any string ('SEOBNRv4_optt' -> SEOBNRv4_opt)
+        raise ValueError(f"unknown approximant {name!r}: LAL would read it as {exact!r}; give the exact name")
+    return approx
+
+
 def start_frequency(mass1: float, mass2: float, duration: float = PRE_PEAK + 0.5) -> float:
     """Frequency [Hz] from which a non-spinning inspiral of masses [M☉] lasts at least ``duration`` [s].
 
     ``SimInspiralChirpStartFrequencyBound`` inverts a bound on the chirp time; 0.9 of it makes the
     signal ~30 % longer than asked for (duration ∝ f^-8/3), a margin against the bound's slack."""
-    f = lalsim.SimInspiralChirpStartFrequencyBound(duration, mass1 * lal.MSUN_SI, mass2 * lal.MSUN_SI)
+    try:
+        f = lalsim.SimInspiralChirpStartFrequencyBound(duration, mass1 * lal.MSUN_SI, mass2 * lal.MSUN_SI)
+    except RuntimeError as err:  # XLAL domain error for masses LAL cannot handle
+        raise ValueError(f"no start frequency for masses ({mass1:g}, {mass2:g}) M☉: {err}") from err
     return max(F_FLOOR, 0.9 * f)
 
 
 def _generate(params: SignalParams, inclination: float, sample_rate: int, f_start: float) -> tuple[np.ndarray, np.ndarray]:
-    approximant = lalsim.GetApproximantFromString(params.approximant)
+    approximant = check_approximant(params.approximant)
     try:
         hp, hc = lalsim.SimInspiralChooseTDWaveform(
             params.mass1 * lal.MSUN_SI, params.mass2 * lal.MSUN_SI, 0, 0, 0, 0, 0, 0,
@@ -60,7 +87,12 @@ def _generate(params: SignalParams, inclination: float, sample_rate: int, f_star
     except RuntimeError as err:  # LAL reports domain errors as a bare XLAL error
         raise ValueError(f"{params.approximant} failed for m1={params.mass1:g}, m2={params.mass2:g} M☉ "
                          f"from {f_start:.1f} Hz: {err}") from err
-    return hp.data.data, hc.data.data
+    p, c = hp.data.data, hc.data.data
+    # A model outside its domain can return NaN or nothing rather than fail: never pass that on.
+    if p.size == 0 or not (np.isfinite(p).all() and np.isfinite(c).all()) or not (p.any() or c.any()):
+        raise ValueError(f"{params.approximant} returned an empty, zero or non-finite waveform for "
+                         f"m1={params.mass1:g}, m2={params.mass2:g} M☉ from {f_start:.1f} Hz")
+    return p, c
 
 
 def polarisations(params: SignalParams, sample_rate: int = SAMPLE_RATE) -> Polarisations:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from conftest import o3_dir  # noqa: E402
 import json
+import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
+
+from test_paths import hand_made
 
 from gwviz import session
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
@@ -136,6 +140,10 @@ def test_explore_default_page(env) -> None:
     m = metrics(at)
     assert m["Network SNR"] == "12.0" and all(f"{d} SNR" in m for d in DETECTORS)
     assert m["Model says"] in CLASSES
+    rule = [c.value for c in at.caption if c.value.startswith("Rule: ")]
+    calibrated = session.default_classifier().calibration is not None
+    assert len(rule) == 1 and ("Rule: calibrated at a false-positive rate of 0.01 per window. Detection statistic λ = "
+                               if calibrated else "Rule: argmax") in rule[0]  # the page says which rule decided
     assert titles(at)[0].startswith("Injected BBH (36.0 + 29.0 M☉), network SNR 12.0 — model:")
     assert len(charts(at)) == 2  # strain + CAM, probabilities
     spec = charts(at)[0]
@@ -210,12 +218,16 @@ def test_explore_bad_inputs_give_messages(env) -> None:
 
 def test_explore_noise_sources(env, monkeypatch) -> None:
     st.cache_resource.clear()
+    monkeypatch.setenv("GWVIZ_DATA_DIR", str(env / "missing"))
     at = new_app()
-    at.text_input(key="data_dir").set_value(str(env / "missing")).run()
+    assert not at.text_input  # no path is typed anywhere in the app
     ok(at.radio(key="noise_kind").set_value("data_dir").run())
-    assert "does not exist" in texts(at.warning) and "GWVIZ_DATA_DIR" in texts(at.warning)
-    ok(at.text_input(key="data_dir").set_value(DATA_DIR).run())
+    assert "$GWVIZ_DATA_DIR does not exist on the server" in texts(at.warning)
+    assert str(env) not in page_text(at)
+    monkeypatch.setenv("GWVIZ_DATA_DIR", DATA_DIR)
+    ok(at.run())
     assert "REAL" in texts(at.success) and metrics(at)["Network SNR"] == "12.0"
+    assert DATA_DIR not in page_text(at)
 
     def offline(det, start, end, path):  # what gwviz.noise.fetch_to_cache raises without a network
         raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: network is unreachable")
@@ -235,10 +247,10 @@ def test_explore_noise_sources(env, monkeypatch) -> None:
 
 def test_gallery_page(env) -> None:
     at = new_app("gallery")
-    assert "No gallery.h5" in texts(at.warning)
+    assert "No gallery.h5 in $GWVIZ_GALLERY_DIR yet" in texts(at.warning)
     ok(at.number_input(key="gal_snr").set_value(20.0).run())
     ok(at.button(key="gal_make").click().run())
-    assert "Wrote" in texts(at.success)
+    assert "Wrote $GWVIZ_GALLERY_DIR/small/gallery.h5 (+ index.html, fig2.html)" in texts(at.success)
     assert (env / "gallery" / "small" / "gallery.h5").is_file() and (env / "gallery" / "small" / "index.html").is_file()
     assert at.selectbox(key="gal_file").value == "small/gallery.h5"
     assert len(charts(at)) == 1 and titles(at)[0].startswith("noise")  # first class shown
@@ -253,9 +265,51 @@ def test_gallery_page(env) -> None:
     (bad / "gallery.h5").write_text("not hdf5")
     ok(at.run())  # the page lists the new file
     ok(at.selectbox(key="gal_file").set_value("bad/gallery.h5").run())
-    assert "Cannot read" in texts(at.error) and "not an HDF5 file" in texts(at.error)
-    ok(at.text_input(key="gallery_dir").set_value(str(env / "elsewhere")).run())
-    assert f"No gallery.h5 under {env / 'elsewhere'}" in texts(at.warning)
+    assert texts(at.error).startswith("Cannot read the gallery: $GWVIZ_GALLERY_DIR/bad/gallery.h5: not an HDF5 file (")
+    assert str(env) not in page_text(at)
+
+
+def test_gallery_stays_in_its_root(env, tmp_path_factory) -> None:
+    """Generate refuses a 'small' that is a symlink out of the root; listed files never leave it."""
+    outside = tmp_path_factory.mktemp("outside")
+    root = env / "gallery"
+    root.mkdir()
+    (root / "small").symlink_to(outside)
+    hand_made(outside / "gallery.h5")
+    (root / "link.h5").symlink_to(outside / "gallery.h5")
+    (root / "elsewhere").symlink_to(outside)
+    at = new_app("gallery")
+    assert "No gallery.h5 in $GWVIZ_GALLERY_DIR yet" in texts(at.warning)  # the symlinked ones are not listed
+    ok(at.button(key="gal_make").click().run())
+    assert texts(at.error) == ("Could not make the gallery in $GWVIZ_GALLERY_DIR/small: 'small' leaves "
+                               "$GWVIZ_GALLERY_DIR (through a symbolic link); only paths inside it are allowed")
+    assert sorted(p.name for p in outside.iterdir()) == ["gallery.h5"]  # nothing written outside
+    assert str(outside) not in page_text(at) and str(env) not in page_text(at)
+
+
+def test_gallery_upload(env) -> None:
+    at = new_app("gallery")
+    good = hand_made(env / "made.h5").read_bytes()
+    ok(at.file_uploader(key="gal_upload").upload("mine.h5", good).run())
+    assert not at.error and len(charts(at)) == 1 and titles(at)[0].startswith("noise")
+    assert "uploaded mine.h5 · weights: test · noise: None · network SNR 15.0" in texts(at.caption)
+    ok(at.radio(key="gal_kind").set_value("BBH").run())
+    assert titles(at)[0].startswith("BBH: m1 30.0 M☉, m2 20.0 M☉")
+    ok(at.file_uploader(key="gal_upload").clear().upload("junk.h5", b"\x89HDF not really").run())
+    assert texts(at.error).startswith("Cannot read the gallery: uploaded file 'junk.h5': not an HDF5 file (")
+    secret = env / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.ones((3, WINDOW_SAMPLES), dtype=np.float32)
+
+    def link_out(f):
+        del f["samples/0001/data"]
+        f["samples/0001/data"] = h5py.ExternalLink(str(secret), "/data")
+
+    evil = hand_made(env / "evil.h5", link_out).read_bytes()
+    ok(at.file_uploader(key="gal_upload").clear().upload("evil.h5", evil).run())
+    assert texts(at.error) == ("Cannot read the gallery: uploaded file 'evil.h5': 'samples/0001/data' is an "
+                               "external link; a gallery holds only its own datasets")
+    assert not (env / "gallery").exists()  # uploads are read in memory, never stored
 
 
 def test_learn_page(env) -> None:
@@ -292,6 +346,7 @@ def test_real_events_page(env) -> None:
     at = new_app("real_events")
     m = metrics(at)
     assert m["Model says"] in CLASSES and m["Merger in window at"] == "3.95 s"
+    assert any(c.value.startswith("Rule: ") for c in at.caption)
     assert any(t.startswith("GW190521, window from 12.05 s") for t in titles(at))
     assert "strain must have exactly the detectors ['H1', 'L1', 'V1'], got ['L1']" in texts(at.error)
     assert "GW190425 L1 strain, 0.5 s around the merger (raw, low-frequency dominated)" in titles(at)
@@ -312,7 +367,96 @@ def test_real_events_page(env) -> None:
 def test_real_events_without_data_dir(env, monkeypatch) -> None:
     monkeypatch.delenv("GWVIZ_DATA_DIR")
     at = new_app("real_events")
-    assert "no data directory: set $GWVIZ_DATA_DIR" in texts(at.warning)
-    assert not at.get("plotly_chart")
-    ok(at.text_input(key="data_dir").set_value(DATA_DIR).run())
-    assert "Model says" in metrics(at)
+    assert "no data directory: set $GWVIZ_DATA_DIR (e.g. export GWVIZ_DATA_DIR=/path/to/o3) and restart the app" in \
+        texts(at.warning)
+    assert not at.get("plotly_chart") and not at.text_input
+    assert "Real data: start the app with `GWVIZ_DATA_DIR=/path/to/o3`" in texts(at.sidebar.caption)
+
+
+def test_data_folder_is_chosen_inside_the_root(env, monkeypatch, tmp_path_factory) -> None:
+    """The sidebar offers the root's subfolders (no symlinks out); a folder that went away resets it."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "o3").symlink_to(DATA_DIR)  # a symlinked folder leading out of the root
+    (root / "empty").mkdir()
+    monkeypatch.setenv("GWVIZ_DATA_DIR", str(root))
+    at = new_app("real_events")
+    assert at.selectbox(key="data_dir").options == ["$GWVIZ_DATA_DIR", "$GWVIZ_DATA_DIR/empty"]
+    assert texts(at.error) == ("Cannot read GW190521 from $GWVIZ_DATA_DIR: no file matching `*GW190521*/H1_data_32s"
+                               ".hdf5` under $GWVIZ_DATA_DIR\nCannot read GW190425 L1 from $GWVIZ_DATA_DIR: no file "
+                               "matching `L-L1_*1240215487*.gwf` under $GWVIZ_DATA_DIR")
+    ok(at.selectbox(key="data_dir").set_value("empty").run())
+    assert "Cannot read GW190521 from $GWVIZ_DATA_DIR/empty: no file matching" in texts(at.error)
+    (root / "empty").rmdir()
+    ok(at.run())  # the folder list is cached for a minute: until then the choice says it is gone
+    assert "$GWVIZ_DATA_DIR/empty does not exist" in texts(at.warning)
+    st.cache_data.clear()  # the minute is over
+    ok(at.run())
+    assert at.selectbox(key="data_dir").value == "." and "from $GWVIZ_DATA_DIR: no file" in texts(at.error)
+    monkeypatch.setenv("GWVIZ_DATA_DIR", DATA_DIR)
+    at = new_app()
+    assert at.selectbox(key="data_dir").options == [
+        "$GWVIZ_DATA_DIR", "$GWVIZ_DATA_DIR/asd", "$GWVIZ_DATA_DIR/gwf", "$GWVIZ_DATA_DIR/gwpy_format",
+        "$GWVIZ_DATA_DIR/gwpy_format/GW190521_data"]
+    ok(at.radio(key="noise_kind").set_value("data_dir").run())
+    ok(at.selectbox(key="data_dir").set_value("asd").run())
+    assert "no strain for ['H1', 'L1', 'V1'] among 0 files" in texts(at.warning)
+    ok(at.selectbox(key="data_dir").set_value("gwpy_format").run())
+    assert texts(at.success) == ("Noise: **REAL** — real O3 strain: H1_data_32s.hdf5, L1_data_32s.hdf5, "
+                                 "V1_data_32s.hdf5")
+    assert DATA_DIR not in page_text(at)
+
+
+def test_bad_settings_are_messages_on_every_page(env, monkeypatch) -> None:
+    monkeypatch.setenv("GWVIZ_TORCH_THREADS", "abc")
+    monkeypatch.setenv("GWVIZ_WEIGHTS", str(env / "missing.safetensors"))
+    threads = "$GWVIZ_TORCH_THREADS='abc' is not a whole number; use 1 to {}. Using 1 thread.".format(os.cpu_count())
+    weights = "$GWVIZ_WEIGHTS does not name usable weights (ValueError: no such file). Using "
+    at = new_app()
+    assert threads in texts(at.error) and weights in texts(at.error)
+    assert str(env) not in page_text(at)
+    assert titles(at)[0].startswith("Injected BBH")  # the rest of the page works
+    for page, works in (("gallery", lambda: "No gallery.h5" in texts(at.warning)),
+                        ("learn", lambda: "Raw strain in the window" in titles(at)),
+                        ("real_events", lambda: "Model says" in metrics(at))):
+        ok(at.switch_page(f"views/{page}.py").run())
+        assert threads in texts(at.error) and weights in texts(at.error), page
+        assert works(), page
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "99999999", " 2.5 "])
+def test_bad_thread_counts_are_messages(env, monkeypatch, raw) -> None:
+    monkeypatch.setenv("GWVIZ_TORCH_THREADS", raw)
+    at = new_app()
+    assert texts(at.error) == f"{_threads_error(raw)}. Using 1 thread."
+    assert titles(at)[0].startswith("Injected BBH")
+
+
+@pytest.mark.parametrize("raw, want", [("abc", 1), ("0", 1), ("1", 1), ("", 1)])
+def test_thread_setting_applies_in_the_calling_thread(monkeypatch, raw, want) -> None:
+    # torch's intra-op thread count belongs to the calling thread (OpenMP), and AppTest runs the page
+    # in a thread of its own: check the setter where it runs, on every rerun, in this thread.
+    import sys
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "app"))
+    from gwapp.common import apply_torch_threads
+    before = torch.get_num_threads()
+    monkeypatch.setenv("GWVIZ_TORCH_THREADS", raw)
+    torch.set_num_threads(2)
+    try:
+        err = apply_torch_threads()
+        assert torch.get_num_threads() == want
+        assert (err is None) == (raw in ("1", "")), err
+    finally:
+        torch.set_num_threads(before)
+        sys.modules.pop("gwapp.common", None)
+
+
+def _threads_error(raw: str) -> str:
+    with pytest.raises(ValueError) as err:
+        session.torch_threads(raw)
+    return str(err.value)
+
+
+def page_text(at: AppTest) -> str:
+    """Everything a visitor reads on the page (to check that no server path shows)."""
+    parts = [at.markdown, at.caption, at.error, at.warning, at.info, at.success, at.exception, at.title]
+    return "\n".join(texts(p) for p in parts) + "\n".join(str(o) for sb in at.selectbox for o in sb.options)

@@ -12,7 +12,8 @@ from gwviz.checkpoint import atomic_torch_save, load_weights, save_weights
 from gwviz.classifier import load_classifier, whiten_window
 from gwviz.dataset import build_split, read_split
 from gwviz.model import GWNet
-from gwviz.noise import SimulatedNoise, StrainFiles, check_strain, read_strain
+from gwviz.noise import SimulatedNoise, StrainFiles
+from gwviz.strain import check_strain, read_strain
 from gwviz.params import SignalParams
 from gwviz.synth import make_sample
 
@@ -181,3 +182,156 @@ def test_dataset_resume_keeps_finished_chunks(tmp_path):
     assert parts[0].stat().st_mtime_ns == kept
     again, _, _ = read_split(out / "val.h5")
     assert np.array_equal(again, strain)  # reproducible from the seed
+
+
+# --- strain checks (gwviz.strain.check_strain: the one place every input strain goes through) ---
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int64", "uint16", "bool", "float16", "complex64",
+                                   "complex128", "object", "<U8"])
+def test_strain_dtypes_that_lose_the_data(dtype):
+    """Integers and float16 whitened to zeros, complex was silently made real: now refused by name."""
+    good = _strain()
+    bad = {**good, "H1": (good["H1"] * 1e21).astype(dtype)}
+    with pytest.raises(ValueError, match=rf"^H1: strain has dtype {dtype} \(.*\); pass float32 or float64 strain"):
+        check_strain(bad, 4096, 16)
+
+
+def test_strain_dtypes_that_hold_the_data():
+    good = _strain()
+    x64 = check_strain(good, 4096, 16)
+    x32 = check_strain({d: v.astype(np.float32) for d, v in good.items()}, 4096, 16)
+    assert x64.dtype == x32.dtype == np.float64 and np.allclose(x32, x64, rtol=1e-6)
+    assert np.array_equal(check_strain({d: list(v) for d, v in good.items()}, 4096, 16), x64)
+
+
+@pytest.mark.parametrize("det", ["H1", "L1", "V1"])
+@pytest.mark.parametrize("value,counts", [(np.nan, "1 NaN and 0 inf"), (np.inf, "0 NaN and 1 inf"),
+                                          (-np.inf, "0 NaN and 1 inf")])
+def test_one_non_finite_sample(det, value, counts):
+    bad = _strain()
+    bad[det] = bad[det].copy()
+    bad[det][4096] = value
+    with pytest.raises(ValueError, match=rf"^{det}: strain contains {counts} samples \(first at 1.0000 s\)"):
+        check_strain(bad, 4096, 16)
+
+
+@pytest.mark.parametrize("det,value", [("V1", 0.0), ("H1", 3e-21), ("L1", -1.0)])
+def test_flat_detector_refused(det, value):
+    """A missing detector padded with zeros (or any constant) got 'noise' at p ~ 0.9; now refused."""
+    bad = {**_strain(), det: np.full(16 * 4096, value)}
+    with pytest.raises(ValueError, match=rf"^detector {det} is flat \(all samples equal {value:g}\): a missing "
+                                         "detector cannot be padded with zeros"):
+        check_strain(bad, 4096, 16)
+
+
+def test_partly_flat_detector_refused():
+    """Zero-padding or a zero-filled gap longer than MAX_FLAT_RUN (0.25 s) is refused, with where it is."""
+    good = _strain()
+    padded = {**good, "V1": np.r_[good["V1"][:8 * 4096], np.zeros(8 * 4096)]}
+    with pytest.raises(ValueError, match=r"^V1: 8.000 s of identical samples \(value 0\) from 8.000 s"):
+        check_strain(padded, 4096, 16)
+    gap = {**good, "L1": good["L1"].copy()}
+    gap["L1"][4096:4096 + 2048] = 0.0
+    with pytest.raises(ValueError, match=r"^L1: 0.500 s of identical samples \(value 0\) from 1.000 s"):
+        check_strain(gap, 4096, 16)
+    gap["L1"][4096:4096 + 2048] = good["L1"][4096:4096 + 2048]
+    gap["L1"][4096:4096 + 100] = 0.0  # a few zero samples are data, not padding
+    assert check_strain(gap, 4096, 16).shape == (3, 16 * 4096)
+
+
+@pytest.mark.parametrize("shape", [(1, -1), (-1, 1), (2, -1)])
+def test_strain_2d_vs_1d(shape):
+    good = _strain()
+    with pytest.raises(ValueError, match=r"^L1: strain must be 1D, got shape"):
+        check_strain({**good, "L1": good["L1"].reshape(shape)}, 4096, 16)
+    with pytest.raises(ValueError, match=r"^H1: strain must be 1D, got shape \(\)"):
+        check_strain({**good, "H1": 1e-21}, 4096, 16)
+
+
+@pytest.mark.parametrize("cut", [1, 4096])
+def test_strain_lengths_differ(cut):
+    good = _strain()
+    with pytest.raises(ValueError, match=r"^detector arrays have different lengths: .*'V1': " + str(16 * 4096 - cut)):
+        check_strain({**good, "V1": good["V1"][:-cut]}, 4096, 16)
+
+
+@pytest.mark.parametrize("rate", [16384, 2048, "4096", True, None, float("nan")])
+def test_strain_sample_rate(rate):
+    with pytest.raises(ValueError, match=r"^sample_rate must be 4096 Hz, got"):
+        check_strain(_strain(), rate, 16)
+
+
+def test_strain_container_and_range():
+    good = _strain()
+    with pytest.raises(ValueError, match="strain must be a dict"):
+        check_strain(list(good.values()), 4096, 16)
+    with pytest.raises(ValueError, match="exactly the detectors"):
+        check_strain({**good, "K1": good["H1"]}, 4096, 16)
+    with pytest.raises(ValueError, match=r"^H1: \|strain\| reaches [0-9.]+e\+100, above 1e\+60: whitening would overflow"):
+        check_strain({**good, "H1": good["H1"] * 1e121}, 4096, 16)
+
+
+# --- the Classifier API: the same refusals, and window_start of the wrong type ---
+
+def test_classifier_refuses_flat_and_bad_window_start(weights):
+    clf = load_classifier(weights)
+    good = _strain()
+    flat = {**good, "V1": np.zeros_like(good["V1"])}
+    for call in (clf.classify, clf.explain):
+        with pytest.raises(ValueError, match=r"^detector V1 is flat \(all samples equal 0\)"):
+            call(flat)
+    for bad in ("3", True, [3.0], np.array([3.0]), float("nan"), float("inf"), complex(3, 0)):
+        with pytest.raises(ValueError, match=r"^window_start must be a finite number of seconds \(int or float\) or None"):
+            clf.classify(good, window_start=bad)
+    assert clf.classify(good, window_start=np.int64(5)).window_start == 5.0
+    assert clf.classify(good, window_start=np.float32(5.5)).window_start == 5.5
+    with pytest.raises(ValueError, match=r"window_start must be in \[1, 11\] s"):
+        clf.classify(good, window_start=11.5)
+
+
+def test_whitening_that_breaks_is_refused(weights, monkeypatch):
+    """The guard behind check_strain: a non-finite whitened window never reaches the model."""
+    import gwviz.classifier as classifier
+    clf = load_classifier(weights)
+    for value in (0.0, float("nan")):  # a zero PSD whitens to zeros, a NaN one to NaN
+        monkeypatch.setattr(classifier, "welch_psd", lambda t, fs: torch.full((*t.shape[:2], 2049), value, dtype=t.dtype))
+        with pytest.raises(ValueError, match=r"^whitening \['H1', 'L1', 'V1'\] gave a non-finite or flat window"):
+            clf.classify(_strain())
+
+
+def test_load_classifier_argument_types(weights):
+    with pytest.raises(ValueError, match="path must be a weights file path"):
+        load_classifier(123)
+    with pytest.raises(ValueError, match="device must name a torch device"):
+        load_classifier(weights, device="gpu please")
+
+
+# --- real-noise files with a flat detector: refused by the noise source, never a sample ---
+
+def test_strain_files_with_flat_detector(tmp_path):
+    """V1 all zeros made the dataset builder write signal-labelled samples with no signal and SNR NaN."""
+    rng = np.random.default_rng(3)
+    n = 40 * 4096
+    for det in ("H1", "L1"):
+        _write_gwpy(tmp_path / f"{det}.hdf5", det, rng.normal(size=n) * 1e-21)
+    for value in (0.0, 2e-21):
+        _write_gwpy(tmp_path / "V1.hdf5", "V1", np.full(n, value))
+        with pytest.raises(ValueError, match=r"^detector V1 is flat \(all samples equal\): a missing detector cannot "
+                                             r"be padded with zeros \(.*V1.hdf5\)"):
+            StrainFiles(tmp_path, exclude_gps=[])
+    # zero-padded for its first 20 s: only the last 20 s are usable, and every segment is real noise
+    _write_gwpy(tmp_path / "V1.hdf5", "V1", np.r_[np.zeros(20 * 4096), rng.normal(size=20 * 4096) * 1e-21])
+    src = StrainFiles(tmp_path, exclude_gps=[])
+    assert src.spans() == [(pytest.approx(1238170020.0), pytest.approx(1238170040.0))]
+    for i in range(5):
+        s = make_sample("BBH", src, seed=i)
+        assert s.meta["snr_network"] == pytest.approx(s.meta["snr"]) and np.abs(s.signal[2]).max() > 0
+    _write_gwpy(tmp_path / "V1.hdf5", "V1", np.r_[np.zeros(30 * 4096), rng.normal(size=10 * 4096) * 1e-21])
+    with pytest.raises(ValueError, match="no 16-s span"):
+        StrainFiles(tmp_path, exclude_gps=[]).segment(16.0, np.random.default_rng(0))
+
+
+def test_strain_file_of_integers_refused(tmp_path):
+    _write_gwpy(tmp_path / "H1.hdf5", "H1", np.arange(20 * 4096, dtype=np.int32))
+    with pytest.raises(ValueError, match=r"H1.hdf5: strain has dtype int32 \(integer samples"):
+        read_strain(tmp_path / "H1.hdf5")

@@ -11,7 +11,7 @@ from pycbc.types import FrequencySeries, TimeSeries
 
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.detectors import antenna_patterns, gmst, time_delays
-from gwviz.noise import SimulatedNoise, StrainFiles
+from gwviz.noise import NoiseSegment, SimulatedNoise, StrainFiles
 from gwviz.params import SignalParams, draw_params
 from gwviz.psd import analytic_psd, welch_psd
 from gwviz.synth import STRAIN_SCALE, make_sample, project, synthesize
@@ -213,3 +213,124 @@ def test_batched_float32_path_agrees_with_cpu_sample():
                          dl[i:i + 1], mo[i:i + 1], snr[i:i + 1])
         assert torch.allclose(both.data[i], one.data[0], atol=1e-6)
         assert torch.allclose(both.snr[i].square().sum().sqrt(), snr[i])
+
+
+# --- bad input to the synthesis path: a clear ValueError, or a sample that is what its metadata says ---
+
+@pytest.mark.parametrize("name", ["ra", "dec", "polarization", "inclination", "coa_phase", "gps", "merger_offset"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "0.1", None, True])
+def test_non_finite_or_non_numeric_angles_refused(name, value):
+    """NaN/inf inclination, polarisation or phase made NaN samples; strings and bools are not angles."""
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        SignalParams("BBH", 30, 20, snr=10, **{name: value})
+
+
+@pytest.mark.parametrize("offset", [4.0, 4.5, 5, 13, 100, -0.01])
+def test_merger_offset_outside_window_refused(offset):
+    """Beyond the window the sample claimed SNR 10 while the window held no signal (or wrapped garbage)."""
+    with pytest.raises(ValueError, match=r"merger_offset must be in \[0, 4\) s .* got " + f"{offset:g}$"):
+        SignalParams("BBH", 30, 20, snr=10, merger_offset=offset)
+
+
+def test_drawn_merger_offset_outside_window_refused():
+    """Draws are checked too: a merger span beyond the window is refused, not sampled."""
+    with pytest.raises(ValueError, match=r"merger_offset must be in \[0, 4\) s"):
+        make_sample("BBH", SimulatedNoise(), seed=0, merger_span=1000.0)
+
+
+def test_merger_near_window_start_holds_the_claimed_snr():
+    """The last allowed offsets keep the merger in the window, and the window holds SNR 10."""
+    s = make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=10, merger_offset=3.9), seed=0)
+    psds = [analytic_psd(d, DF_WIN, WINDOW_SAMPLES // 2 + 1) for d in DETECTORS]
+    assert pycbc_network_snr(s.signal, psds) == pytest.approx(10, rel=0.02)
+    assert 0 < s.meta["merger_index"] < 0.11 * FS
+
+
+@pytest.mark.parametrize("approximant,message", [("Foo", "unknown approximant 'Foo'"),
+                                                 ("SEOBNRv4_optt", "unknown approximant 'SEOBNRv4_optt'"),
+                                                 (42, "approximant must be a LAL approximant name")])
+def test_unknown_approximant(approximant, message):
+    with pytest.raises(ValueError, match=message):
+        SignalParams("BBH", 30, 20, snr=10, approximant=approximant)
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"mass1": True, "mass2": True, "kind": "BNS"}, "mass1 must be a positive finite number"),
+    ({"mass1": float("inf")}, "mass1 must be a positive finite number"),
+    ({"mass2": float("nan")}, "mass2 must be a positive finite number"),
+    ({"mass2": -5}, "mass2 must be a positive finite number"),
+    ({"mass1": "30"}, "mass1 must be a positive finite number"),
+    ({"snr": True}, "network SNR must be a finite number > 0"),
+    ({"snr": float("nan")}, "network SNR must be a finite number > 0"),
+    ({"snr": 0.0}, "network SNR must be a finite number > 0"),
+    ({"snr": -8}, "network SNR must be a finite number > 0"),
+    ({"snr": np.float64("inf")}, "network SNR must be a finite number > 0"),
+    ({"kind": ["BBH"]}, "unknown class"),
+    ({"allow_outside": "yes"}, "allow_outside must be True or False"),
+])
+def test_bad_masses_snr_and_flags(kw, message):
+    args = {"kind": "BBH", "mass1": 30.0, "mass2": 20.0, "snr": 10.0, **kw}
+    with pytest.raises(ValueError, match=message):
+        SignalParams(**args)
+
+
+def _segment(strain, rate=FS):
+    return NoiseSegment(strain, rate, 1238170000.0, "test", False)
+
+
+def test_bad_noise_segments_refused():
+    """A segment is checked like user strain: a flat V1 made signal-labelled samples with no signal
+    and SNR NaN; a short one wrapped the waveform around the circular projection."""
+    good = SimulatedNoise().segment(16.0, np.random.default_rng(0)).strain
+    flat = good.copy()
+    flat[2] = 0.0
+    with pytest.raises(ValueError, match=r"detector V1 is flat \(all samples equal 0\)"):
+        make_sample("BBH", SimulatedNoise(), segment=_segment(flat), seed=0)
+    with pytest.raises(ValueError, match=r"need at least 16 s of strain \(65536 samples\), got 32768"):
+        make_sample("BBH", SimulatedNoise(), segment=_segment(good[:, :8 * FS]), seed=0)
+    nan = good.copy()
+    nan[1, 5] = np.nan
+    with pytest.raises(ValueError, match="L1: strain contains 1 NaN and 0 inf samples"):
+        make_sample("noise", SimulatedNoise(), segment=_segment(nan), seed=0)
+    with pytest.raises(ValueError, match="H1: strain has dtype int64"):
+        make_sample("noise", SimulatedNoise(), segment=_segment((good * 1e21).astype(np.int64)), seed=0)
+    with pytest.raises(ValueError, match=r"noise segment must be \(3, N\) at 4096 Hz"):
+        make_sample("noise", SimulatedNoise(), segment=_segment(good[:2]), seed=0)
+    with pytest.raises(ValueError, match="segment must be a gwviz.noise.NoiseSegment"):
+        make_sample("noise", SimulatedNoise(), segment=good, seed=0)
+    with pytest.raises(ValueError, match="params must be a gwviz.params.SignalParams"):
+        make_sample("BBH", SimulatedNoise(), params={"mass1": 30}, seed=0)
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        make_sample("noise", SimulatedNoise(), seed=0, dtype=torch.float16)
+
+
+def test_signal_that_cannot_reach_its_snr_is_refused(monkeypatch):
+    """No sample whose metadata claims an SNR the window does not hold: an SNR that overflows, or a
+    waveform with no power in the window (the guard behind the parameter checks)."""
+    with pytest.raises(ValueError, match=r"cannot scale the BBH signal .* SNR 1e\+300: SNR 1e\+300 overflows"):
+        make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=1e300), seed=0)
+    import gwviz.synth as synth
+    zero = synth.polarisations(SignalParams("BBH", 30, 20, snr=10))
+    zero.hp[:], zero.hc[:] = 0.0, 0.0
+    monkeypatch.setattr(synth, "polarisations", lambda params, fs: zero)
+    with pytest.raises(ValueError, match="it has no power above 20 Hz in the 4-s window"):
+        make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=10), seed=0)
+
+
+def test_synthesize_checks_shapes():
+    noise = torch.zeros(2, 3, 16 * FS, dtype=torch.float64)
+    hp = torch.zeros(2, 8 * FS, dtype=torch.float64)
+    b3 = torch.zeros(2, 3, dtype=torch.float64)
+    b1 = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"noise must be a \(B, D, T\) float tensor"):
+        synthesize(noise[0])
+    with pytest.raises(ValueError, match="shorter than the window plus its end margin"):
+        synthesize(noise[..., :5 * FS])
+    with pytest.raises(ValueError, match=r"hp and hc must be \(2, L\) tensors of one shape"):
+        synthesize(noise, FS, hp, hp[:, :-1], 7 * FS, b3, b3, b3, b1, b1)
+    with pytest.raises(ValueError, match=r"peak_index must be an int in \[0, 32768\)"):
+        synthesize(noise, FS, hp, hp, 8 * FS, b3, b3, b3, b1, b1)
+    with pytest.raises(ValueError, match=r"delays must be a tensor of shape \(2, 3\)"):
+        synthesize(noise, FS, hp, hp, 7 * FS, b3, b3, b1, b1, b1)
+    with pytest.raises(ValueError, match=r"snr must be a tensor of shape \(2,\)"):
+        synthesize(noise, FS, hp, hp, 7 * FS, b3, b3, b3, b1, 10.0)

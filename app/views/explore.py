@@ -70,7 +70,8 @@ if kind in ("BBH", "BNS") and m2 > m1:
 if kind != "noise" and offset > MERGER_SPAN:
     st.caption(f"Merger {offset:g} s before the window's end: outside the training range (last {MERGER_SPAN:g} s).")
 
-source, err = common.noise_source(noise_kind, common.data_dir(), gps)
+ddir, err = common.data_dir() if noise_kind == "data_dir" else ("", None)
+source, err = (None, err) if err else common.noise_source(noise_kind, ddir, gps)
 if err is not None:
     if noise_kind == "data_dir":
         common.no_data_dir_message(err)
@@ -82,12 +83,13 @@ if err is not None:
     st.stop()
 
 try:
-    res = common.explore((noise_kind, common.data_dir(), gps), source, kind=kind, mass1=m1, mass2=m2, snr=snr,
+    res = common.explore((noise_kind, ddir, gps), source, kind=kind, mass1=m1, mass2=m2, snr=snr,
                          ra=math.radians(ra), dec=math.radians(dec), polarization=math.radians(psi),
                          inclination=math.radians(iota), merger_offset=offset, seed=seed, method=method,
                          target=None if target == "predicted" else target)
-except ValueError as e:  # bad masses, SNR <= 0, noise too short, ... : a message, never a traceback
-    st.error(f"Cannot make this sample: {e}")
+# bad masses, SNR <= 0, noise too short, NaN out of broken weights: a message, never a traceback
+except (ValueError, FloatingPointError) as e:
+    common.show_error("Cannot make this sample: ", e)
     st.stop()
 
 meta, pred = res.sample.meta, res.prediction
@@ -136,7 +138,7 @@ if show_q:
         spec = [session.q_transform((res.raw if raw else res.sample.data)[i], whiten=raw)
                 for i in range(len(DETECTORS))]
     except ValueError as e:
-        st.error(f"Q-transform failed: {e}")
+        common.show_error("Q-transform failed: ", e)
     else:
         qcols = st.columns(len(DETECTORS))
         for c, d, (qt, qf, qe) in zip(qcols, DETECTORS, spec):

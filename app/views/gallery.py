@@ -1,32 +1,51 @@
-"""Gallery: browse per-class Grad-CAM galleries written by ``python -m gwviz.gallery`` (gallery.h5 files)."""
+"""Gallery: browse per-class Grad-CAM galleries written by ``python -m gwviz.gallery`` (gallery.h5 files).
+
+Files come from $GWVIZ_GALLERY_DIR (listed, never typed) or from an upload; "Generate" writes only
+into $GWVIZ_GALLERY_DIR/small. Nothing read here is unpickled (gwviz.gallery.load_gallery: h5py + JSON)."""
 from __future__ import annotations
 
-import os
+import io
+import re
 from pathlib import Path
 
 import streamlit as st
 from gwapp import common
 
-from gwviz import session
+from gwviz import paths
 from gwviz.constants import CLASSES
 
+LABEL = f"${common.GALLERY_ENV}"
 st.title("Grad-CAM gallery")
 st.markdown("Samples of every class at a fixed SNR with the Grad-CAM of the predicted class (orange) and, when the "
             "model is wrong, of the true class (purple, dotted). Written by `python -m gwviz.gallery --out DIR`; "
-            "this page reads every `gallery.h5` under the gallery folder (sidebar *Settings*).")
-root = common.gallery_dir()
+            f"this page reads every `gallery.h5` in the gallery folder (`{LABEL}`, set when the app is started) "
+            "or a `gallery.h5` you upload.")
+root = common.gallery_root()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the gallery …")
 def _load(path: str, mtime: float):  # mtime in the key: a regenerated file is read again
     from gwviz.gallery import load_gallery
-    return load_gallery(path)
+    return load_gallery(path, name=paths.display(path, root, LABEL))
 
 
-def _find(folder: Path) -> list[Path]:
+@st.cache_resource(max_entries=2, show_spinner="Reading the uploaded gallery …")
+def _load_upload(data: bytes, name: str):
+    from gwviz.gallery import load_gallery
+    return load_gallery(io.BytesIO(data), name=name)  # read from memory: the upload never touches the disk
+
+
+def _find(folder: Path) -> list[str]:
+    """gallery.h5 files up to 3 levels down, relative to the root (symlinks out of it are skipped)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("gallery.h5") if len(p.relative_to(folder).parts) <= 3)
+    return [p.relative_to(folder).as_posix() for p in paths.files_within(folder, pattern="gallery.h5", max_depth=2)]
+
+
+def _plain(text) -> str:
+    """Gallery attributes are file content: escape markdown so a file cannot add links, images,
+    HTML or LaTeX ('.', '-', '+' only matter at a line's start, which is ours)."""
+    return re.sub(r"([\\`*_{}\[\]()#!|<>~$])", r"\\\1", str(text))
 
 
 with st.expander("Make a small gallery here", expanded=not _find(root)):
@@ -34,38 +53,46 @@ with st.expander("Make a small gallery here", expanded=not _find(root)):
     n = int(c[0].number_input("Samples per class", 1, 2, 1, key="gal_n"))
     snr = float(c[1].number_input("Network SNR", 4.0, 50.0, 15.0, 1.0, key="gal_snr"))
     seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="gal_seed"))
-    out = root / "small"
-    st.caption(f"Runs `python -m gwviz.gallery --n {n} --snr {snr:g} --seed {seed} --out {out}` in the app process.")
+    st.caption(f"Makes {n} sample(s) per class at network SNR {snr:g} (seed {seed}) with the app's model in "
+               f"simulated noise, like `python -m gwviz.gallery --n {n} --snr {snr:g} --seed {seed} --out "
+               f"{LABEL}/small`.")
     if st.button("Generate", key="gal_make"):
-        args = ["--n", str(n), "--snr", str(snr), "--seed", str(seed), "--out", str(out), "--no-progress",
-                "--allow-untrained"]
-        if os.environ.get(session.WEIGHTS_ENV):
-            args += ["--weights", os.environ[session.WEIGHTS_ENV]]
         try:
-            from gwviz.gallery import main as gallery_main
+            root.mkdir(parents=True, exist_ok=True)  # the configured root itself, never a page path
+            out = paths.resolve_within("small", root, LABEL, must_exist=False)  # refuses a symlink out
+            from gwviz.gallery import make_gallery
             with st.spinner(f"Making {n * len(CLASSES)} samples with Grad-CAM …"):
-                gallery_main(args)
-        except (ValueError, OSError) as e:
-            st.error(f"Could not make the gallery in {out}: {e}")
+                make_gallery(common.classifier(), out, n, snr, seed, weights=common.weights_label())
+        except (ValueError, OSError, FloatingPointError) as e:
+            common.show_error(f"Could not make the gallery in {LABEL}/small: ", e)
         else:
-            st.session_state["gal_file"] = str((out / "gallery.h5").relative_to(root))  # show the new one
-            st.success(f"Wrote {out / 'gallery.h5'} (+ index.html, fig2.html)")
+            st.session_state["gal_file"] = "small/gallery.h5"  # show the new one
+            st.success(f"Wrote {LABEL}/small/gallery.h5 (+ index.html, fig2.html)")
 
 found = _find(root)
-if not found:
-    st.warning(f"No gallery.h5 under {root}. Make one above, or run `python -m gwviz.gallery --n 4 --out {root}` "
-               f"and/or set {common.GALLERY_ENV}.")
+upload = st.file_uploader("Or open a gallery.h5 from your computer", type=["h5", "hdf5"], key="gal_upload",
+                          help="Read in memory and checked (datasets, shapes, types); never stored on the server")
+if upload is not None:
+    source = f"uploaded {upload.name}"
+    loader = lambda: _load_upload(upload.getvalue(), f"uploaded file {upload.name!r}")  # noqa: E731
+elif found:
+    if st.session_state.get("gal_file") not in found:
+        st.session_state.pop("gal_file", None)
+    choice = st.selectbox("Gallery file", found, key="gal_file", format_func=lambda v: f"{LABEL}/{v}")
+    source = f"{LABEL}/{choice}"
+
+    def loader():
+        path = paths.resolve_within(choice, root, LABEL)  # again at read time: the tree may have changed
+        return _load(str(path), path.stat().st_mtime)
+else:
+    st.warning(f"No gallery.h5 in {LABEL} yet. Make one above, upload one, or run `python -m gwviz.gallery --n 4 "
+               f"--out <folder>` and start the app with {common.GALLERY_ENV}=<folder>.")
     st.stop()
 
-labels = [str(p.relative_to(root)) for p in found]
-if st.session_state.get("gal_file") not in labels:
-    st.session_state.pop("gal_file", None)
-choice = st.selectbox("Gallery file", labels, key="gal_file")
-path = root / choice
 try:
-    gal = _load(str(path), path.stat().st_mtime)
-except (ValueError, OSError, KeyError) as e:
-    st.error(f"Cannot read {path}: {e}")
+    gal = loader()
+except (ValueError, OSError) as e:
+    common.show_error("Cannot read the gallery: ", e)  # the message starts with the file's name
     st.stop()
 
 from gwviz.gallery import fig2, sample_figure  # noqa: E402 - only after the module was found usable
@@ -74,8 +101,9 @@ a = gal.attrs
 trained = bool(a.get("trained", True))
 if not trained:
     st.warning("**Untrained model** made this gallery: the maps show the architecture, not learned evidence.")
-st.caption(f"weights: {a.get('weights')} · noise: {a.get('noise_source', a.get('noise'))} · "
-           f"network SNR {a.get('snr')} · seed {a.get('seed')} · {len(gal.samples)} samples")
+st.caption(_plain(f"{source} · weights: {paths.redact(str(a.get('weights')))} · noise: "
+                  f"{paths.redact(str(a.get('noise_source', a.get('noise'))))} · network SNR {a.get('snr')} · "
+                  f"seed {a.get('seed')} · {len(gal.samples)} samples"))
 if any(not s.meta.get("simulated_noise", True) for s in gal.samples):
     st.success("Noise: **REAL** (see the gallery's noise source above)", icon=":material/sensors:")
 else:

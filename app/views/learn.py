@@ -31,8 +31,8 @@ with step1:
     m = {"BBH": (36, 29), "NSBH": (10, 1.4), "BNS": (1.5, 1.3)}.get(k1, (0, 0))
     try:
         r1 = session.explore(k1, *m, snr1, seed=seed1, classifier=clf)
-    except ValueError as e:
-        st.error(str(e))
+    except (ValueError, FloatingPointError) as e:
+        common.show_error("", e)
     else:
         common.noise_banner(r1.sample.meta)
         a, b = st.columns(2)
@@ -64,8 +64,8 @@ with step2:
     try:
         r2 = session.explore(k2, m1, m2, snr2, math.radians(ra2), math.radians(dec2), math.radians(psi2),
                              math.radians(iota2), 0.05, seed=0, classifier=clf)
-    except ValueError as e:
-        st.error(str(e))
+    except (ValueError, FloatingPointError) as e:
+        common.show_error("", e)
     else:
         meta = r2.sample.meta
         cols = st.columns(3)

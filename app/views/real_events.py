@@ -15,18 +15,17 @@ from gwviz.noise import KNOWN_EVENTS
 st.title("Real events")
 clf = common.classifier()
 common.model_banner(clf)
-ddir = common.data_dir()
-try:
-    session.resolve_data_dir(ddir)
-except ValueError as e:
-    common.no_data_dir_message(str(e))
+ddir, err = common.data_dir()
+if err:
+    common.no_data_dir_message(err)
     st.stop()
+where = common.data_label(ddir)
 
 st.header("GW190521 — a heavy binary black hole seen by H1, L1 and V1")
 try:
     ev = common.gw190521(ddir)
 except ValueError as e:
-    st.error(f"Cannot read GW190521 from {ddir}: {e}")
+    common.show_error(f"Cannot read GW190521 from {where}: ", e)
 else:
     dur = len(ev.strain["H1"]) / ev.sample_rate
     st.success(f"Noise: **REAL** — O3a strain, 32 s around GPS {KNOWN_EVENTS['GW190521']:.1f} "
@@ -40,8 +39,8 @@ else:
     target = c[2].selectbox("Explain class", ["predicted", "noise", "BBH", "NSBH", "BNS"], key="ev_target")
     try:
         pred, cam, window = session.analyse_event(clf, ev, start, method, None if target == "predicted" else target)
-    except ValueError as e:
-        st.error(f"Cannot classify this window: {e}")
+    except (ValueError, FloatingPointError) as e:
+        common.show_error("Cannot classify this window: ", e)
     else:
         t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
         merger = ev.event_time - start
@@ -70,7 +69,7 @@ st.markdown(
 try:
     raw, l1 = common.gw190425_l1(ddir)
 except ValueError as e:
-    st.error(f"Cannot read GW190425 L1 from {ddir}: {e}")
+    common.show_error(f"Cannot read GW190425 L1 from {where}: ", e)
 else:
     ev_t = KNOWN_EVENTS["GW190425"] - l1.t0
     st.success(f"Noise: **REAL** — L1 only, {raw.path.split('/')[-1]} ({raw.sample_rate:g} Hz, resampled to "
@@ -97,8 +96,8 @@ else:
             wi = session.gw190425_what_if(l1, seed=0)
             pred, cam, window = session.analyse_event(clf, wi)
             start = wi.window_start
-        except ValueError as e:
-            st.error(str(e))
+        except (ValueError, FloatingPointError) as e:
+            common.show_error("", e)
         else:
             t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
             common.prediction_metric(st, "What-if model answer", pred)

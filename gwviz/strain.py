@@ -1,0 +1,202 @@
+"""Real detector strain: read it (GWOSC HDF5, gwpy HDF5, GWF), resample it, and refuse what would
+give a silent wrong answer (NaN/inf, flat or zero-padded channels, lossy dtypes, wrong rates, short or
+unequal arrays). Every strain that reaches the model or the noise sources passes :func:`check_strain`
+or :func:`check_channel`; every file passes :func:`read_strain`, which never runs pickle code.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .constants import DETECTORS, SAMPLE_RATE
+
+#: file suffixes read as strain (HDF5 first: the layouts :func:`refuse_pickled_channel` inspects)
+STRAIN_SUFFIXES: tuple[str, ...] = (".hdf5", ".h5", ".gwf")
+
+
+@dataclass
+class Strain:
+    """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+
+    detector: str
+    data: np.ndarray
+    t0: float
+    sample_rate: float
+    path: str = ""
+
+    @property
+    def t1(self) -> float:
+        return self.t0 + len(self.data) / self.sample_rate
+
+
+def _detector_of(path: Path, name: str | None) -> str:
+    for text in (name or "", path.name, str(path)):
+        m = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", text)
+        if m:
+            return m.group(1)
+    raise ValueError(f"{path}: cannot tell which detector this strain is from (name it H1/L1/V1)")
+
+
+def read_strain(path: str | os.PathLike) -> Strain:
+    """Read one detector's strain from a GWOSC HDF5, gwpy-written HDF5 or GWF file (via gwpy).
+
+    Raises ValueError with the file name for unreadable or corrupt files, and for HDF5 files whose
+    'channel' attribute is not text (:func:`refuse_pickled_channel`: gwpy would unpickle it)."""
+    from gwpy.timeseries import TimeSeries
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    refuse_pickled_channel(path)  # before gwpy sees the file
+    try:
+        if path.suffix == ".gwf":
+            from gwpy.io.gwf import get_channel_names
+            chans = [c for c in get_channel_names(str(path)) if "STRAIN" in c.upper()]
+            if not chans:
+                raise ValueError("no strain channel in frame file")
+            ts = TimeSeries.read(str(path), chans[0])
+        else:
+            try:
+                ts = TimeSeries.read(str(path), format="hdf5.gwosc")
+            except Exception:  # noqa: BLE001 - not GWOSC layout: try gwpy's own HDF5 layout
+                ts = TimeSeries.read(str(path), format="hdf5")
+    except Exception as err:  # noqa: BLE001 - h5py/lalframe raise many types on corrupt files
+        raise ValueError(f"{path}: not a readable strain file ({type(err).__name__}: {err})") from err
+    name = str(ts.channel) if ts.channel is not None else (ts.name or None)
+    data = _as_float_strain(str(path), ts.value)  # integer/float16 channels would lose the strain
+    return Strain(_detector_of(path, name), data, float(ts.t0.value),
+                  float(ts.sample_rate.value), str(path))
+
+
+def resample(strain: Strain, sample_rate: int = SAMPLE_RATE) -> Strain:
+    """Resample with gwpy (anti-aliasing FIR) to ``sample_rate`` [Hz]."""
+    from gwpy.timeseries import TimeSeries
+
+    ts = TimeSeries(strain.data, t0=strain.t0, sample_rate=strain.sample_rate).resample(sample_rate)
+    return Strain(strain.detector, np.asarray(ts.value), strain.t0, float(sample_rate), strain.path)
+
+
+#: Longest run of identical consecutive samples a detector channel may hold [s]. Real strain
+#: never repeats a float sample for long; a run this long is zero-padding, a filled gap or a flat
+#: (missing) detector, and its median-Welch PSD is ~0, which whitening turns into inf/NaN or noise.
+MAX_FLAT_RUN: float = 0.25
+#: Largest |strain| accepted [strain]. gwviz multiplies strain by 1e21 and squares it (PSDs):
+#: beyond this float64 overflows; real detector strain is ~1e-18 or less.
+MAX_ABS_STRAIN: float = 1e60
+
+
+def _as_float_strain(name: str, values) -> np.ndarray:
+    """1-D float64 copy-free view of ``values``; ValueError saying why a dtype cannot hold strain."""
+    try:
+        a = np.asarray(values)
+    except Exception as err:  # noqa: BLE001 - arbitrary objects fail in arbitrary ways
+        raise ValueError(f"{name}: strain cannot be read as an array ({type(err).__name__}: {err}); "
+                         "pass a 1-D float32/float64 numpy array") from err
+    kind, dt = a.dtype.kind, a.dtype
+    why = None
+    if kind == "b":
+        why = "bool samples carry no amplitude"
+    elif kind in "iu":
+        why = "integer samples are counts or a cast that truncated the ~1e-21 strain values to 0"
+    elif kind == "c":
+        why = "detector strain is real; dropping the imaginary part would be a silent guess"
+    elif kind == "f" and dt.itemsize < 4:
+        why = "float16 keeps 3 significant digits and flushes values below 6e-8 (strain is ~1e-21) to 0"
+    elif kind != "f":
+        why = "the samples are not numbers of one float type"
+    if why:
+        raise ValueError(f"{name}: strain has dtype {dt} ({why}); pass float32 or float64 strain "
+                         "[dimensionless], e.g. np.asarray(x, dtype=np.float64)")
+    if a.ndim != 1:
+        raise ValueError(f"{name}: strain must be 1D, got shape {a.shape}")
+    return a.astype(np.float64, copy=False)
+
+
+def flat_runs(x: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """Runs [start, stop) of ≥ ``min_len`` identical consecutive samples of 1-D ``x``.
+
+    Memory is O(len(x)) bytes (a bool and an int8 array), so it scans hour-long files too."""
+    if len(x) < 2:
+        return []
+    same = x[1:] == x[:-1]  # NaN != NaN: NaN runs are reported by the finiteness check instead
+    edges = np.diff(np.r_[np.int8(0), same.view(np.int8), np.int8(0)])
+    # a True run same[s:e] means samples s .. e are equal: e - s + 1 of them
+    return [(int(s), int(e) + 1) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
+            if e - s + 1 >= min_len]
+
+
+def check_channel(name: str, x: np.ndarray, sample_rate: float) -> None:
+    """Refuse a 1-D float64 channel ``x`` [strain] of detector ``name`` at ``sample_rate`` [Hz] that
+    holds NaN/inf, is flat (all equal), holds a flat run ≥ :data:`MAX_FLAT_RUN` s or exceeds
+    :data:`MAX_ABS_STRAIN`: ValueError saying which detector, what, where, and what to pass instead."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: strain contains {n_nan} NaN and {n_inf} inf samples (first at "
+                         f"{first / sample_rate:.4f} s); cut out the gap first")
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if x.size and x.min() == x.max():
+        raise ValueError(f"detector {name} is flat (all samples equal {x[0]:g}): a missing detector cannot be "
+                         "padded with zeros or a constant; give real strain of H1, L1 and V1 (the model needs all "
+                         "three) or use simulated noise for the missing one")
+    if peak > MAX_ABS_STRAIN:
+        raise ValueError(f"{name}: |strain| reaches {peak:.3g}, above {MAX_ABS_STRAIN:g}: whitening would overflow "
+                         "float64; pass strain [dimensionless], not a scaled or corrupt series")
+    runs = flat_runs(x, max(2, int(MAX_FLAT_RUN * sample_rate)))
+    if runs:
+        a, b = max(runs, key=lambda r: r[1] - r[0])
+        raise ValueError(f"{name}: {(b - a) / sample_rate:.3f} s of identical samples (value {x[a]:g}) from "
+                         f"{a / sample_rate:.3f} s: zero-padding or a filled gap (longest allowed "
+                         f"{MAX_FLAT_RUN:g} s); cut it out or give a span without it")
+
+
+def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration: float,
+                 detectors: tuple[str, ...] = DETECTORS) -> np.ndarray:
+    """Validate ``strain`` (detector -> 1-D float32/float64 array [strain], exactly ``detectors``,
+    ``sample_rate`` = 4096 Hz, ≥ ``min_duration`` s, equal lengths) and stack it to (D, N) float64.
+
+    Raises ValueError on missing/extra detectors, a wrong sample rate, dtypes that lose strain
+    (bool, integer, complex, float16, object), non-1-D, unequal or short arrays, and every
+    :func:`check_channel` refusal (NaN/inf, flat or zero-padded channels, values beyond range)."""
+    if not isinstance(strain, dict):
+        raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
+    if set(strain) != set(detectors):
+        raise ValueError(f"strain must have exactly the detectors {list(detectors)}, got {sorted(map(str, strain))}")
+    if (isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+            or sample_rate != SAMPLE_RATE):
+        raise ValueError(f"sample_rate must be {SAMPLE_RATE} Hz, got {sample_rate!r}; resample first "
+                         "(e.g. gwpy TimeSeries.resample(4096))")
+    arrays = [_as_float_strain(d, strain[d]) for d in detectors]
+    lengths = {d: len(a) for d, a in zip(detectors, arrays)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"detector arrays have different lengths: {lengths}; cut all detectors to the same GPS span")
+    n = arrays[0].size
+    if n < min_duration * sample_rate:
+        raise ValueError(f"need at least {min_duration:g} s of strain ({int(min_duration * sample_rate)} samples), got {n}")
+    for d, a in zip(detectors, arrays):
+        check_channel(d, a, sample_rate)
+    return np.stack(arrays)
+
+
+def refuse_pickled_channel(path: Path) -> Path:
+    """Refuse an HDF5 strain file whose 'channel' attribute is not text: gwpy's HDF5 reader
+    (gwpy.types.io.hdf5, used by :func:`read_strain`) unpickles such a value, which runs code.
+    Returns ``path``; files h5py cannot open are left to read_strain's own message."""
+    if path.suffix not in STRAIN_SUFFIXES[:2]:
+        return path
+    import h5py
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        return path
+    with f:
+        # a returned name stops the visit (raising inside h5py's visit breaks its lock)
+        bad = f.visititems(lambda name, obj: name if not isinstance(obj.attrs.get("channel", ""), str) else None)
+    if bad:
+        raise ValueError(f"{path}: attribute 'channel' of {bad!r} is not text (gwpy would unpickle it); refused")
+    return path
