@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from gwviz.batch import BatchMaker, WaveformBank, load_real
 from gwviz.checkpoint import FORMAT, atomic_torch_save, save_weights
+from gwviz.classifier import check_device
 from gwviz.bnstats import recalibrate
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 from gwviz.model import GWNet, ModelConfig
@@ -399,11 +400,10 @@ class Metrics:
 def pick_device(device_arg: str | None) -> tuple[int, int, torch.device]:
     """(rank, world, device) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and --device."""
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device_arg is None else device_arg.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but CUDA is not available")
+    dev = check_device(device_arg or ("cuda" if torch.cuda.is_available() else "cpu"))
+    use_cuda = dev.type == "cuda"
     if world == 1:
-        return 0, 1, torch.device(device_arg or ("cuda" if use_cuda else "cpu"))
+        return 0, 1, dev
     local = int(os.environ.get("LOCAL_RANK", "0"))
     return rank, world, torch.device("cuda", local) if use_cuda else torch.device("cpu")
 

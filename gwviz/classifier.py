@@ -198,6 +198,23 @@ def noise_baseline(seed: int = 12345) -> np.ndarray:
     return make_sample("noise", SimulatedNoise(), seed=seed).data
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device that exists here; ValueError for a malformed name, CUDA on a
+    machine without a usable GPU, or a GPU index beyond the ones present."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: gwviz runs on 'cpu' or 'cuda[:N]'")
+    return dev
+
+
 def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", allow_untrained: bool = False) -> Classifier:
     """Load a classifier. ``path`` None: the shipped weights in models/.
 
@@ -206,10 +223,7 @@ def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", 
     model with ``trained=False`` (the app labels it)."""
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a weights file path (str or os.PathLike) or None, got {type(path).__name__}")
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
+    check_device(device)
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if path == DEFAULT_WEIGHTS and not path.exists() and allow_untrained:
         torch.manual_seed(0)

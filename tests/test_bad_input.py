@@ -1,6 +1,7 @@
 """Bad input gets a clear ValueError and loses nothing."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import h5py
@@ -335,3 +336,31 @@ def test_strain_file_of_integers_refused(tmp_path):
     _write_gwpy(tmp_path / "H1.hdf5", "H1", np.arange(20 * 4096, dtype=np.int32))
     with pytest.raises(ValueError, match=r"H1.hdf5: strain has dtype int32 \(integer samples"):
         read_strain(tmp_path / "H1.hdf5")
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "device 'cuda' asked for, but CUDA is not available on this machine; use 'cpu'"),
+    ("cuda:1", "device 'cuda:1' asked for, but CUDA is not available"),
+    ("meta", "device 'meta': gwviz runs on 'cpu' or 'cuda[:N]'"),
+])
+def test_device_that_is_not_here(weights, monkeypatch, device, message):
+    """'cuda' on a machine without a GPU was a RuntimeError deep in torch; now a message, for the
+    classifier and for train.py alike (CI has no GPU; the patch makes the case the same everywhere)."""
+    import sys
+    from pathlib import Path
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        load_classifier(weights, device=device)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import train
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        train.pick_device(device)
+
+
+def test_gpu_index_beyond_the_machine(monkeypatch):
+    from gwviz.classifier import check_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert check_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"^device 'cuda:3': this machine has 1 CUDA device\(s\)"):
+        check_device("cuda:3")
