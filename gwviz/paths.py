@@ -26,6 +26,9 @@ DATA_ENV = "GWVIZ_DATA_DIR"
 GALLERY_ENV = "GWVIZ_GALLERY_DIR"
 CACHE_ENV = "GWVIZ_CACHE"
 REPO = Path(__file__).resolve().parents[1]
+#: Example strain shipped inside the package (GWOSC, CC BY 4.0; see gwviz/data/o3/README.md):
+#: GW190521 H1/L1/V1 and GW190425 L1, 32 s each at 4096 Hz. Read-only; used when no data folder is set.
+BUNDLED_DATA = Path(__file__).resolve().parent / "data" / "o3"
 _DEFAULTS = {GALLERY_ENV: REPO / "gallery", CACHE_ENV: Path.home() / ".cache" / "gwviz" / "gwosc"}
 #: Walks are bounded so that a huge root cannot stall a page (the issue: "/" took 23 s).
 MAX_DEPTH = 6

@@ -28,7 +28,7 @@ from .explain import METHODS, normalise, randomisation_check
 from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
 from .strain import STRAIN_SUFFIXES, Strain, read_strain, refuse_pickled_channel, resample
 from .params import SignalParams
-from .paths import CACHE_ENV, files_within
+from .paths import BUNDLED_DATA, CACHE_ENV, files_within
 from .paths import root as configured_root
 from .synth import Sample, make_sample, window_start_index
 
@@ -295,9 +295,18 @@ def _find(root: Path, pattern: str) -> Path:
     return refuse_pickled_channel(hits[0])
 
 
+def event_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where the example events are read: ``data_dir``, else $GWVIZ_DATA_DIR, else the copies
+    bundled with gwviz (:data:`gwviz.paths.BUNDLED_DATA`), so the real events work on a fresh clone."""
+    if data_dir or os.environ.get(DATA_DIR_ENV, ""):
+        return resolve_data_dir(data_dir)
+    return BUNDLED_DATA
+
+
 def load_gw190521(data_dir: str | os.PathLike | None = None) -> RealEvent:
-    """GW190521 in H1, L1, V1: the 32 s of gwpy_format/GW190521_data/{det}_data_32s.hdf5 under the data directory."""
-    root = resolve_data_dir(data_dir)
+    """GW190521 in H1, L1, V1: the 32 s of ``*GW190521*/{det}_data_32s.hdf5`` under
+    :func:`event_data_dir` (GWOSC O3a strain at 4096 Hz, the event ~16 s in)."""
+    root = event_data_dir(data_dir)
     parts = [read_strain(_find(root, f"*GW190521*/{d}_data_32s.hdf5")) for d in DETECTORS]
     t0s = {round(s.t0, 3) for s in parts}
     if len(t0s) != 1 or {s.sample_rate for s in parts} != {SAMPLE_RATE}:
@@ -321,10 +330,16 @@ def analyse_event(clf: Classifier, event: RealEvent, window_start: float | None 
 
 
 def load_gw190425_l1(data_dir: str | os.PathLike | None = None) -> tuple[Strain, Strain]:
-    """GW190425's L1 strain (16 kHz GWF under gwf/): (as read, resampled to 4096 Hz)."""
-    root = resolve_data_dir(data_dir)
-    raw = read_strain(_find(root, "L-L1_*1240215487*.gwf"))
-    return raw, resample(raw, SAMPLE_RATE)
+    """GW190425's L1 strain under :func:`event_data_dir`: (as read, at 4096 Hz). The GWOSC 16-kHz
+    frame file ``L-L1_*1240215487*.gwf`` if there is one (resampled with gwpy), else the bundled
+    4096-Hz copy ``*GW190425*/L1_data_32s.hdf5`` (made from that frame file the same way)."""
+    root = event_data_dir(data_dir)
+    patterns = ("L-L1_*1240215487*.gwf", "*GW190425*/L1_data_32s.hdf5")
+    hits = [h for p in patterns for h in files_within(root, pattern=p)]
+    if not hits:
+        raise ValueError(f"no file matching `{patterns[0]}` or `{patterns[1]}` under {root}")
+    raw = read_strain(refuse_pickled_channel(hits[0]))
+    return raw, raw if raw.sample_rate == SAMPLE_RATE else resample(raw, SAMPLE_RATE)
 
 
 def refusal_message(clf: Classifier, strain: dict[str, np.ndarray], sample_rate: float = SAMPLE_RATE) -> str | None:

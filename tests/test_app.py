@@ -364,12 +364,19 @@ def test_real_events_page(env) -> None:
     assert any(t.startswith("WHAT-IF: L1 real + H1/V1 simulated") for t in titles(at))
 
 
-def test_real_events_without_data_dir(env, monkeypatch) -> None:
+def test_real_events_without_data_dir_use_the_bundled_events(env, monkeypatch) -> None:
+    """A fresh clone with no data folder: both events come from gwviz/data/o3 and the page says so."""
     monkeypatch.delenv("GWVIZ_DATA_DIR")
     at = new_app("real_events")
-    assert "no data directory: set $GWVIZ_DATA_DIR (e.g. export GWVIZ_DATA_DIR=/path/to/o3) and restart the app" in \
-        texts(at.warning)
-    assert not at.get("plotly_chart") and not at.text_input
+    assert "Reading the example events bundled with gwviz (GWOSC open data, CC BY 4.0" in texts(at.info)
+    # the one error on the page is the intended refusal of L1 alone
+    assert texts(at.error) == "ValueError: strain must have exactly the detectors ['H1', 'L1', 'V1'], got ['L1']"
+    m = metrics(at)
+    assert m["Model says"] in CLASSES and m["Merger in window at"] == "3.95 s"
+    assert "H1_data_32s.hdf5, L1_data_32s.hdf5, V1_data_32s.hdf5" in texts(at.success)
+    assert "L1 only, L1_data_32s.hdf5 (4096 Hz, resampled from GWOSC's 16 kHz with gwpy)" in texts(at.success)
+    strain = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("GW190425 L1 strain"))
+    assert [tr["name"] for tr in strain["data"]] == ["L1 as read (4096 Hz)"]
     assert "Real data: start the app with `GWVIZ_DATA_DIR=/path/to/o3`" in texts(at.sidebar.caption)
 
 
@@ -383,7 +390,7 @@ def test_data_folder_is_chosen_inside_the_root(env, monkeypatch, tmp_path_factor
     assert at.selectbox(key="data_dir").options == ["$GWVIZ_DATA_DIR", "$GWVIZ_DATA_DIR/empty"]
     assert texts(at.error) == ("Cannot read GW190521 from $GWVIZ_DATA_DIR: no file matching `*GW190521*/H1_data_32s"
                                ".hdf5` under $GWVIZ_DATA_DIR\nCannot read GW190425 L1 from $GWVIZ_DATA_DIR: no file "
-                               "matching `L-L1_*1240215487*.gwf` under $GWVIZ_DATA_DIR")
+                               "matching `L-L1_*1240215487*.gwf` or `*GW190425*/L1_data_32s.hdf5` under $GWVIZ_DATA_DIR")
     ok(at.selectbox(key="data_dir").set_value("empty").run())
     assert "Cannot read GW190521 from $GWVIZ_DATA_DIR/empty: no file matching" in texts(at.error)
     (root / "empty").rmdir()
@@ -460,3 +467,20 @@ def page_text(at: AppTest) -> str:
     """Everything a visitor reads on the page (to check that no server path shows)."""
     parts = [at.markdown, at.caption, at.error, at.warning, at.info, at.success, at.exception, at.title]
     return "\n".join(texts(p) for p in parts) + "\n".join(str(o) for sb in at.selectbox for o in sb.options)
+
+
+def test_bundled_events_are_the_gwosc_data(monkeypatch) -> None:
+    """The copies in gwviz/data/o3 are the GWOSC data: GW190521 byte for byte, GW190425 L1 equal to
+    the 16-kHz frame file resampled by the same code path; and they load with no data folder set."""
+    import hashlib
+    from gwviz.paths import BUNDLED_DATA
+    monkeypatch.delenv("GWVIZ_DATA_DIR", raising=False)
+    ev = session.load_gw190521()
+    assert all(p.startswith(str(BUNDLED_DATA)) for p in ev.files)
+    for p in ev.files:
+        rel = Path(p).relative_to(BUNDLED_DATA)
+        assert hashlib.sha256(Path(p).read_bytes()).digest() == hashlib.sha256((Path(DATA_DIR) / rel).read_bytes()).digest()
+    raw, l1 = session.load_gw190425_l1()
+    assert raw is l1 and raw.path.startswith(str(BUNDLED_DATA)) and raw.sample_rate == SAMPLE_RATE
+    _, from_gwf = session.load_gw190425_l1(DATA_DIR)
+    assert l1.t0 == from_gwf.t0 and np.array_equal(l1.data, from_gwf.data)

@@ -6,7 +6,7 @@ import streamlit as st
 from gwapp import common
 from gwapp import figures as fig
 
-from gwviz import session
+from gwviz import paths, session
 from gwviz.classifier import EDGE_GUARD
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
 from gwviz.explain import METHODS
@@ -15,11 +15,17 @@ from gwviz.noise import KNOWN_EVENTS
 st.title("Real events")
 clf = common.classifier()
 common.model_banner(clf)
-ddir, err = common.data_dir()
-if err:
-    common.no_data_dir_message(err)
-    st.stop()
-where = common.data_label(ddir)
+if paths.root(common.DATA_ENV) is None:  # no data folder configured: the copies shipped with gwviz
+    ddir, where = "", "the bundled example data"
+    st.info(f"Reading the example events bundled with gwviz (GWOSC open data, CC BY 4.0; sources in "
+            f"gwviz/data/o3/README.md). Start the app with `{common.DATA_ENV}=/path/to/o3` to read your own files.",
+            icon=":material/inventory_2:")
+else:
+    ddir, err = common.data_dir()
+    if err:
+        common.no_data_dir_message(err)
+        st.stop()
+    where = common.data_label(ddir)
 
 st.header("GW190521 — a heavy binary black hole seen by H1, L1 and V1")
 try:
@@ -63,8 +69,8 @@ else:
 st.header("GW190425 — a binary neutron star seen only by L1")
 st.markdown(
     "The network's input is a (3, 16384) window — H1, L1 and V1 in fixed channels — and it was never trained on "
-    "a missing detector. During GW190425 Hanford was offline and Virgo's SNR was tiny; our data has only the L1 "
-    "frame file (16 kHz GWF). gwviz **refuses** to classify rather than silently feed zeros: zeros would be "
+    "a missing detector. During GW190425 Hanford was offline and Virgo's SNR was tiny; our data has only L1 "
+    "(GWOSC, 16 kHz, resampled to 4096 Hz). gwviz **refuses** to classify rather than silently feed zeros: zeros would be "
     "out-of-distribution input, and the answer would be meaningless.")
 try:
     raw, l1 = common.gw190425_l1(ddir)
@@ -72,13 +78,15 @@ except ValueError as e:
     common.show_error(f"Cannot read GW190425 L1 from {where}: ", e)
 else:
     ev_t = KNOWN_EVENTS["GW190425"] - l1.t0
-    st.success(f"Noise: **REAL** — L1 only, {raw.path.split('/')[-1]} ({raw.sample_rate:g} Hz, resampled to "
-               f"{l1.sample_rate:g} Hz with gwpy)", icon=":material/sensors:")
+    how = f"resampled to {l1.sample_rate:g} Hz with gwpy" if raw is not l1 else "resampled from GWOSC's 16 kHz with gwpy"
+    st.success(f"Noise: **REAL** — L1 only, {raw.path.split('/')[-1]} ({raw.sample_rate:g} Hz, {how})",
+               icon=":material/sensors:")
     sl = slice(int((ev_t - 0.25) * raw.sample_rate), int((ev_t + 0.25) * raw.sample_rate))
     sl4 = slice(int((ev_t - 0.25) * l1.sample_rate), int((ev_t + 0.25) * l1.sample_rate))
-    st.plotly_chart(fig.overlay_figure(
-        [(f"L1 as read ({raw.sample_rate:g} Hz)", np.arange(len(raw.data))[sl] / raw.sample_rate, raw.data[sl]),
-         (f"L1 resampled ({l1.sample_rate:g} Hz)", np.arange(len(l1.data))[sl4] / l1.sample_rate, l1.data[sl4])],
+    series = [(f"L1 as read ({raw.sample_rate:g} Hz)", np.arange(len(raw.data))[sl] / raw.sample_rate, raw.data[sl])]
+    if raw is not l1:
+        series.append((f"L1 resampled ({l1.sample_rate:g} Hz)", np.arange(len(l1.data))[sl4] / l1.sample_rate, l1.data[sl4]))
+    st.plotly_chart(fig.overlay_figure(series,
         "GW190425 L1 strain, 0.5 s around the merger (raw, low-frequency dominated)", "strain"), key="l1_strain")
     if st.checkbox("Q-transform of L1 around the merger (gwpy whitens the 32 s)", value=True, key="l1_q"):
         qt, qf, qe = session.q_transform(l1.data, l1.sample_rate, whiten=True, frange=(20.0, 512.0),
