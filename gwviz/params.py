@@ -30,6 +30,9 @@ SNR_RANGE: tuple[float, float] = (8.0, 24.0)
 O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
 
 
+#: How a Python caller overrides the class mass ranges (the app, which cannot, replaces it).
+OUTSIDE_HINT = " (pass allow_outside=True to override)"
+
 def is_real_number(x) -> bool:
     """True for a finite int/float (Python or numpy), False for bool, NaN, inf, str, arrays, None."""
     return (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
@@ -58,7 +61,7 @@ def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = Fa
         if not (lo1 <= mass1 <= hi1 and lo2 <= mass2 <= hi2):
             raise ValueError(
                 f"masses ({mass1:g}, {mass2:g}) M☉ are outside the {kind} range: mass1 in [{lo1:g}, {hi1:g}], "
-                f"mass2 in [{lo2:g}, {hi2:g}] M☉ (pass allow_outside=True to override)")
+                f"mass2 in [{lo2:g}, {hi2:g}] M☉{OUTSIDE_HINT}")
     return float(mass1), float(mass2)
 
 

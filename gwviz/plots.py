@@ -23,6 +23,8 @@ from .constants import CLASSES, DETECTORS, SAMPLE_RATE
 CLASS_COLOURS: dict[str, str] = {"noise": "#7f7f7f", "BBH": "#1f77b4", "NSBH": "#2ca02c", "BNS": "#d62728",
                                  "overall": "#000000"}
 DETECTOR_COLOURS: dict[str, str] = {"H1": "#ee0000", "L1": "#4ba6ff", "V1": "#9b59b6"}
+#: the clean injected signal, the same in every detector row: one legend entry names all three
+SIGNAL_COLOUR = "#d62728"
 CAM_COLOUR = "rgba(255, 140, 0, 0.28)"
 CAM_TRUE_COLOUR = "rgba(148, 0, 211, 0.9)"
 
@@ -78,7 +80,7 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
         if white_signal is not None and np.any(white_signal[r - 1]):
             fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=np.asarray(white_signal)[r - 1, ::s].astype(np.float32),
                                      mode="lines", name="injected signal (whitened)", legendgroup="signal",
-                                     showlegend=first, line=dict(color=DETECTOR_COLOURS[det], width=1.2)), row=r, col=1)
+                                     showlegend=first, line=dict(color=SIGNAL_COLOUR, width=1.2)), row=r, col=1)
         for i, (name, cam) in enumerate(cams.items()):
             y = _norm(cam)[::sc]
             style = dict(fill="tozeroy", fillcolor=CAM_COLOUR, line=dict(color="rgba(255,140,0,0.6)", width=0.6)) \

@@ -27,7 +27,7 @@ from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW
 from .explain import METHODS, normalise, randomisation_check
 from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
 from .strain import STRAIN_SUFFIXES, Strain, read_strain, refuse_pickled_channel, resample
-from .params import SignalParams
+from .params import OUTSIDE_HINT, SignalParams
 from .paths import BUNDLED_DATA, CACHE_ENV, files_within
 from .paths import root as configured_root
 from .synth import Sample, make_sample, window_start_index
@@ -144,8 +144,14 @@ def signal_params(kind: str, mass1: float, mass2: float, snr: float, ra: float =
         raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
     if kind == "noise":
         return None
-    return SignalParams(kind=kind, mass1=mass1, mass2=mass2, snr=snr, ra=ra, dec=dec, polarization=polarization,
-                        inclination=inclination, merger_offset=merger_offset, coa_phase=coa_phase)
+    try:
+        return SignalParams(kind=kind, mass1=mass1, mass2=mass2, snr=snr, ra=ra, dec=dec, polarization=polarization,
+                            inclination=inclination, merger_offset=merger_offset, coa_phase=coa_phase)
+    except ValueError as err:  # a page user cannot pass allow_outside: say why the range holds instead
+        if OUTSIDE_HINT not in str(err):
+            raise
+        raise ValueError(str(err).replace(OUTSIDE_HINT, "") + ". The network was trained only inside these "
+                         "ranges, so its answer outside them would mean little; choose masses inside them") from None
 
 
 @dataclass
@@ -211,13 +217,21 @@ def q_transform(x: np.ndarray, sample_rate: float = SAMPLE_RATE, whiten: bool = 
                 qrange: tuple[float, float] = (4, 64)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """gwpy Q-transform of one detector's strain (N,) starting at t = 0: returns (times [s] (T,),
     frequencies [Hz] (F,), normalised energy (F, T)). ``whiten``: let gwpy whiten it (for raw
-    strain); ``outseg``: the span [s] to return (default: all but 0.25 s at either end)."""
+    strain); ``outseg``: the span [s] to return (default: all of ``x``, so a merger 0.05 s before a
+    window's end stays on the plot)."""
     from gwpy.timeseries import TimeSeries
-    ts = TimeSeries(np.asarray(x, dtype=np.float64), t0=0.0, sample_rate=sample_rate)
+    x = np.asarray(x, dtype=np.float64)
     dur = len(x) / sample_rate
+    pad = 0
+    if outseg is None:
+        # gwpy transforms the whole series at once (circularly): 0.5 s of zeros at either end keeps
+        # the wrap-around away from the first and last samples instead of cutting them off
+        pad = int(0.5 * sample_rate)
+        x, outseg = np.pad(x, pad), (0.0, dur)
+    ts = TimeSeries(x, t0=-pad / sample_rate, sample_rate=sample_rate)
     kw = dict(fftlength=1.0, overlap=0.5) if whiten else {}
     # log-spaced frequencies and 10-ms bins keep the figure small (~350 x 128) and the call ~0.1 s
-    q = ts.q_transform(whiten=whiten, frange=frange, qrange=qrange, outseg=outseg or (0.25, dur - 0.25), logf=True,
+    q = ts.q_transform(whiten=whiten, frange=frange, qrange=qrange, outseg=outseg, logf=True,
                        fres=128, tres=0.01, **kw)
     return np.asarray(q.times.value), np.asarray(q.frequencies.value), np.asarray(q.value).T
 

@@ -131,6 +131,8 @@ def test_real_event_helpers() -> None:
     assert session.refusal_message(clf, wi.strain) is None
     t, f, e = session.q_transform(window[0])
     assert e.shape == (len(f), len(t)) and f.min() >= 20 and np.isfinite(e).all()
+    # the whole window, so a merger 0.05 s before its end is on the plot (it used to stop at 3.75 s)
+    assert t.min() <= 0.01 and t.max() >= 3.98
 
 
 # --- Explore page -------------------------------------------------------------------------------
@@ -194,7 +196,8 @@ def test_explore_every_control(env) -> None:
     assert any(tr.get("name") == "Occlusion for noise" for tr in charts(at)[0]["data"])
     ok(at.selectbox(key="method").set_value("gradcam").run())
     ok(at.checkbox(key="show_clean").check().run())
-    assert sum(tr.get("name") == "injected signal (whitened)" for tr in charts(at)[0]["data"]) == 3
+    signal = [tr for tr in charts(at)[0]["data"] if tr.get("name") == "injected signal (whitened)"]
+    assert len(signal) == 3 and {tr["line"]["color"] for tr in signal} == {"#d62728"}  # one legend entry, one colour
     ok(at.checkbox(key="show_q").check().run())
     assert [t for t in titles(at) if "Q-transform" in t] == [f"{d} Q-transform (whitened)" for d in DETECTORS]
     ok(at.radio(key="q_input").set_value("raw window (gwpy whitens)").run())
@@ -209,6 +212,8 @@ def test_explore_bad_inputs_give_messages(env) -> None:
     ok(at.checkbox(key="free_masses").check().run())
     ok(at.number_input(key="m1_BBH_True").set_value(150.0).run())
     assert "outside the BBH range" in texts(at.error) and "[5, 80]" in texts(at.error)
+    # no advice a page user cannot follow (allow_outside is a Python argument): why the range holds instead
+    assert "allow_outside" not in texts(at.error) and "The network was trained only inside these ranges" in texts(at.error)
     ok(at.selectbox(key="kind").set_value("NSBH").run())
     ok(at.number_input(key="m2_NSBH_True").set_value(3.0).run())
     assert "outside the NSBH range" in texts(at.error)

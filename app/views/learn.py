@@ -22,8 +22,10 @@ with step1:
     st.markdown(
         "Raw detector strain is dominated by low-frequency seismic and thermal noise, ~100× larger than a "
         "signal's strain. **Whitening** divides the data's spectrum by the noise amplitude spectral density (ASD), "
-        "so that every frequency carries unit noise: the chirp becomes visible and the CNN sees the same noise "
-        "level in every window. gwviz estimates the ASD with a median-Welch average over the 16 s around the window.")
+        "so that every frequency carries unit noise and the CNN sees the same noise level in every window. "
+        "Even then a signal at network SNR 20 is rarely visible by eye in the time series: its SNR is spread over "
+        "many cycles, which a matched filter (or the CNN) adds up (tab 2 shows the clean whitened signal). "
+        "gwviz estimates the ASD with a median-Welch average over the 16 s around the window.")
     c = st.columns(3)
     k1 = c[0].selectbox("Injected class", CLASSES, index=1, key="l1_kind")
     snr1 = c[1].slider("Network SNR", 1.0, 50.0, 20.0, 1.0, key="l1_snr", disabled=k1 == "noise")
