@@ -150,7 +150,8 @@ def test_explore_default_page(env) -> None:
     assert len(charts(at)) == 2  # strain + CAM, probabilities
     spec = charts(at)[0]
     names = {tr.get("name") for tr in spec["data"]}
-    assert {"whitened strain", "Grad-CAM for " + m["Model says"]} <= names
+    # opens on HiResCAM: the method whose statistics on the shipped weights hold (docs/gradcam.md)
+    assert {"whitened strain", "HiResCAM for " + m["Model says"]} <= names
     assert sum(tr.get("name") == "whitened strain" for tr in spec["data"]) == 3  # one row per detector
     dashed = [s for s in spec["layout"].get("shapes", []) if s.get("line", {}).get("dash") == "dash"]
     assert len(dashed) == 3  # merger line in each detector
@@ -191,6 +192,8 @@ def test_explore_every_control(env) -> None:
     assert all(3.4 < v < 3.6 for v in x)  # merger 0.5 s before the window's end (± light travel time)
     ok(at.number_input(key="seed").set_value(5).run())
     ok(at.selectbox(key="target").set_value("noise").run())
+    assert any(tr.get("name") == "HiResCAM for noise" for tr in charts(at)[0]["data"])
+    ok(at.selectbox(key="method").set_value("gradcam").run())
     assert any(tr.get("name") == "Grad-CAM for noise" for tr in charts(at)[0]["data"])
     ok(at.selectbox(key="method").set_value("occlusion").run())
     assert any(tr.get("name") == "Occlusion for noise" for tr in charts(at)[0]["data"])
@@ -257,6 +260,9 @@ def test_gallery_page(env) -> None:
     ok(at.button(key="gal_make").click().run())
     assert "Wrote $GWVIZ_GALLERY_DIR/small/gallery.h5 (+ index.html, fig2.html)" in texts(at.success)
     assert (env / "gallery" / "small" / "gallery.h5").is_file() and (env / "gallery" / "small" / "index.html").is_file()
+    with h5py.File(env / "gallery" / "small" / "gallery.h5") as f:
+        assert json.loads(f.attrs["info"])["method"] == "hirescam"  # the app's default map; every map is offered
+    assert at.selectbox(key="gal_method").options == ["Grad-CAM", "HiResCAM"]
     assert at.selectbox(key="gal_file").value == "small/gallery.h5"
     assert len(charts(at)) == 1 and titles(at)[0].startswith("noise")  # first class shown
     for kind in CLASSES:

@@ -54,8 +54,12 @@ if noise_kind == "gwosc":
 seed = int(sb.number_input("Random seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed"))
 sb.header("Explanation")
 target = sb.selectbox("Explain class", ["predicted", *CLASSES], key="target")
-method = sb.selectbox("Attribution method", METHODS, format_func=fig.METHOD_NAMES.get, key="method",
-                      help="Grad-CAM is instant; integrated gradients and occlusion take a few seconds")
+method = sb.selectbox("Attribution method", METHODS, index=METHODS.index(session.DEFAULT_METHOD),
+                      format_func=fig.METHOD_NAMES.get, key="method",
+                      help="HiResCAM by default: on the shipped weights its maps reproduce the paper's timing claim, "
+                           "while Grad-CAM (the paper's method) does not for this network's fully connected head "
+                           "(docs/gradcam.md). Grad-CAM and HiResCAM are instant; integrated gradients and occlusion "
+                           "take a few seconds")
 sb.header("Display")
 show_clean = sb.checkbox("Show the clean whitened signal", key="show_clean", disabled=kind == "noise")
 show_q = sb.checkbox("Q-transform spectrogram", key="show_q")

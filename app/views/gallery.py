@@ -11,12 +11,14 @@ from pathlib import Path
 import streamlit as st
 from gwapp import common
 
-from gwviz import paths
+from gwviz import paths, session
+from gwviz.gallery import METHOD_LABELS
 from gwviz.constants import CLASSES
 
 LABEL = f"${common.GALLERY_ENV}"
-st.title("Grad-CAM gallery")
-st.markdown("Samples of every class at a fixed SNR with the Grad-CAM of the predicted class (orange) and, when the "
+st.title("CAM gallery")
+st.markdown("Samples of every class at a fixed SNR with the class-activation map (HiResCAM or Grad-CAM, as the file "
+            "says) of the predicted class (orange) and, when the "
             "model is wrong, of the true class (purple, dotted). Written by `python -m gwviz.gallery --out DIR`; "
             f"this page reads every `gallery.h5` in the gallery folder (`{LABEL}`, set when the app is started) "
             "or a `gallery.h5` you upload.")
@@ -49,20 +51,23 @@ def _plain(text) -> str:
 
 
 with st.expander("Make a small gallery here", expanded=not _find(root)):
-    c = st.columns(3)
+    c = st.columns(4)
     n = int(c[0].number_input("Samples per class", 1, 2, 1, key="gal_n"))
     snr = float(c[1].number_input("Network SNR", 4.0, 50.0, 15.0, 1.0, key="gal_snr"))
     seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="gal_seed"))
+    cam_methods = list(METHOD_LABELS)  # the class-activation maps a gallery stores
+    gal_method = c[3].selectbox("Map", cam_methods, index=cam_methods.index(session.DEFAULT_METHOD),
+                                format_func=METHOD_LABELS.get, key="gal_method")
     st.caption(f"Makes {n} sample(s) per class at network SNR {snr:g} (seed {seed}) with the app's model in "
-               f"simulated noise, like `python -m gwviz.gallery --n {n} --snr {snr:g} --seed {seed} --out "
-               f"{LABEL}/small`.")
+               f"simulated noise, like `python -m gwviz.gallery --n {n} --snr {snr:g} --seed {seed} "
+               f"--method {gal_method} --out {LABEL}/small`.")
     if st.button("Generate", key="gal_make"):
         try:
             root.mkdir(parents=True, exist_ok=True)  # the configured root itself, never a page path
             out = paths.resolve_within("small", root, LABEL, must_exist=False)  # refuses a symlink out
             from gwviz.gallery import make_gallery
-            with st.spinner(f"Making {n * len(CLASSES)} samples with Grad-CAM …"):
-                make_gallery(common.classifier(), out, n, snr, seed, weights=common.weights_label())
+            with st.spinner(f"Making {n * len(CLASSES)} samples with {METHOD_LABELS[gal_method]} …"):
+                make_gallery(common.classifier(), out, n, snr, seed, method=gal_method, weights=common.weights_label())
         except (ValueError, OSError, FloatingPointError) as e:
             common.show_error(f"Could not make the gallery in {LABEL}/small: ", e)
         else:

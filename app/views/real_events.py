@@ -41,7 +41,8 @@ else:
                         float(round(ev.window_start, 2)), 0.05, key="ev_start",
                         help=f"Default puts the merger {session.EVENT_OFFSET:g} s before the window's end, "
                         "like the training data")
-    method = c[1].selectbox("Attribution method", METHODS, format_func=fig.METHOD_NAMES.get, key="ev_method")
+    method = c[1].selectbox("Attribution method", METHODS, index=METHODS.index(session.DEFAULT_METHOD),
+                            format_func=fig.METHOD_NAMES.get, key="ev_method")
     target = c[2].selectbox("Explain class", ["predicted", "noise", "BBH", "NSBH", "BNS"], key="ev_target")
     try:
         pred, cam, window = session.analyse_event(clf, ev, start, method, None if target == "predicted" else target)
