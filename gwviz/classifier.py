@@ -99,15 +99,27 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
         if not lo <= window_start <= hi:
             raise ValueError(f"window_start must be in [{lo:g}, {hi:g}] s for {n / sample_rate:g} s of strain "
                              f"(the window keeps {EDGE_GUARD:g} s from the edges), got {window_start:g}")
-    t = torch.as_tensor(x * STRAIN_SCALE)[None]
-    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[0, :, i0:i0 + WINDOW_SAMPLES].float()
+    white = whiten_segments(torch.as_tensor(x)[None], sample_rate, i0)[0]
+    return white.numpy(), i0 / sample_rate
+
+
+def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int) -> torch.Tensor:
+    """Whiten checked raw strain segments (B, 3, N) [strain] with each one's own median-Welch PSD
+    and cut the 4-s windows starting at sample ``i0``: (B, 3, 16384) float32, on the segments'
+    device. The one whitening of real input (classify, explain, scan). ValueError naming the
+    detectors (and segments) whose window came out non-finite or flat."""
+    t = segments.to(torch.float64) * STRAIN_SCALE
+    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES].float()
     # check_strain refuses what is known to break whitening; this catches what it cannot foresee
     # (e.g. a PSD that is zero in band), so the model never sees a NaN window.
-    bad = [d for d, row in zip(DETECTORS, white) if not (torch.isfinite(row).all() and row.std() > 0)]
-    if bad:
-        raise ValueError(f"whitening {bad} gave a non-finite or flat window: the strain has no usable noise "
-                         "power (is it noise-free or mostly constant?)")
-    return white.numpy(), i0 / sample_rate
+    ok = torch.isfinite(white).all(-1) & (white.std(-1) > 0)  # (B, 3)
+    if not ok.all():
+        rows, dets = torch.nonzero(~ok, as_tuple=True)
+        bad = sorted({DETECTORS[int(d)] for d in dets})
+        where = "" if len(white) == 1 else f" in segment(s) {sorted({int(r) for r in rows})[:5]}"
+        raise ValueError(f"whitening {bad} gave a non-finite or flat window{where}: the strain has no usable "
+                         "noise power (is it noise-free or mostly constant?)")
+    return white
 
 
 class Classifier:

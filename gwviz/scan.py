@@ -1,0 +1,247 @@
+"""Scan long H1/L1/V1 strain with the classifier: the detection statistic every ``stride`` seconds,
+clustered triggers with their class, false-positive rate and attribution map.
+
+Each scanned window is made exactly as in training and in :meth:`Classifier.classify`: a 16-s
+segment whitened with its own median-Welch PSD, and the 4 s ending 2 s before the segment's end.
+Segments are cut with ``unfold`` and whitened and classified in batches on the classifier's device,
+so memory stays bounded by ``batch`` whatever the length of the strain.
+
+    python -m gwviz.scan H1.hdf5 L1.hdf5 V1.hdf5 --out scan-out [--stride 0.1] [--rate 0.01]
+
+writes ``scan.json`` (the statistic time series and the triggers) and ``scan.html`` (timeline and
+one strain + attribution figure per trigger). The default stride is 0.1 s because the network
+was trained with the merger in the last 0.1 s of its window: with a 0.5-s stride GW190521 fell
+0.5 s before a window's end and came out NSBH, with 0.1 s it is BBH at p = 1.00. Every detector of H1, L1, V1 is needed: the network
+was trained on all three and a missing one is refused, not padded with zeros.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .calibration import DEFAULT_RATES, detection_statistic
+from .classifier import whiten_segments
+from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
+                        WINDOW_END_MARGIN)
+from .paths import run_cli, writable_dir
+from .strain import check_strain
+
+#: merger estimate inside a window [s before its end]: training put mergers in the last 0.1 s
+MERGER_BEFORE_END = 0.05
+
+
+@dataclass
+class Trigger:
+    """The loudest window of a cluster of windows above the threshold.
+
+    time: estimated merger time [s after the strain's first sample] (window end − 0.05 s);
+    gps: the same in GPS [s] (``t0`` + time); window_start [s after the first sample]; label: class
+    under the scan's rule; statistic: λ; fpr: false-positive rate per window of λ (None without a
+    calibration); probabilities: {class: p}; n_windows: windows in the cluster; cam: (16384,) map."""
+
+    time: float
+    gps: float
+    window_start: float
+    label: str
+    statistic: float
+    fpr: float | None
+    probabilities: dict[str, float]
+    n_windows: int
+    cam: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class ScanResult:
+    """window_starts (W,) [s after the first sample]; statistic (W,) λ; fpr (W,) per window (NaN
+    without a calibration); probabilities (W, 4); labels (W,) class indices under the rule; rule:
+    'calibrated' at ``rate`` or 'argmax'; threshold: λ threshold (None for argmax)."""
+
+    t0: float
+    stride: float
+    window_starts: np.ndarray
+    statistic: np.ndarray
+    fpr: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    rule: str
+    rate: float | None
+    threshold: float | None
+    triggers: list[Trigger]
+    method: str
+    fpr_floor: float | None = None  # 1 / calibration windows: the smallest FPR the calibration resolves
+
+    def to_dict(self) -> dict:
+        triggers = [{k: v for k, v in asdict(t).items() if k != "cam"} for t in self.triggers]
+        return {"t0": self.t0, "stride": self.stride, "rule": self.rule, "rate": self.rate, "threshold": self.threshold,
+                "fpr_floor": self.fpr_floor,
+                "attribution_method": self.method, "n_windows": int(len(self.statistic)),
+                "window_start": self.window_starts.tolist(), "statistic": self.statistic.tolist(),
+                "fpr": [None if not np.isfinite(v) else float(v) for v in self.fpr],
+                "label": [CLASSES[i] for i in self.labels], "triggers": triggers,
+                "note": "times in s after the strain's first sample (GPS = t0 + time); a trigger's time is its "
+                        f"window's end - {MERGER_BEFORE_END} s; fpr is per window on simulated O3 noise"}
+
+
+def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float) -> list[np.ndarray]:
+    """Indices of runs of windows above threshold, a run broken where consecutive hits are more
+    than ``gap`` s apart."""
+    idx = np.flatnonzero(above)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(starts[idx]) > gap) + 1
+    return np.split(idx, breaks)
+
+
+def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
+         rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int = 32, gap: float = 1.0,
+         method: str = "hirescam", progress: bool = False) -> ScanResult:
+    """Scan ``strain`` ({'H1','L1','V1'}: equal-length raw arrays ≥ 16 s at 4096 Hz, checked as by
+    :func:`classify`) every ``stride`` s. Triggers: windows whose λ passes the threshold of
+    false-positive rate ``rate`` per window (argmax ≠ noise without a calibration), clustered when
+    closer than ``gap`` s, each with the ``method`` attribution map of its loudest window."""
+    if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride * sample_rate >= 1):
+        raise ValueError(f"stride must be a number of seconds ≥ one sample, got {stride!r}")
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    threshold = classifier.calibration.threshold(rate) if classifier.calibration is not None else None
+    x = torch.as_tensor(check_strain(strain, sample_rate, SEGMENT_DURATION))
+    n_seg, step = int(SEGMENT_DURATION * sample_rate), int(round(stride * sample_rate))
+    i0 = n_seg - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+    segments = x.unfold(-1, n_seg, step)  # (3, W, n_seg): views, no copy
+    n_win = segments.shape[1]
+    logits = []
+    for b in tqdm(range(0, n_win, batch), desc="scan", unit="batch", disable=not progress):
+        seg = segments[:, b:b + batch].permute(1, 0, 2).to(classifier.device)
+        white = whiten_segments(seg, sample_rate, i0)
+        with torch.no_grad():
+            out = classifier.model(white).float().cpu()
+        if not torch.isfinite(out).all():
+            raise FloatingPointError("the network returned non-finite logits: broken weights or input")
+        logits.append(out)
+    z = torch.cat(logits).numpy()
+    probs = torch.softmax(torch.as_tensor(z, dtype=torch.float64), -1).numpy()
+    stat = detection_statistic(z)
+    starts = (np.arange(n_win) * step + i0) / sample_rate
+    if threshold is None:
+        labels, fpr, above = probs.argmax(1), np.full(n_win, np.nan), probs.argmax(1) != 0
+    else:
+        labels, fpr = classifier.calibration.decide(z, rate), classifier.calibration.fpr(stat)
+        above = stat > threshold
+    triggers = []
+    for run in cluster(starts, stat, above, gap):
+        k = int(run[np.argmax(stat[run])])
+        window = whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0)[0].numpy()
+        label = CLASSES[int(labels[k])]
+        cam = classifier.explain_window(window, target=label, method=method) if method else None
+        t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
+        triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),
+                                None if threshold is None else float(fpr[k]),
+                                {c: float(p) for c, p in zip(CLASSES, probs[k])}, len(run), cam))
+    triggers.sort(key=lambda tr: -tr.statistic)
+    floor = None if threshold is None else 1.0 / classifier.calibration.n_noise
+    return ScanResult(t0, step / sample_rate, starts, stat, fpr, probs, labels, "argmax" if threshold is None else "calibrated",
+                      None if threshold is None else float(rate), threshold, triggers, method, floor)
+
+
+def report_figures(result: ScanResult, windows: dict[int, np.ndarray] | None = None) -> list:
+    """plotly figures: λ against time with the threshold and the triggers, then per trigger its
+    whitened window (if given in ``windows``: trigger index -> (3, 16384)) with its map."""
+    import plotly.graph_objects as go
+
+    from .plots import strain_cam_figure
+    ends = result.window_starts + WINDOW_DURATION
+    fig = go.Figure(go.Scatter(x=ends, y=result.statistic, mode="lines", name="λ (window end)"))
+    if result.threshold is not None:
+        fig.add_hline(y=result.threshold, line_dash="dash", annotation_text=f"FPR {result.rate:g} per window")
+    fig.add_trace(go.Scatter(x=[t.time for t in result.triggers], y=[t.statistic for t in result.triggers],
+                             mode="markers+text", text=[t.label for t in result.triggers], textposition="top center",
+                             marker=dict(size=11, color="red"), name="triggers"))
+    fig.update_layout(title=f"Detection statistic every {result.stride:g} s (GPS t0 = {result.t0:.3f})",
+                      xaxis_title="time after the first sample [s]", yaxis_title="λ = log((1-p_noise)/p_noise)")
+    figs = [fig]
+    for i, t in enumerate(result.triggers):
+        if windows and i in windows:
+            merger = int((WINDOW_DURATION - MERGER_BEFORE_END) * SAMPLE_RATE)
+            figs.append(strain_cam_figure(windows[i], None if t.cam is None else {f"{result.method} for {t.label}": t.cam},
+                                          merger, f"Trigger {i + 1}: {t.label} at {t.time:.2f} s (GPS {t.gps:.3f}), "
+                                          f"λ = {t.statistic:.2f}" + _fpr_text(t.fpr, result.fpr_floor),
+                                          display_step=4))
+    return figs
+
+
+def _fpr_text(fpr: float | None, floor: float | None) -> str:
+    if fpr is None:
+        return ""
+    if floor is not None and fpr <= floor * 1.0001:
+        return f", FPR ≤ {floor:.2g} per window (louder than every calibration noise window)"
+    return f", FPR {fpr:.2g} per window"
+
+
+def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
+    """One strain file per detector (H1, L1, V1; :func:`gwviz.strain.read_strain`), resampled to
+    4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
+    from .strain import read_strain, resample
+    strains = [read_strain(f) for f in files]
+    dets = [s.detector for s in strains]
+    if sorted(dets) != sorted(DETECTORS):
+        raise ValueError(f"need one file for each of {list(DETECTORS)}, got detectors {dets}; the network was trained "
+                         "on all three and a missing detector is not replaced by zeros")
+    strains = [s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains]
+    t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
+    n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
+    if n < SEGMENT_DURATION * SAMPLE_RATE:
+        raise ValueError(f"the files overlap for {max(n, 0) / SAMPLE_RATE:g} s; a scan needs {SEGMENT_DURATION:g} s")
+    out = {}
+    for s in strains:
+        i = int(round((t0 - s.t0) * SAMPLE_RATE))
+        out[s.detector] = s.data[i:i + n]
+    return out, t0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from .classifier import load_classifier, check_device
+    from .plots import write_page
+    ap = argparse.ArgumentParser(prog="python -m gwviz.scan", description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs=3, help="strain files of H1, L1 and V1 (GWOSC HDF5, gwpy HDF5 or GWF)")
+    ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
+    ap.add_argument("--weights", default=None, help="weights (default: the shipped ones)")
+    ap.add_argument("--stride", type=float, default=MERGER_SPAN,
+                    help="seconds between windows (≤ 0.1 s puts every merger where training put it)")
+    ap.add_argument("--rate", type=float, default=DEFAULT_RATES[0], help="false-positive rate per window of a trigger")
+    ap.add_argument("--method", default="hirescam", choices=["hirescam", "gradcam"], help="attribution map of triggers")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    out = writable_dir(a.out)
+    check_device(a.device)
+    clf = load_classifier(a.weights, a.device)
+    strain, t0 = read_detectors(a.files)
+    res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
+    report = {**res.to_dict(), "files": list(a.files), "detectors": list(DETECTORS),
+              "weights": str(a.weights or "shipped")}
+    (out / "scan.json").write_text(json.dumps(report, indent=1))
+    x = check_strain(strain, SAMPLE_RATE, SEGMENT_DURATION)
+    n_seg = int(SEGMENT_DURATION * SAMPLE_RATE)
+    i0 = n_seg - int((WINDOW_END_MARGIN + WINDOW_DURATION) * SAMPLE_RATE)
+    windows = {}
+    for i, t in enumerate(res.triggers[:10]):  # the ten loudest get a figure
+        s = int(round((t.window_start * SAMPLE_RATE))) - i0
+        windows[i] = whiten_segments(torch.as_tensor(x[None, :, s:s + n_seg]), SAMPLE_RATE, i0)[0].numpy()
+    write_page(out / "scan.html", report_figures(res, windows), "gwviz scan", "inline",
+               [f"Files: {', '.join(Path(f).name for f in a.files)}; detectors H1, L1, V1; rule: {res.rule}"])
+    loudest = res.triggers[0] if res.triggers else None
+    print(f"{len(res.statistic)} windows, {len(res.triggers)} triggers"
+          + (f"; loudest {loudest.label} at GPS {loudest.gps:.2f}, λ = {loudest.statistic:.2f}" if loudest else "")
+          + f" -> {out}")
+    return report
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m gwviz.scan")
