@@ -147,6 +147,15 @@ def test_app_in_browser(server, tmp_path) -> None:
             steps["SNR -> 14"] = time.monotonic() - t
             expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
 
+            # hear it and take it home: two players and a download that delivers the HDF5 sample
+            page.get_by_text("Hear it · take it home").click()
+            expect(page.locator("audio")).to_have_count(2)
+            with page.expect_download() as dl:
+                page.get_by_role("button", name="Sample (HDF5)").click()
+            saved = tmp_path / dl.value.suggested_filename
+            dl.value.save_as(saved)
+            assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 20_000

@@ -8,7 +8,7 @@ import streamlit as st
 from gwapp import common
 from gwapp import figures as fig
 
-from gwviz import session
+from gwviz import export, session
 from gwviz.constants import CLASSES, DETECTORS, MERGER_SPAN
 from gwviz.explain import METHODS
 from gwviz.params import MASS_RANGES, O3_GPS_SPAN
@@ -135,6 +135,30 @@ with right:
     st.caption(f"Window starts at GPS {meta['gps_window_start']:.3f} s. Update took {res.elapsed:.2f} s.")
     with st.expander("All metadata"):
         st.json({k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in meta.items()})
+
+with st.expander("Hear it · take it home", expanded=False):
+    loudest = DETECTORS[0] if kind == "noise" else max(DETECTORS, key=lambda d: meta[f"snr_{d}"])
+    row = DETECTORS.index(loudest)
+    peak = float(np.argmax(res.cam)) / len(res.cam) * 4.0  # [s] in the 4-s window
+    st.markdown(f"**{loudest}**, the detector with the most SNR, played {export.SPEED_UP}× faster "
+                f"({export.AUDIO_BAND[0]:g}–{export.AUDIO_BAND[1]:g} Hz heard "
+                f"{export.SPEED_UP}× higher): the map's loudest part is at {peak:.2f} s of the window, "
+                f"{peak / export.SPEED_UP:.2f} s into the sound.")
+    a, b = st.columns(2)
+    sound, rate = export.audible(res.sample.data[row])
+    a.caption(f"Whitened {loudest} (noise + signal)")
+    a.audio(sound, sample_rate=rate)
+    if kind != "noise":
+        clean, rate = export.audible(res.sample.white_signal[row])
+        b.caption(f"The clean whitened signal in {loudest}")
+        b.audio(clean, sample_rate=rate)
+    stem = f"gwviz_{kind}_seed{seed}"
+    d1, d2 = st.columns(2)  # made only when clicked (callables): the page stays fast
+    d1.download_button("Sample (HDF5)", lambda: export.sample_hdf5(res), f"{stem}.h5", "application/x-hdf5",
+                       key="dl_h5", on_click="ignore", help="whitened and raw strain, clean signal, map, "
+                       "probabilities and metadata")
+    d2.download_button("Explanation (CSV)", lambda: export.explanation_csv(res), f"{stem}_{method}.csv", "text/csv",
+                       key="dl_csv", on_click="ignore", help="time, attribution map and whitened strain per sample")
 
 if show_q:
     raw = q_input.startswith("raw")
