@@ -56,3 +56,39 @@ def test_explore_page_plays_and_offers_downloads(monkeypatch) -> None:
     assert any("the map's loudest part is at" in m.value for m in at.markdown)
     ok(at.selectbox(key="kind").set_value("noise").run())
     assert len(at.get("audio")) == 1  # no clean signal to play for noise
+
+
+# --- the matched filter beside the network (gwviz.snr_series) ---------------------------------
+
+def test_matched_filter_finds_the_injection_at_its_optimal_snr(result):
+    from gwviz.constants import DETECTORS
+    from gwviz.snr_series import snr_series
+    meta = result.sample.meta
+    idx = {d: meta[f"merger_index_{d}"] for d in DETECTORS}
+    t, rho = snr_series(result.sample.data, result.sample.white_signal, idx)
+    assert t.shape == (WINDOW_SAMPLES,) and rho.shape == (3, WINDOW_SAMPLES)
+    for i, d in enumerate(DETECTORS):
+        # at the true position |ρ| is the optimal SNR give or take the noise (σ ≈ 1)
+        assert abs(rho[i, idx[d]] - meta[f"snr_{d}"]) < 3.0, (d, rho[i, idx[d]], meta[f"snr_{d}"])
+    loud = int(np.argmax([meta[f"snr_{d}"] for d in DETECTORS]))
+    assert abs(int(np.argmax(rho[loud])) - idx[DETECTORS[loud]]) <= 8  # within 2 ms of the merger
+    # far from the signal it is noise: |ρ| ~ Rayleigh(1), median ≈ 1.18
+    assert 0.8 < np.median(rho[loud, :8000]) < 1.6
+    with pytest.raises(ValueError, match="the template is zero in a detector"):
+        snr_series(result.sample.data, np.zeros_like(result.sample.data), idx)
+    with pytest.raises(ValueError, match="must be finite arrays of the same shape"):
+        snr_series(result.sample.data[:2], result.sample.white_signal, idx)
+
+
+def test_explore_page_shows_the_matched_filter(monkeypatch) -> None:
+    from test_app import charts, new_app, ok
+    monkeypatch.delenv("GWVIZ_DATA_DIR", raising=False)
+    at = new_app()
+    ok(at.checkbox(key="show_mf").check().run())
+    spec = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Matched filter with the injected"))
+    names = [tr["name"] for tr in spec["data"]]
+    assert names[1:] == ["H1 matched filter |ρ|", "L1 matched filter |ρ|", "V1 matched filter |ρ|"]
+    assert names[0].startswith("HiResCAM for ")
+    ok(at.selectbox(key="kind").set_value("noise").run())
+    assert at.checkbox(key="show_mf").disabled and not any(
+        c["layout"]["title"]["text"].startswith("Matched filter") for c in charts(at))

@@ -1,0 +1,50 @@
+"""The optimal filter beside the network: matched-filter SNR time series of a sample's own signal.
+
+For an injection whose waveform is known, the matched filter with that exact template is the
+optimal detector (the bar the CNN is measured against in :mod:`gwviz.baseline`, which searches a
+template bank instead). In whitened data the filter is a correlation with the whitened template:
+
+    ρ_d(k) = |Σ_n x_d(n) (w_d + i·H[w_d])(n − k)| / √(Σ_n w_d(n)²)
+
+with x_d the whitened window of detector d, w_d the clean signal whitened by the same filter and
+H the Hilbert transform (the 90°-shifted template, so the unknown phase is maximised over). In
+Gaussian noise ρ_d is about 1 off the signal and about the detector's optimal SNR at it. Used by
+the app's Explore page to show, on one time axis, where the filter and the network find the signal.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import hilbert
+
+from .constants import DETECTORS, SAMPLE_RATE
+
+
+def snr_series(data: np.ndarray, template: np.ndarray, merger_index: dict[str, int] | np.ndarray,
+               sample_rate: float = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Matched-filter SNR of whitened ``data`` (3, N) [σ] with whitened ``template`` (3, N)
+    (the clean signal whitened with the data's filter), as a function of where the template's
+    merger sits in the window.
+
+    Returns (times [s] (N,), |ρ| (3, N)): row d, column j is |ρ_d| with detector d's merger moved
+    to sample j of the window (j = merger_index[d] means the true position). Columns whose shift
+    moves the whole template out of the window are 0."""
+    x = np.asarray(data, dtype=np.float64)
+    w = np.asarray(template, dtype=np.float64)
+    if x.shape != w.shape or x.ndim != 2 or x.shape[0] != len(DETECTORS) or not np.isfinite(x).all() \
+            or not np.isfinite(w).all():
+        raise ValueError(f"data and template must be finite arrays of the same shape ({len(DETECTORS)}, N), "
+                         f"got {x.shape} and {w.shape}")
+    n = x.shape[-1]
+    idx = np.array([merger_index[d] for d in DETECTORS] if isinstance(merger_index, dict) else merger_index, int)
+    norm = np.sqrt((w ** 2).sum(-1, keepdims=True))
+    if not (norm > 0).all():
+        raise ValueError("the template is zero in a detector: a noise sample has no signal to filter for")
+    # linear (not circular) correlation: zero-pad to 2N; c[k] = Σ x(n) h(n - k), k in (-N, N)
+    h = hilbert(w, axis=-1)  # w + i·H[w]
+    fx, fh = np.fft.fft(x, 2 * n, axis=-1), np.fft.fft(h, 2 * n, axis=-1)
+    c = np.fft.ifft(fx * np.conj(fh), axis=-1)  # index k >= 0: shift k; index 2N + k: shift k < 0
+    rho = np.zeros_like(x)
+    for d in range(len(DETECTORS)):
+        k = np.arange(n) - idx[d]  # shift that puts the merger at sample j
+        rho[d] = np.abs(c[d, k % (2 * n)]) / norm[d, 0]
+    return np.arange(n) / sample_rate, rho
