@@ -657,13 +657,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--compare", default=None, metavar="CNN_NPZ", help="only compare CNN outputs with --mf")
     p.add_argument("--mf", default=None, help="matched-filter outputs .npz for --compare")
     a = p.parse_args(argv)
+    # cheap checks first: a bank takes minutes to build
+    if a.n < 1 or (a.n_noise is not None and a.n_noise < 0):
+        raise ValueError(f"--n must be >= 1 and --n-noise >= 0, got {a.n} and {a.n_noise}")
+    if not all(math.isfinite(s) and s > 0 for s in a.snr):
+        raise ValueError(f"--snr values must be finite and > 0, got {a.snr}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out = writable_dir(a.out)
     if a.compare:
         if not a.mf:
             p.error("--compare needs --mf MF_NPZ")
         metrics = compare(a.compare, a.mf, tuple(a.snr))
-        out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         write_plot(metrics, out / "roc.html")
     else:

@@ -190,12 +190,23 @@ def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndar
     return EvalSet(*(np.concatenate(o) for o in out))
 
 
+def check_set_sizes(n: int, n_roc: int, n_roc_noise: int, roc_snrs: tuple[float, ...], batch: int) -> None:
+    """ValueError for set sizes or ROC SNRs that cannot make an evaluation (n < 4, batch < 1,
+    negative ROC sizes, ROC SNR not finite and > 0)."""
+    if n < len(CLASSES):
+        raise ValueError(f"n must be >= {len(CLASSES)} (balanced classes), got {n}")
+    if not isinstance(batch, int) or batch < 1 or n_roc < 0 or n_roc_noise < 0:
+        raise ValueError(f"batch must be >= 1 and n_roc, n_roc_noise >= 0, got {batch}, {n_roc}, {n_roc_noise}")
+    bad = [s for s in roc_snrs if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0)]
+    if bad:
+        raise ValueError(f"ROC SNRs must be finite and > 0, got {bad}")
+
+
 def make_sets(classifier, maker, n: int, seed: int, n_roc: int = 1000, n_roc_noise: int = 10000,
               roc_snrs: tuple[float, ...] = (8.0, 12.0), batch: int = 256, real: bool | None = None,
               progress: bool = True) -> dict[str, EvalSet]:
     """The main set, the ROC noise set and one fixed-SNR set per signal class and ROC SNR."""
-    if n < len(CLASSES):
-        raise ValueError(f"n must be >= {len(CLASSES)} (balanced classes), got {n}")
+    check_set_sizes(n, n_roc, n_roc_noise, roc_snrs, batch)
     kw = dict(batch=batch, real=real, progress=progress)
     sets = {"main": predict_set(classifier, maker, n, seed, "main", **kw)}
     if n_roc > 0 and n_roc_noise > 0:
@@ -524,6 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     progress = not args.no_progress
     out = writable_dir(args.out)
+    check_set_sizes(args.n, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch)  # before the bank
     clf = load(args)
     bank_seed = args.bank_seed if args.bank_seed is not None else 2**20 + args.seed
     maker, info = build_maker(args.noise, args.device, args.bank_per_class, bank_seed, args.bank, args.data_dir,

@@ -219,9 +219,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
+    if not (math.isfinite(a.stride) and a.stride * SAMPLE_RATE >= 1):  # before reading hours of strain
+        raise ValueError(f"--stride must be a number of seconds ≥ one sample, got {a.stride}")
     out = writable_dir(a.out)
     check_device(a.device)
     clf = load_classifier(a.weights, a.device)
+    if clf.calibration is not None:
+        clf.calibration.threshold(a.rate)
     strain, t0 = read_detectors(a.files)
     res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
     report = {**res.to_dict(), "files": list(a.files), "detectors": list(DETECTORS),

@@ -61,3 +61,40 @@ def test_command_line_exit_status_and_message(blocked):
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip() == f"python -m gwviz.evaluate: error: --out {blocked}: cannot write there " \
                                  "(Not a directory); choose a writable folder"
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("evaluate", ["--roc-snr", "-3"], r"ROC SNRs must be finite and > 0, got \[-3.0\]"),
+    ("evaluate", ["--roc-snr", "nan"], r"ROC SNRs must be finite and > 0, got \[nan\]"),
+    ("evaluate", ["--batch", "0"], r"batch must be >= 1"),
+    ("evaluate", ["--n", "2"], r"n must be >= 4 \(balanced classes\), got 2"),
+    ("evaluate", ["--n-roc", "-1"], r"n_roc, n_roc_noise >= 0"),
+    ("baseline", ["--n", "-1"], r"--n must be >= 1 and --n-noise >= 0, got -1 and None"),
+    ("baseline", ["--snr", "12", "0"], r"--snr values must be finite and > 0, got \[12.0, 0.0\]"),
+    ("camstats", ["--n", "0"], r"n must be >= 1, got 0"),
+    ("gallery", ["--snr", "-2"], r"network SNR must be a finite number > 0, got -2.0"),
+])
+def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module, args, message):
+    """Values that cannot give a result stop the command at once (the baseline used to build its
+    template bank for minutes first), with the value named."""
+    monkeypatch.chdir(REPO)
+    main = importlib.import_module(f"gwviz.{module}").main
+    with pytest.raises(ValueError, match=message):
+        main([*args, "--out", str(tmp_path / "o")])
+
+
+def test_calibration_sizes_are_argparse_errors(tmp_path, capsys):
+    from gwviz.calibration import main
+    with pytest.raises(SystemExit) as stop:
+        main([str(REPO / "models" / "gwviz-resnet54.safetensors"), "--n", "10", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2
+    assert "error: --n must be >= 1000 (an FPR of 1e-3 needs at least 1000 noise windows)" in capsys.readouterr().err
+
+
+def test_scan_checks_stride_and_rate_before_reading(tmp_path):
+    from gwviz.scan import main
+    missing = [str(tmp_path / f"{d}.hdf5") for d in ("H1", "L1", "V1")]  # never opened
+    with pytest.raises(ValueError, match="--stride must be a number of seconds"):
+        main([*missing, "--stride", "-1", "--out", str(tmp_path / "o"), "--device", "cpu"])
+    with pytest.raises(ValueError, match=r"no threshold for FPR 0\.5"):
+        main([*missing, "--rate", "0.5", "--out", str(tmp_path / "o"), "--device", "cpu"])
