@@ -32,7 +32,7 @@ from scipy.stats import spearmanr
 
 from gwviz.constants import DETECTORS, WINDOW_SAMPLES
 
-Method = Literal["gradcam", "integrated_gradients", "occlusion"]
+Method = Literal["gradcam", "hirescam", "integrated_gradients", "occlusion"]
 METHODS: tuple[str, ...] = ("gradcam", "hirescam", "integrated_gradients", "occlusion")
 
 

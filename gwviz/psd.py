@@ -1,5 +1,5 @@
-"""Power spectral densities [strain²/Hz]: O3 design fits from lalsimulation, ASD text files, and
-the Welch median estimate used for whitening (batched torch).
+"""Power spectral densities [strain²/Hz]: O3 design fits from lalsimulation and the Welch median
+estimate used for whitening (batched torch).
 
 lalsimulation's O3 curves are zero below 10 Hz and at Nyquist; we mask those bins instead of
 dividing by them (see :func:`analytic_psd`).
@@ -7,7 +7,6 @@ dividing by them (see :func:`analytic_psd`).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,20 +42,6 @@ def analytic_psd(detector: str, delta_f: float, n_freq: int) -> np.ndarray:
     if detector not in O3_PSD_NAMES:
         raise ValueError(f"no O3 PSD for detector {detector!r}; known: {sorted(O3_PSD_NAMES)}")
     return _analytic(O3_PSD_NAMES[detector], float(delta_f), int(n_freq))
-
-
-def asd_file_psd(path: str | Path, delta_f: float, n_freq: int) -> np.ndarray:
-    """PSD on the grid k·delta_f from a two-column ASD text file (frequency [Hz], ASD [1/√Hz]),
-    interpolated in log-log and held constant beyond the file's range."""
-    data = np.loadtxt(path)
-    if data.ndim != 2 or data.shape[1] < 2:
-        raise ValueError(f"{path}: expected two columns (frequency, ASD)")
-    f, asd = data[:, 0], data[:, 1]
-    keep = (f > 0) & (asd > 0) & np.isfinite(asd)
-    f, asd = f[keep], asd[keep]
-    grid = np.arange(n_freq) * delta_f
-    logp = np.interp(np.log(np.maximum(grid, f[0])), np.log(f), 2 * np.log(asd))
-    return np.exp(logp)
 
 
 def median_bias(n: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .psd import interpolate_psd, welch_psd
+from .psd import interpolate_psd
 
 #: Frequencies below this [Hz] are removed by the whitening filter (O3 data is unusable there).
 F_LOW_WHITEN: float = 15.0
@@ -56,10 +56,4 @@ def whiten(x: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float 
     return torch.fft.irfft(torch.fft.rfft(x, dim=-1) * resp, n=n, dim=-1)
 
 
-def whiten_welch(x: torch.Tensor, sample_rate: float, seg_duration: float = 1.0,
-                 f_low: float = F_LOW_WHITEN) -> torch.Tensor:
-    """Estimate the PSD of x (..., T) by median Welch and whiten x with it; returns (..., T)."""
-    return whiten(x, welch_psd(x, sample_rate, seg_duration), sample_rate, f_low)
-
-
-__all__ = ["whiten", "whiten_welch", "whitening_filter", "interpolate_psd", "F_LOW_WHITEN"]
+__all__ = ["whiten", "whitening_filter", "interpolate_psd", "F_LOW_WHITEN"]
