@@ -42,7 +42,8 @@ from .constants import CLASSES, DETECTORS, F_LOWER_SNR, MERGER_SPAN, SAMPLE_RATE
 from .detectors import detector_geometry
 from .params import MASS_RANGES, SIGNAL_CLASSES, SignalParams, chirp_mass, draw_sky
 from .psd import analytic_psd, welch_psd
-from .synth import STRAIN_SCALE, make_sample
+from .constants import STRAIN_SCALE
+from .synth import make_sample
 from .waveforms import polarisations
 from .whiten import whitening_filter
 from .paths import run_cli, writable_dir

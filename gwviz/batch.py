@@ -21,7 +21,8 @@ from .noise import coloured_noise
 from .strain import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE, draw_params
 from .psd import analytic_psd, interpolate_psd, welch_psd
-from .synth import STRAIN_SCALE, synthesize
+from .constants import STRAIN_SCALE
+from .synth import synthesize
 from .waveforms import polarisations
 
 

@@ -17,11 +17,11 @@ import torch
 
 from .calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .checkpoint import load_weights
-from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN, WINDOW_SAMPLES
+from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
+                        WINDOW_END_MARGIN, WINDOW_SAMPLES)
 from .model import GWNet, ModelConfig
 from .strain import check_strain
 from .psd import welch_psd
-from .synth import STRAIN_SCALE
 from .whiten import whiten
 
 #: Shipped weights (repository's models/ folder).

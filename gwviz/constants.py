@@ -21,3 +21,6 @@ WINDOW_END_MARGIN: float = 2.0
 F_LOWER_SNR: float = 20.0
 #: Merger time lands uniformly in the last this-many seconds of the window [s].
 MERGER_SPAN: float = 0.1
+#: Strain is multiplied by this inside torch (PSDs by its square): O3 PSDs (~1e-47 /Hz) underflow
+#: float32, strain × 1e21 is O(1).
+STRAIN_SCALE: float = 1e21

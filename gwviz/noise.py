@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
+from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
 from .psd import analytic_psd
 from .strain import MAX_FLAT_RUN, Strain, flat_runs, read_strain, resample
@@ -75,9 +75,9 @@ class SimulatedNoise:
         rng = rng or np.random.default_rng()
         n = int(round(duration * self.sample_rate))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        # Scaled by 1e21 inside torch: strain PSDs (~1e-47) underflow float32.
-        psd = torch.as_tensor(self.psd(self.sample_rate / n, n // 2 + 1) * 1e42)
-        x = coloured_noise(psd, n, self.sample_rate, gen)[0].numpy() * 1e-21
+        # scaled inside torch: strain PSDs (~1e-47) underflow float32
+        psd = torch.as_tensor(self.psd(self.sample_rate / n, n // 2 + 1) * STRAIN_SCALE ** 2)
+        x = coloured_noise(psd, n, self.sample_rate, gen)[0].numpy() / STRAIN_SCALE
         if gps_start is None:
             gps_start = float(rng.uniform(*O3_GPS_SPAN))
         return NoiseSegment(x, self.sample_rate, gps_start, self.name, True, self.psd)

@@ -245,7 +245,7 @@ def q_transform(x: np.ndarray, sample_rate: float = SAMPLE_RATE, whiten: bool = 
 def asd(x: np.ndarray, sample_rate: float = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
     """Median-Welch ASD of x (D, T) [strain]: (frequencies [Hz] (F,), ASD [1/√Hz] (D, F)), 1-s segments."""
     from .psd import welch_psd
-    from .synth import STRAIN_SCALE
+    from .constants import STRAIN_SCALE
     psd = welch_psd(torch.as_tensor(np.asarray(x) * STRAIN_SCALE), sample_rate).numpy() / STRAIN_SCALE ** 2
     return np.arange(psd.shape[-1]) * 1.0, np.sqrt(psd)
 

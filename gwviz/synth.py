@@ -4,7 +4,7 @@
 sample at a time) and on the GPU (trainer, a batch at a time). :func:`make_sample` wraps it for
 one sample with numpy in and out.
 
-Inside torch, strain is multiplied by :data:`STRAIN_SCALE` (PSDs by its square): O3 PSDs
+Inside torch, strain is multiplied by :data:`gwviz.constants.STRAIN_SCALE` (PSDs by its square): O3 PSDs
 (~1e-47 /Hz) underflow float32. Whitened data and SNRs do not depend on that scale.
 
 Conventions: a segment of T samples; the model's window is the 4 s ending 2 s before the
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
+from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
                         WINDOW_END_MARGIN, WINDOW_SAMPLES)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
@@ -30,8 +30,6 @@ from .params import SignalParams, check_class, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
 from .whiten import whiten
-
-STRAIN_SCALE: float = 1e21
 
 
 def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:

@@ -14,7 +14,8 @@ from gwviz.detectors import antenna_patterns, gmst, time_delays
 from gwviz.noise import NoiseSegment, SimulatedNoise, StrainFiles
 from gwviz.params import SignalParams, draw_params
 from gwviz.psd import analytic_psd, welch_psd
-from gwviz.synth import STRAIN_SCALE, make_sample, project, synthesize
+from gwviz.constants import STRAIN_SCALE
+from gwviz.synth import make_sample, project, synthesize
 from gwviz.waveforms import polarisations
 
 FS = SAMPLE_RATE
