@@ -18,7 +18,7 @@ import torch
 from .calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .checkpoint import load_weights
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
-                        WINDOW_END_MARGIN, WINDOW_SAMPLES)
+                        WINDOW_SAMPLES, window_start_index)
 from .model import GWNet, ModelConfig
 from .strain import check_strain
 from .psd import welch_psd
@@ -88,7 +88,7 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
     x = check_strain(strain, sample_rate, min_duration)
     n = x.shape[-1]
     if window_start is None:
-        i0 = n - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+        i0 = window_start_index(n, int(sample_rate))
     else:
         if (isinstance(window_start, (bool, np.bool_)) or not isinstance(window_start, (int, float, np.integer, np.floating))
                 or not np.isfinite(window_start)):

@@ -24,3 +24,13 @@ MERGER_SPAN: float = 0.1
 #: Strain is multiplied by this inside torch (PSDs by its square): O3 PSDs (~1e-47 /Hz) underflow
 #: float32, strain × 1e21 is O(1).
 STRAIN_SCALE: float = 1e21
+
+
+def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """First sample of the model's window in a segment of ``n_segment`` samples: the window is the
+    4 s ending 2 s before the segment's end (the one home of that rule)."""
+    return n_segment - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+
+
+#: Start of the model's window in a 16-s segment [s after the segment's start] (10 s).
+WINDOW_OFFSET: float = SEGMENT_DURATION - WINDOW_END_MARGIN - WINDOW_DURATION

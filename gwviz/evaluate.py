@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN
+from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN,
+                        WINDOW_OFFSET)
 from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS
 from .strain import read_strain
 from .params import SIGNAL_CLASSES, SNR_RANGE
@@ -44,7 +45,6 @@ SNR_EDGES: np.ndarray = np.arange(SNR_RANGE[0], SNR_RANGE[1] + 1.0, 1.0)
 FPR_POINTS: tuple[float, ...] = (1e-2, 1e-3)
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 #: Window start of the model relative to its 16-s segment's start [s].
-_WINDOW_OFFSET = SEGMENT_DURATION - WINDOW_END_MARGIN - WINDOW_DURATION
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,8 +123,8 @@ def segment_start_range(real: RealStrain, gps_range: tuple[float, float]) -> tup
     for name, t in KNOWN_EVENTS.items():
         if lo < t + EVENT_GUARD - tol and hi > t - EVENT_GUARD + tol:
             raise ValueError(f"GPS range [{lo}, {hi}) holds {name} (GPS {t}) within ±{EVENT_GUARD:g} s")
-    first = math.ceil((lo - real.t0 - _WINDOW_OFFSET) * real.sample_rate - 1e-6)
-    last = math.floor((hi - real.t0 - _WINDOW_OFFSET - WINDOW_DURATION) * real.sample_rate + 1e-6)
+    first = math.ceil((lo - real.t0 - WINDOW_OFFSET) * real.sample_rate - 1e-6)
+    last = math.floor((hi - real.t0 - WINDOW_OFFSET - WINDOW_DURATION) * real.sample_rate + 1e-6)
     n_seg = int(SEGMENT_DURATION * real.sample_rate)
     first, last = max(first, 0), min(last, real.strain.shape[-1] - n_seg)
     if last < first:

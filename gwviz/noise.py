@@ -184,10 +184,12 @@ class StrainFiles:
                 window: tuple[float, float] | None = None) -> NoiseSegment:
         """A random segment of ``duration`` [s]; ``window`` = (start, end) offsets [s] of the model's
         window inside it (default: the 4 s ending 2 s before the end), which must avoid known events."""
-        from .constants import WINDOW_DURATION, WINDOW_END_MARGIN
+        from .constants import WINDOW_DURATION, window_start_index
         rng = rng or np.random.default_rng()
-        window = window or (duration - WINDOW_END_MARGIN - WINDOW_DURATION, duration - WINDOW_END_MARGIN)
         n = int(round(duration * self.sample_rate))
+        if window is None:
+            start = window_start_index(n, int(self.sample_rate)) / self.sample_rate
+            window = (start, start + WINDOW_DURATION)
 
         def draw(spans) -> float:
             starts = self._starts(spans, duration, window)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .calibration import DEFAULT_RATES, detection_statistic
 from .classifier import whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
-                        WINDOW_END_MARGIN)
+                        window_start_index)
 from .paths import run_cli, writable_dir
 from .strain import check_strain
 
@@ -113,7 +113,7 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
     threshold = classifier.calibration.threshold(rate) if classifier.calibration is not None else None
     x = torch.as_tensor(check_strain(strain, sample_rate, SEGMENT_DURATION))
     n_seg, step = int(SEGMENT_DURATION * sample_rate), int(round(stride * sample_rate))
-    i0 = n_seg - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
+    i0 = window_start_index(n_seg, int(sample_rate))
     segments = x.unfold(-1, n_seg, step)  # (3, W, n_seg): views, no copy
     n_win = segments.shape[1]
     logits = []
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "scan.json").write_text(json.dumps(report, indent=1))
     x = check_strain(strain, SAMPLE_RATE, SEGMENT_DURATION)
     n_seg = int(SEGMENT_DURATION * SAMPLE_RATE)
-    i0 = n_seg - int((WINDOW_END_MARGIN + WINDOW_DURATION) * SAMPLE_RATE)
+    i0 = window_start_index(n_seg)
     windows = {}
     for i, t in enumerate(res.triggers[:10]):  # the ten loudest get a figure
         s = int(round((t.window_start * SAMPLE_RATE))) - i0

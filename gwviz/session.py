@@ -30,7 +30,8 @@ from .strain import STRAIN_SUFFIXES, Strain, read_strain, refuse_pickled_channel
 from .params import OUTSIDE_HINT, SignalParams
 from .paths import BUNDLED_DATA, CACHE_ENV, files_within
 from .paths import root as configured_root
-from .synth import Sample, make_sample, window_start_index
+from .constants import window_start_index
+from .synth import Sample, make_sample
 
 #: Noise choices of the app: offline simulated O3, real O3 files in $GWVIZ_DATA_DIR, real O3 from GWOSC.
 NOISE_KINDS: tuple[str, ...] = ("simulated", "data_dir", "gwosc")

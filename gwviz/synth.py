@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
-                        WINDOW_END_MARGIN, WINDOW_SAMPLES)
+                        WINDOW_END_MARGIN, WINDOW_SAMPLES, window_start_index)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
 from .strain import check_strain
@@ -30,11 +30,6 @@ from .params import SignalParams, check_class, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
 from .whiten import whiten
-
-
-def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:
-    """First sample of the model's window in a segment of ``n_segment`` samples."""
-    return n_segment - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
 
 
 def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tensor, shift: torch.Tensor,
