@@ -187,6 +187,18 @@ class Classifier:
             kwargs["baseline"] = noise_baseline()
         return explain_window(self.model, window, CLASSES.index(target), method=method, **kwargs)
 
+    def analyse(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
+                target: str | None = None, method: str = "gradcam", rate: float = DEFAULT_RATES[0],
+                **kwargs) -> tuple[Prediction, np.ndarray, np.ndarray]:
+        """:meth:`classify` and :meth:`explain` of the same window, whitened once: (prediction,
+        attribution (16384,) of ``target`` (default: the decided class), whitened window (3, 16384))."""
+        from .explain import METHODS
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        window, start = whiten_window(strain, sample_rate, window_start)
+        pred = self.classify_window(window, start, rate)
+        return pred, self.explain_window(window, target or pred.label, method, **kwargs), window
+
     def explain(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
                 target: str | None = None, method: str = "gradcam", **kwargs) -> np.ndarray:
         """Attribution (16384,) aligned sample by sample with the window :meth:`classify` sees.

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .classifier import Classifier, Prediction, load_classifier, whiten_window
+from .classifier import Classifier, Prediction, load_classifier
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
 from .explain import METHODS, normalise, randomisation_check
 from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
@@ -342,10 +342,8 @@ def analyse_event(clf: Classifier, event: RealEvent, window_start: float | None 
     """Classify and explain a real event's window: (prediction, attribution (16384,) in [0, 1],
     whitened window (3, 16384)). ValueError on bad strain or window."""
     start = event.window_start if window_start is None else window_start
-    pred = clf.classify(event.strain, event.sample_rate, start)
-    cam = normalise(clf.explain(event.strain, event.sample_rate, start, target or pred.label, method))
-    window, _ = whiten_window(event.strain, event.sample_rate, start)
-    return pred, cam, window
+    pred, cam, window = clf.analyse(event.strain, event.sample_rate, start, target, method)
+    return pred, normalise(cam), window
 
 
 def load_gw190425_l1(data_dir: str | os.PathLike | None = None) -> tuple[Strain, Strain]:

@@ -92,3 +92,20 @@ def test_explore_page_shows_the_matched_filter(monkeypatch) -> None:
     ok(at.selectbox(key="kind").set_value("noise").run())
     assert at.checkbox(key="show_mf").disabled and not any(
         c["layout"]["title"]["text"].startswith("Matched filter") for c in charts(at))
+
+
+def test_analyse_is_classify_and_explain_of_one_whitening(monkeypatch):
+    """Classifier.analyse whitens once and agrees with classify + explain on the same window."""
+    from gwviz import classifier as cmod
+    ev = session.load_gw190521()
+    clf = session.default_classifier()
+    calls = []
+    real = cmod.whiten_window
+    monkeypatch.setattr(cmod, "whiten_window", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pred, cam, window = clf.analyse(ev.strain, ev.sample_rate, ev.window_start, method="hirescam")
+    assert len(calls) == 1 and window.shape == (3, WINDOW_SAMPLES) and cam.shape == (WINDOW_SAMPLES,)
+    alone = clf.classify(ev.strain, ev.sample_rate, ev.window_start)
+    assert pred.label == alone.label == "BBH" and pred.statistic == pytest.approx(alone.statistic)
+    assert np.allclose(cam, clf.explain(ev.strain, ev.sample_rate, ev.window_start, "BBH", "hirescam"))
+    with pytest.raises(ValueError, match="method must be one of"):
+        clf.analyse(ev.strain, method="lime")
