@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, LayerGradientXActivation, Occlusion
-from scipy.stats import spearmanr
 
 from gwviz.constants import DETECTORS, WINDOW_SAMPLES
 
@@ -216,5 +215,6 @@ def randomisation_check(
     random = explain_window(randomise_weights(model, seed), x, target, method, **kwargs)  # type: ignore[arg-type]
     if np.ptp(trained) == 0 or np.ptp(random) == 0:
         return 0.0
+    from scipy.stats import spearmanr  # here, not at import: scipy.stats adds ~1 s to the app's first load
     rho = float(spearmanr(trained, random).statistic)
     return 0.0 if np.isnan(rho) else float(np.clip(rho, -1.0, 1.0))

@@ -14,9 +14,20 @@ the app's Explore page to show, on one time axis, where the filter and the netwo
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import hilbert
 
 from .constants import DETECTORS, SAMPLE_RATE
+
+
+def _analytic(w: np.ndarray) -> np.ndarray:
+    """Analytic signal w + i·H[w] along the last axis (as scipy.signal.hilbert; numpy only, which
+    keeps scipy.signal's ~1 s import out of the app's first load)."""
+    n = w.shape[-1]
+    gain = np.zeros(n)
+    gain[0] = 1.0
+    gain[1:(n + 1) // 2] = 2.0
+    if n % 2 == 0:
+        gain[n // 2] = 1.0
+    return np.fft.ifft(np.fft.fft(w, axis=-1) * gain, axis=-1)
 
 
 def snr_series(data: np.ndarray, template: np.ndarray, merger_index: dict[str, int] | np.ndarray,
@@ -40,7 +51,7 @@ def snr_series(data: np.ndarray, template: np.ndarray, merger_index: dict[str, i
     if not (norm > 0).all():
         raise ValueError("the template is zero in a detector: a noise sample has no signal to filter for")
     # linear (not circular) correlation: zero-pad to 2N; c[k] = Σ x(n) h(n - k), k in (-N, N)
-    h = hilbert(w, axis=-1)  # w + i·H[w]
+    h = _analytic(w)  # w + i·H[w]
     fx, fh = np.fft.fft(x, 2 * n, axis=-1), np.fft.fft(h, 2 * n, axis=-1)
     c = np.fft.ifft(fx * np.conj(fh), axis=-1)  # index k >= 0: shift k; index 2N + k: shift k < 0
     rho = np.zeros_like(x)

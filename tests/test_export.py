@@ -109,3 +109,19 @@ def test_analyse_is_classify_and_explain_of_one_whitening(monkeypatch):
     assert np.allclose(cam, clf.explain(ev.strain, ev.sample_rate, ev.window_start, "BBH", "hirescam"))
     with pytest.raises(ValueError, match="method must be one of"):
         clf.analyse(ev.strain, method="lime")
+
+
+@pytest.mark.parametrize("n", [1000, 1001])
+def test_analytic_signal_matches_scipy(n):
+    from scipy.signal import hilbert
+    from gwviz.snr_series import _analytic
+    w = np.random.default_rng(n).standard_normal((3, n))
+    assert np.allclose(_analytic(w), hilbert(w, axis=-1), atol=1e-12)
+
+
+def test_audible_band_pass_keeps_the_band():
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    inside, below, above = (np.sin(2 * np.pi * f * t) for f in (100.0, 5.0, 1500.0))
+    y, _ = export.audible(inside + below + above)
+    core = slice(SAMPLE_RATE, 3 * SAMPLE_RATE)  # away from the fades
+    assert np.corrcoef(y[core], inside[core])[0, 1] > 0.999
