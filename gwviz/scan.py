@@ -55,6 +55,8 @@ class Trigger:
     probabilities: dict[str, float]
     n_windows: int
     cam: np.ndarray | None = field(default=None, repr=False)
+    far: float | None = None  # [1/s] from the time-slide background (see time_slide_background)
+    far_is_upper_limit: bool = False  # no background trigger as loud: far = 1 / live time
 
 
 @dataclass
@@ -139,7 +141,7 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
         k = int(run[np.argmax(stat[run])])
         window = whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0)[0].numpy()
         label = CLASSES[int(labels[k])]
-        cam = classifier.explain_window(window, target=label, method=method) if method else None
+        cam = classifier.explain_window(window, target=label, method=method) if method else None  # None: a background run
         t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
         triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),
                                 None if threshold is None else float(fpr[k]),
@@ -148,6 +150,42 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
     floor = None if threshold is None else 1.0 / classifier.calibration.n_noise
     return ScanResult(t0, step / sample_rate, starts, stat, fpr, probs, labels, "argmax" if threshold is None else "calibrated",
                       None if threshold is None else float(rate), threshold, triggers, method, floor)
+
+
+def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides: int | None = None,
+                          sample_rate: float = SAMPLE_RATE, **scan_kwargs) -> dict:
+    """Background of the scan from time slides of the strain itself, the way searches estimate a
+    false-alarm rate: L1 shifted circularly by k·``slide`` s and V1 by 2k·``slide`` s (k = 1 …
+    ``n_slides``; default: as many as fit, 2k·slide < duration), so no real coincidence survives,
+    then scanned as usual (no maps). Returns {slides, slide_s, live_time_s, statistics: the
+    background triggers' λ, sorted}. A signal in the data stays in the background as single-detector
+    content: the FAR is conservative."""
+    x = check_strain(strain, sample_rate, SEGMENT_DURATION)
+    duration = x.shape[-1] / sample_rate
+    most = int(math.floor((duration - 1e-9) / (2 * slide)))
+    if not (math.isfinite(slide) and slide > 0) or most < 1:
+        raise ValueError(f"slide must be > 0 s and leave room for one slide (2 × slide < {duration:g} s), got {slide!r}")
+    n_slides = most if n_slides is None else n_slides
+    if not (isinstance(n_slides, int) and 1 <= n_slides <= most):
+        raise ValueError(f"n_slides must be an integer in [1, {most}] for {duration:g} s and {slide:g}-s slides, "
+                         f"got {n_slides!r}")
+    stats, live = [], 0.0
+    for k in range(1, n_slides + 1):
+        shift = {"H1": 0, "L1": k, "V1": 2 * k}
+        slid = {d: np.roll(x[i], int(round(shift[d] * slide * sample_rate))) for i, d in enumerate(DETECTORS)}
+        res = scan(classifier, slid, sample_rate, method=None, **scan_kwargs)
+        stats += [t.statistic for t in res.triggers]
+        live += len(res.statistic) * res.stride
+    return {"slides": n_slides, "slide_s": float(slide), "live_time_s": live, "statistics": sorted(stats)}
+
+
+def assign_far(result: ScanResult, background: dict) -> None:
+    """Give each trigger of ``result`` its false-alarm rate [1/s] from ``background``: background
+    triggers at least as loud per second of slid live time (1 / live time, an upper limit, if none)."""
+    bg, live = np.asarray(background["statistics"]), background["live_time_s"]
+    for t in result.triggers:
+        n = int((bg >= t.statistic).sum())
+        t.far, t.far_is_upper_limit = max(n, 1) / live, n == 0
 
 
 def report_figures(result: ScanResult, windows: dict[int, np.ndarray] | None = None) -> list:
@@ -171,7 +209,9 @@ def report_figures(result: ScanResult, windows: dict[int, np.ndarray] | None = N
             merger = int((WINDOW_DURATION - MERGER_BEFORE_END) * SAMPLE_RATE)
             figs.append(strain_cam_figure(windows[i], None if t.cam is None else {f"{result.method} for {t.label}": t.cam},
                                           merger, f"Trigger {i + 1}: {t.label} at {t.time:.2f} s (GPS {t.gps:.3f}), "
-                                          f"λ = {t.statistic:.2f}" + _fpr_text(t.fpr, result.fpr_floor),
+                                          f"λ = {t.statistic:.2f}" + _fpr_text(t.fpr, result.fpr_floor)
+                                          + ("" if t.far is None else f", FAR {'< ' if t.far_is_upper_limit else ''}"
+                                             f"{t.far:.2g}/s (time slides)"),
                                           display_step=4))
     return figs
 
@@ -216,11 +256,15 @@ def main(argv: list[str] | None = None) -> dict:
                     help="seconds between windows (≤ 0.1 s puts every merger where training put it)")
     ap.add_argument("--rate", type=float, default=DEFAULT_RATES[0], help="false-positive rate per window of a trigger")
     ap.add_argument("--method", default="hirescam", choices=["hirescam", "gradcam"], help="attribution map of triggers")
+    ap.add_argument("--slides", type=int, default=0, help="time slides for a background FAR (0: none; each costs a scan)")
+    ap.add_argument("--slide", type=float, default=3.0, help="time-slide step [s]")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     if not (math.isfinite(a.stride) and a.stride * SAMPLE_RATE >= 1):  # before reading hours of strain
         raise ValueError(f"--stride must be a number of seconds ≥ one sample, got {a.stride}")
+    if a.slides < 0 or not (math.isfinite(a.slide) and a.slide > 0):
+        raise ValueError(f"--slides must be >= 0 and --slide > 0 s, got {a.slides} and {a.slide}")
     out = writable_dir(a.out)
     check_device(a.device)
     clf = load_classifier(a.weights, a.device)
@@ -228,7 +272,11 @@ def main(argv: list[str] | None = None) -> dict:
         clf.calibration.threshold(a.rate)
     strain, t0 = read_detectors(a.files)
     res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
-    report = {**res.to_dict(), "files": list(a.files), "detectors": list(DETECTORS),
+    background = None
+    if a.slides:
+        background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
+        assign_far(res, background)
+    report = {**res.to_dict(), "background": background, "files": list(a.files), "detectors": list(DETECTORS),
               "weights": str(a.weights or "shipped")}
     (out / "scan.json").write_text(json.dumps(report, indent=1))
     x = check_strain(strain, SAMPLE_RATE, SEGMENT_DURATION)

@@ -63,3 +63,22 @@ def test_cli_needs_all_three_detectors(tmp_path):
     l1 = BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5"
     with pytest.raises(ValueError, match=r"need one file for each of \['H1', 'L1', 'V1'\], got detectors \['L1', 'L1', 'H1'\]"):
         main([str(l1), str(GW190521[1]), str(GW190521[0]), "--out", str(tmp_path / "o"), "--no-progress"])
+
+
+def test_time_slide_background_gives_the_event_a_far(around_event):
+    from gwviz.scan import assign_far, time_slide_background
+    strain, t0 = around_event
+    clf = session.default_classifier()
+    bg = time_slide_background(clf, strain, slide=3.0)  # 20 s: slides of L1 by 3k s, V1 by 6k s, k = 1..3
+    assert bg["slides"] == 3 and bg["live_time_s"] == pytest.approx(3 * 40 * 410 / 4096)
+    assert bg["statistics"] == sorted(bg["statistics"])
+    res = scan(clf, strain, t0=t0, method=None)
+    assign_far(res, bg)
+    loudest = res.triggers[0]
+    assert loudest.label == "BBH" and loudest.cam is None
+    # nothing in the slid data is as loud as GW190521: an upper limit of one per live time
+    assert loudest.far_is_upper_limit and loudest.far == pytest.approx(1 / bg["live_time_s"])
+    with pytest.raises(ValueError, match="leave room for one slide"):
+        time_slide_background(clf, strain, slide=15.0)
+    with pytest.raises(ValueError, match=r"n_slides must be an integer in \[1, 3\]"):
+        time_slide_background(clf, strain, slide=3.0, n_slides=9)
