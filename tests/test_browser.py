@@ -147,6 +147,14 @@ def test_app_in_browser(server, tmp_path) -> None:
             steps["SNR -> 14"] = time.monotonic() - t
             expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
 
+            shot = tmp_path / "app.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            want = os.environ.get("GWVIZ_SCREENSHOT", "")
+            if want:
+                dest = Path(want) if want.endswith(".png") else REPO / "docs" / "app-screenshot.png"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(dest), full_page=True)
             # hear it and take it home: two players and a download that delivers the HDF5 sample
             page.get_by_text("Hear it · take it home").click()
             expect(page.locator("audio")).to_have_count(2)
@@ -156,14 +164,6 @@ def test_app_in_browser(server, tmp_path) -> None:
             dl.value.save_as(saved)
             assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
 
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
-            want = os.environ.get("GWVIZ_SCREENSHOT", "")
-            if want:
-                dest = Path(want) if want.endswith(".png") else REPO / "docs" / "app-screenshot.png"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(dest), full_page=True)
             assert page.locator('[data-testid="stException"]').count() == 0  # no tracebacks
             # the page itself made no outside requests (fonts, scripts, telemetry all come from the app)
             outside = [r for r in requests if not r.startswith((url, "data:", "blob:"))]
