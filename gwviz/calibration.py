@@ -102,6 +102,9 @@ class Calibration:
     # ------------------------------------------------------------------ use
     def threshold(self, rate: float) -> float:
         """λ threshold for a false-positive rate per window ``rate`` (one of the stored ones)."""
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise ValueError(f"rate must be a number (a false-positive rate per window such as 0.01), "
+                             f"got {rate!r} ({type(rate).__name__})")
         key = f"{float(rate):g}"
         if key not in self.thresholds:
             raise ValueError(f"no threshold for FPR {rate!r}; calibrated rates: {sorted(self.thresholds, key=float)}")

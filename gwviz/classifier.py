@@ -139,9 +139,13 @@ class Classifier:
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
             raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
-        out = [torch.softmax(self.model(x[i:i + batch_size].to(self.device)).float(), -1).cpu()
-               for i in range(0, len(x), batch_size)]
-        return torch.cat(out).numpy()
+        if not torch.isfinite(x).all():
+            raise ValueError("windows contain NaN or inf: whiten finite strain first")
+        out = torch.cat([torch.softmax(self.model(x[i:i + batch_size].to(self.device)).float(), -1).cpu()
+                         for i in range(0, len(x), batch_size)])
+        if not torch.isfinite(out).all():
+            raise FloatingPointError("the network returned non-finite probabilities: the weights are broken (NaN/inf)")
+        return out.numpy()
 
     def classify_window(self, window: np.ndarray, window_start: float = 0.0, rate: float = DEFAULT_RATES[0]) -> Prediction:
         """Classify one whitened window (3, 16384); ``rate``: false-positive rate per window of the
@@ -149,7 +153,12 @@ class Classifier:
         if the network's output is not finite (broken weights), never a silent label."""
         if self.calibration is not None:
             self.calibration.threshold(rate)  # an uncalibrated rate is refused before any work
-        x = torch.as_tensor(window, dtype=torch.float32)[None].to(self.device)
+        x = torch.as_tensor(np.asarray(window), dtype=torch.float32)
+        if tuple(x.shape) != (len(DETECTORS), WINDOW_SAMPLES):
+            raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("window contains NaN or inf: whiten finite strain first")
+        x = x[None].to(self.device)
         with torch.no_grad():
             logits = self.model(x)[0].float().cpu()
         if not torch.isfinite(logits).all():

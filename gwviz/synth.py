@@ -168,6 +168,9 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     check_class(kind)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if rng is None and seed is not None and (isinstance(seed, (bool, np.bool_))
+                                             or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})")
     rng = rng if rng is not None else np.random.default_rng(seed)
     if params is not None and not isinstance(params, SignalParams):
         raise ValueError(f"params must be a gwviz.params.SignalParams, got {type(params).__name__}")

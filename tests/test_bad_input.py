@@ -364,3 +364,27 @@ def test_gpu_index_beyond_the_machine(monkeypatch):
     assert check_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(ValueError, match=r"^device 'cuda:3': this machine has 1 CUDA device\(s\)"):
         check_device("cuda:3")
+
+
+def test_odd_arguments_are_messages(weights):
+    """Found by a sweep of odd arguments: each was a TypeError/RuntimeError or a silent NaN."""
+    from gwviz.noise import SimulatedNoise
+    clf = load_classifier(weights)
+    with pytest.raises(ValueError, match=r"^window must be \(3, 16384\) whitened strain, got \(2, 16384\)"):
+        clf.classify_window(np.zeros((2, 16384), np.float32))
+    with pytest.raises(ValueError, match="^window contains NaN or inf"):
+        clf.classify_window(np.full((3, 16384), np.nan, np.float32))
+    with pytest.raises(ValueError, match="^windows contain NaN or inf"):  # was: NaN probabilities returned
+        clf.predict_windows(np.full((1, 3, 16384), np.nan, np.float32))
+    for seed in (1.5, -1, True, "3"):
+        with pytest.raises(ValueError, match="^seed must be a non-negative integer or None"):
+            make_sample("noise", SimulatedNoise(), seed=seed)
+
+
+def test_rate_must_be_a_number():
+    from gwviz.calibration import Calibration
+    cal = Calibration.from_dict({"thresholds": {"0.01": 1.0}, "fpr_grid": [1, 0.1], "stat_grid": [0, 1], "n_noise": 10})
+    assert cal.threshold(0.01) == 1.0
+    for rate in (None, "0.01", True, [0.01]):
+        with pytest.raises(ValueError, match="^rate must be a number"):
+            cal.threshold(rate)
