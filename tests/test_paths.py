@@ -374,7 +374,7 @@ def test_streamlit_config_is_local_and_quiet(monkeypatch) -> None:
     assert cfg["browser"] == {"serverAddress": "localhost", "gatherUsageStats": False}
     assert cfg["server"]["enableCORS"] is True and cfg["server"]["enableXsrfProtection"] is True
     assert cfg["server"]["allowedHosts"] == ["localhost", "127.0.0.1", "::1"]
-    assert cfg["client"] == {"showErrorDetails": "type", "showErrorLinks": False}
+    assert cfg["client"] == {"showErrorDetails": "type", "showErrorLinks": False, "toolbarMode": "viewer"}
     # every key is an option streamlit knows (a typo would be ignored silently)
     assert all(f"{s}.{k}" in config._config_options_template for s, opts in cfg.items() for k in opts)
 
