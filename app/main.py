@@ -1,7 +1,8 @@
 """gwviz app: ``streamlit run app/main.py``.
 
-Pages: Explore (inject, classify, explain), Gallery (per-class Grad-CAM galleries), Learn
-(whitening, signal geometry, what Grad-CAM means) and Real events (GW190521, GW190425).
+Pages: Explore (inject, classify, explain), Gallery (per-class CAM galleries), Learn
+(whitening, signal geometry, what Grad-CAM means), Where it looks (CAM statistics over many
+samples) and Real events (GW190521, GW190425).
 Settings come from the environment only (GWVIZ_DATA_DIR, GWVIZ_GALLERY_DIR, GWVIZ_CACHE, GWVIZ_WEIGHTS,
 GWVIZ_TORCH_THREADS; see app/gwapp/common.py and gwviz/paths.py); .streamlit/config.toml keeps the
 server on localhost (app/README.md says how to expose it on purpose).
@@ -27,6 +28,7 @@ pages = [
     st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
     st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon=":material/photo_library:"),
     st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon=":material/school:"),
+    st.Page(str(_HERE / "views" / "camstats.py"), title="Where it looks", icon=":material/query_stats:"),
     st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
 ]
 page = st.navigation(pages)

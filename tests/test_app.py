@@ -495,3 +495,18 @@ def test_bundled_events_are_the_gwosc_data(monkeypatch) -> None:
     assert raw is l1 and raw.path.startswith(str(BUNDLED_DATA)) and raw.sample_rate == SAMPLE_RATE
     _, from_gwf = session.load_gw190425_l1(DATA_DIR)
     assert l1.t0 == from_gwf.t0 and np.array_equal(l1.data, from_gwf.data)
+
+
+def test_where_it_looks_page(env) -> None:
+    """The CAM statistics of the shipped weights, per method, and a live sample on request."""
+    at = new_app("camstats")
+    assert at.radio(key="cs_method").value == "hirescam"
+    assert texts(at.success).startswith("HOLDS: median CAM centroid − merger BBH")  # docs/camstats, shipped weights
+    table = at.dataframe[0].value
+    assert list(table["class"]) == list(CLASSES) and table["peak − merger [s]"].iloc[1] == pytest.approx(-0.007, abs=1e-3)
+    ok(at.radio(key="cs_method").set_value("gradcam").run())
+    assert texts(at.error).startswith("DOES NOT HOLD")
+    ok(at.number_input(key="cs_n").set_value(1).run())
+    ok(at.button(key="cs_go").click().run())
+    live = [s for s in texts(at.success).splitlines() + texts(at.warning).splitlines() if s.startswith("1 per class")]
+    assert len(live) == 1 and "Grad-CAM" in live[0] and len(charts(at)) >= 5
