@@ -164,8 +164,9 @@ def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides
     conservative."""
     x = check_strain(strain, sample_rate, SEGMENT_DURATION)
     duration = x.shape[-1] / sample_rate
-    most = int(math.floor((duration - 1e-9) / (2 * slide)))
-    if not (math.isfinite(slide) and slide > 0) or most < 1:
+    ok = isinstance(slide, (int, float)) and not isinstance(slide, bool) and math.isfinite(slide) and slide > 0
+    most = int(math.floor((duration - 1e-9) / (2 * slide))) if ok else 0
+    if most < 1:
         raise ValueError(f"slide must be > 0 s and leave room for one slide (2 × slide < {duration:g} s), got {slide!r}")
     n_slides = most if n_slides is None else n_slides
     if not (isinstance(n_slides, int) and 1 <= n_slides <= most):
@@ -183,6 +184,9 @@ def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides
             res = scan(classifier, dict(zip(DETECTORS, slid[:, a:b])), sample_rate, method=None, **scan_kwargs)
             stats += [t.statistic for t in res.triggers]
             live += len(res.statistic) * res.stride
+    if live == 0:
+        raise ValueError(f"no stretch of ≥ {SEGMENT_DURATION:g} s between the circular joins of {slide:g}-s slides in "
+                         f"{duration:g} s of strain: use smaller slides or longer strain")
     return {"slides": n_slides, "slide_s": float(slide), "live_time_s": live, "statistics": sorted(stats)}
 
 

@@ -81,7 +81,10 @@ def test_time_slide_background_gives_the_event_a_far(around_event):
     # nothing in the slid data is as loud as GW190521: an upper limit of one per live time
     assert loudest.far_is_upper_limit and loudest.far == pytest.approx(1 / bg["live_time_s"])
     short, _ = around_event
-    with pytest.raises(ValueError, match="leave room for one slide"):
-        time_slide_background(clf, short, slide=15.0)
+    for slide in (15.0, 0, float("nan"), -3.0, "3"):
+        with pytest.raises(ValueError, match="leave room for one slide"):
+            time_slide_background(clf, short, slide=slide)
+    with pytest.raises(ValueError, match="no stretch of ≥ 16 s between the circular joins"):
+        time_slide_background(clf, short, slide=3.0)  # 20 s: joins at 3 and 6 s leave 14 s
     with pytest.raises(ValueError, match=r"n_slides must be an integer in \[1, 5\]"):
         time_slide_background(clf, strain, slide=3.0, n_slides=9)
