@@ -533,8 +533,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     def check_finite(what: str) -> None:
         """Stop a diverged run before it writes anything: the last checkpoint stays the last good one."""
-        bad = [n for n, p in raw.named_parameters() if not torch.isfinite(p).all()]
-        if bad or not math.isfinite(loss_sum.item()):
+        named = list(raw.named_parameters())
+        # one device round trip for all tensors and the loss (a bool() per tensor would be one each)
+        ok = torch.stack([torch.isfinite(p).all() for _, p in named] + [torch.isfinite(loss_sum)]).cpu()
+        bad = [n for (n, _), good in zip(named, ok[:-1]) if not good]
+        if bad or not ok[-1]:
             raise FloatingPointError(f"training diverged by step {step} ({what}: non-finite "
                                      f"{'weights ' + ', '.join(bad[:3]) if bad else 'loss'}); nothing was written "
                                      f"after the last checkpoint {ckpt_path}. Resume it with a lower lr "

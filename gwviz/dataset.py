@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from .constants import CLASSES, WINDOW_SAMPLES
-from .paths import run_cli, writable_dir
+from .paths import DATA_ENV, run_cli, writable_dir
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Numeric metadata columns stored per sample (NaN where a column does not apply, e.g. noise).
@@ -193,7 +193,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     workers = _check_int("workers", workers, 1) if workers is not None else (os.cpu_count() or 1)
     out = writable_dir(out, "out")
     source = make_noise_source(noise, data_dir, seed)  # fails here, with its message, on bad data
-    data_dir_used = data_dir or (os.environ.get("GWVIZ_DATA_DIR", "") if noise == "files" else "")
+    data_dir_used = data_dir or (os.environ.get(DATA_ENV, "") if noise == "files" else "")
     run = {"format": PART_FORMAT, "seed": seed, "split": split, "n": n, "chunk": chunk, "noise": noise,
            "data_dir": str(Path(data_dir_used).resolve()) if data_dir_used else "", "noise_source": source.name}
     parts = out / f"{split}.parts"

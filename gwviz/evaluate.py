@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import detection_statistic
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN,
                         WINDOW_OFFSET)
 from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS
@@ -351,7 +352,7 @@ def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:
         out["roc"] = roc
         if calibration is not None:
             out["roc_noise_fpr_at_calibrated_thresholds"] = {
-                k: float((roc_statistic(neg.logits, "1-p_noise", "BBH") > t).mean())
+                k: float((detection_statistic(neg.logits) > t).mean())
                 for k, t in calibration.thresholds.items()}
         out["roc_note"] = ("positives: one signal class at fixed network SNR; negatives: the roc_noise set. "
                            "'1-p_noise' ranks by log((1-p_noise)/p_noise), 'p_class' by log(p_c/(1-p_c)) "

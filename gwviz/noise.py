@@ -18,6 +18,8 @@ import torch
 
 from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
+from .paths import CACHE_ENV, DATA_ENV
+from .paths import root as paths_root
 from .psd import analytic_psd
 from .strain import MAX_FLAT_RUN, Strain, flat_runs, read_strain, resample
 
@@ -28,7 +30,7 @@ KNOWN_EVENTS: dict[str, float] = {
 }
 EVENT_GUARD: float = 2.0
 #: Environment variable naming the directory of real strain files.
-DATA_DIR_ENV = "GWVIZ_DATA_DIR"
+DATA_DIR_ENV = DATA_ENV  # one home: gwviz.paths
 
 
 @dataclass
@@ -225,7 +227,7 @@ class GwoscNoise(StrainFiles):
     def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
                  seed: int | None = None, gps_start: float | None = None, **kwargs):
         from tqdm.auto import tqdm
-        cache = Path(cache_dir or os.environ.get("GWVIZ_CACHE", Path.home() / ".cache" / "gwviz" / "gwosc"))
+        cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
         cache.mkdir(parents=True, exist_ok=True)
         if gps_start is None:
             rng = np.random.default_rng(seed)

@@ -44,7 +44,8 @@ class Trigger:
     time: estimated merger time [s after the strain's first sample] (window end − 0.05 s);
     gps: the same in GPS [s] (``t0`` + time); window_start [s after the first sample]; label: class
     under the scan's rule; statistic: λ; fpr: false-positive rate per window of λ (None without a
-    calibration); probabilities: {class: p}; n_windows: windows in the cluster; cam: (16384,) map."""
+    calibration); probabilities: {class: p}; n_windows: windows in the cluster; cam: (16384,) map and
+    window: (3, 16384) whitened strain of the loudest window (both None for a background run)."""
 
     time: float
     gps: float
@@ -55,6 +56,7 @@ class Trigger:
     probabilities: dict[str, float]
     n_windows: int
     cam: np.ndarray | None = field(default=None, repr=False)
+    window: np.ndarray | None = field(default=None, repr=False)  # (3, 16384) whitened, what the map explains
     far: float | None = None  # [1/s] from the time-slide background (see time_slide_background)
     far_is_upper_limit: bool = False  # no background trigger as loud: far = 1 / live time
 
@@ -80,7 +82,7 @@ class ScanResult:
     fpr_floor: float | None = None  # 1 / calibration windows: the smallest FPR the calibration resolves
 
     def to_dict(self) -> dict:
-        triggers = [{k: v for k, v in asdict(t).items() if k != "cam"} for t in self.triggers]
+        triggers = [{k: v for k, v in asdict(t).items() if k not in ("cam", "window")} for t in self.triggers]
         return {"t0": self.t0, "stride": self.stride, "rule": self.rule, "rate": self.rate, "threshold": self.threshold,
                 "fpr_floor": self.fpr_floor,
                 "attribution_method": self.method, "n_windows": int(len(self.statistic)),
@@ -139,13 +141,15 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
     triggers = []
     for run in cluster(starts, stat, above, gap):
         k = int(run[np.argmax(stat[run])])
-        window = whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0)[0].numpy()
         label = CLASSES[int(labels[k])]
-        cam = classifier.explain_window(window, target=label, method=method) if method else None  # None: a background run
+        window = cam = None
+        if method:  # no method: a background run, which needs the statistic only
+            window = whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0)[0].numpy()
+            cam = classifier.explain_window(window, target=label, method=method)
         t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
         triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),
                                 None if threshold is None else float(fpr[k]),
-                                {c: float(p) for c, p in zip(CLASSES, probs[k])}, len(run), cam))
+                                {c: float(p) for c, p in zip(CLASSES, probs[k])}, len(run), cam, window))
     triggers.sort(key=lambda tr: -tr.statistic)
     floor = None if threshold is None else 1.0 / classifier.calibration.n_noise
     return ScanResult(t0, step / sample_rate, starts, stat, fpr, probs, labels, "argmax" if threshold is None else "calibrated",
@@ -199,9 +203,9 @@ def assign_far(result: ScanResult, background: dict) -> None:
         t.far, t.far_is_upper_limit = max(n, 1) / live, n == 0
 
 
-def report_figures(result: ScanResult, windows: dict[int, np.ndarray] | None = None) -> list:
-    """plotly figures: λ against time with the threshold and the triggers, then per trigger its
-    whitened window (if given in ``windows``: trigger index -> (3, 16384)) with its map."""
+def report_figures(result: ScanResult, n_windows: int = 10) -> list:
+    """plotly figures: λ against time with the threshold and the triggers, then for the
+    ``n_windows`` loudest triggers their whitened window with its map."""
     import plotly.graph_objects as go
 
     from .plots import strain_cam_figure
@@ -215,10 +219,10 @@ def report_figures(result: ScanResult, windows: dict[int, np.ndarray] | None = N
     fig.update_layout(title=f"Detection statistic every {result.stride:g} s (GPS t0 = {result.t0:.3f})",
                       xaxis_title="time after the first sample [s]", yaxis_title="λ = log((1-p_noise)/p_noise)")
     figs = [fig]
-    for i, t in enumerate(result.triggers):
-        if windows and i in windows:
+    for i, t in enumerate(result.triggers[:n_windows]):
+        if t.window is not None:
             merger = int((WINDOW_DURATION - MERGER_BEFORE_END) * SAMPLE_RATE)
-            figs.append(strain_cam_figure(windows[i], None if t.cam is None else {f"{result.method} for {t.label}": t.cam},
+            figs.append(strain_cam_figure(t.window, None if t.cam is None else {f"{result.method} for {t.label}": t.cam},
                                           merger, f"Trigger {i + 1}: {t.label} at {t.time:.2f} s (GPS {t.gps:.3f}), "
                                           f"λ = {t.statistic:.2f}" + _fpr_text(t.fpr, result.fpr_floor)
                                           + ("" if t.far is None else f", FAR {'< ' if t.far_is_upper_limit else ''}"
@@ -257,7 +261,7 @@ def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .classifier import load_classifier, check_device
+    from .classifier import load_classifier
     from .plots import write_page
     ap = argparse.ArgumentParser(prog="python -m gwviz.scan", description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs=3, help="strain files of H1, L1 and V1 (GWOSC HDF5, gwpy HDF5 or GWF)")
@@ -277,8 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.slides < 0 or not (math.isfinite(a.slide) and a.slide > 0):
         raise ValueError(f"--slides must be >= 0 and --slide > 0 s, got {a.slides} and {a.slide}")
     out = writable_dir(a.out)
-    check_device(a.device)
-    clf = load_classifier(a.weights, a.device)
+    clf = load_classifier(a.weights, a.device)  # checks the device too
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
     strain, t0 = read_detectors(a.files)
@@ -290,14 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {**res.to_dict(), "background": background, "files": list(a.files), "detectors": list(DETECTORS),
               "weights": str(a.weights or "shipped")}
     (out / "scan.json").write_text(json.dumps(report, indent=1))
-    x = check_strain(strain, SAMPLE_RATE, SEGMENT_DURATION)
-    n_seg = int(SEGMENT_DURATION * SAMPLE_RATE)
-    i0 = window_start_index(n_seg)
-    windows = {}
-    for i, t in enumerate(res.triggers[:10]):  # the ten loudest get a figure
-        s = int(round((t.window_start * SAMPLE_RATE))) - i0
-        windows[i] = whiten_segments(torch.as_tensor(x[None, :, s:s + n_seg]), SAMPLE_RATE, i0)[0].numpy()
-    write_page(out / "scan.html", report_figures(res, windows), "gwviz scan", "inline",
+    write_page(out / "scan.html", report_figures(res), "gwviz scan", "inline",  # the ten loudest get a figure
                [f"Files: {', '.join(Path(f).name for f in a.files)}; detectors H1, L1, V1; rule: {res.rule}"])
     loudest = res.triggers[0] if res.triggers else None
     print(f"{len(res.statistic)} windows, {len(res.triggers)} triggers"

@@ -37,13 +37,12 @@ from .synth import Sample, make_sample
 NOISE_KINDS: tuple[str, ...] = ("simulated", "data_dir", "gwosc")
 #: Environment variable naming a weights file to use instead of the shipped one.
 WEIGHTS_ENV = "GWVIZ_WEIGHTS"
-#: Environment variable with the number of torch intra-op threads of the app (default 1).
 #: The attribution method the app opens on: the one whose CAM statistics on the shipped weights
 #: reproduce the paper's claim (docs/gradcam.md: HiResCAM holds; the paper's Grad-CAM does not
 #: for this fully connected head). Every method stays one choice away.
 DEFAULT_METHOD = "hirescam"
+#: Environment variable with the number of torch intra-op threads of the app (default 1).
 THREADS_ENV = "GWVIZ_TORCH_THREADS"
-#: Suffixes of the strain files a data directory is searched for.
 #: Where the merger of a real event is put inside the 4-s window: this many seconds before its end,
 #: like the training data (mergers in the last 0.1 s).
 EVENT_OFFSET: float = 0.05
