@@ -60,7 +60,7 @@ from gwviz.checkpoint import FORMAT, atomic_torch_save, save_weights
 from gwviz.classifier import check_device
 from gwviz.bnstats import recalibrate
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
-from gwviz.model import GWNet, ModelConfig
+from gwviz.model import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
 from gwviz.params import SNR_RANGE
 from gwviz.paths import run_cli, writable_dir
 
@@ -68,7 +68,7 @@ from gwviz.paths import run_cli, writable_dir
 # config
 
 DEFAULTS: dict = {
-    "model": {"width": 8, "hidden": 64},
+    "model": {"width": 8, "hidden": 64, "detector_mask": 0},
     "batch_size": 1024,         # global batch (all ranks together)
     "lr": 1e-3,                 # Adam, constant after the warm-up (the paper's setting)
     "warmup_steps": 0,          # linear warm-up of the learning rate from 0 over this many steps
@@ -85,6 +85,8 @@ DEFAULTS: dict = {
     "val_bank_per_class": 1024,
     "seed": 0,
     "p_real": 0.0,              # fraction of batches in real noise (needs real_data)
+    "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
+                                # gwviz.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
     "compile": False,           # torch.compile (CUDA only)
     "bf16": False,              # bf16 autocast (CUDA only)
@@ -143,7 +145,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
 def validate_config(cfg: dict) -> dict:
     """Raise ValueError for unknown keys or bad values; numbers written as '1e-3' (PyYAML reads them as
     strings) become floats."""
-    for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib", "p_real"):
+    for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib", "p_real", "detector_dropout"):
         if isinstance(cfg.get(k), str):
             try:
                 cfg[k] = float(cfg[k])
@@ -152,8 +154,15 @@ def validate_config(cfg: dict) -> dict:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    if set(cfg["model"]) - {"width", "hidden"}:
-        raise ValueError(f"model takes width and hidden, got {sorted(cfg['model'])}")
+    if set(cfg["model"]) - {"width", "hidden", "detector_mask"}:
+        raise ValueError(f"model takes width, hidden and detector_mask, got {sorted(cfg['model'])}")
+    if cfg["model"].get("detector_mask", 0) not in (0, 1) or isinstance(cfg["model"].get("detector_mask"), bool):
+        raise ValueError(f"model.detector_mask must be 0 or 1, got {cfg['model'].get('detector_mask')!r}")
+    if not isinstance(cfg["detector_dropout"], (int, float)) or not 0.0 <= cfg["detector_dropout"] < 1.0:
+        raise ValueError(f"detector_dropout must be a number in [0, 1), got {cfg['detector_dropout']!r}")
+    if cfg["detector_dropout"] > 0 and not cfg["model"].get("detector_mask", 0):
+        raise ValueError("detector_dropout > 0 needs model.detector_mask=1 (else a dropped detector is zeros "
+                         "pretending to be data)")
     if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
         raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",
@@ -262,6 +271,19 @@ class Prefetcher:
             for t in batch:
                 t.record_stream(main)  # the allocator must not reuse these for the side stream early
         return batch
+
+
+def widen_adam_state(opt_state: dict, model: torch.nn.Module) -> dict:
+    """Adam's state for :func:`gwviz.model.add_detector_mask`: the moments of the widened tensors get
+    zeros for the new input channels (as if those weights had never had a gradient)."""
+    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    state = {k: dict(v) for k, v in opt_state["state"].items()}
+    for name in MASK_INPUT_TENSORS:
+        entry = state.get(index[name], {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in entry:
+                entry[key] = torch.cat([entry[key], torch.zeros_like(entry[key])], dim=1)
+    return {**opt_state, "state": state}
 
 
 def to_cpu(obj):
@@ -479,7 +501,8 @@ def main(argv: list[str] | None = None) -> dict:
     bank, val_bank = bank.to(device), val_bank.to(device)
     real = load_real(cfg["real_data"]) if cfg["real_data"] else None
     strain, train_range, val_range = real if real is not None else (None, None, None)
-    maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"])
+    maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"],
+                       detector_dropout=cfg["detector_dropout"])
     val_maker = BatchMaker(val_bank, device, real_strain=strain, real_range=val_range, p_real=cfg["p_real"])
     validator = Validator(val_maker, cfg["val_samples"], cfg["val_batch"], seed, device, cfg["val_cache_gib"],
                           rank, world)
@@ -494,8 +517,12 @@ def main(argv: list[str] | None = None) -> dict:
     opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"], fused=on_cuda)
     step, best_acc, wall_before, last_eval = 0, -1.0, 0.0, {}
     if ckpt is not None:
-        raw.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        model_state, opt_state = ckpt["model"], ckpt["optimizer"]
+        if model_cfg.detector_mask and model_state[MASK_INPUT_TENSORS[0]].shape[1] == len(DETECTORS):
+            say("the checkpoint is a paper network: adding the detector mask (zero weights, same outputs)")
+            model_state, opt_state = add_detector_mask(model_state), widen_adam_state(opt_state, raw)
+        raw.load_state_dict(model_state)
+        opt.load_state_dict(opt_state)
         step, best_acc = int(ckpt["step"]), float(ckpt["best_val_acc"])
         wall_before, last_eval = float(ckpt["info"]["wall_s"]), dict(ckpt["last_eval"])
         torch.set_rng_state(ckpt["rng"]["torch"])

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .constants import CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_SAMPLES
+from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, SUBSETS, WINDOW_SAMPLES,
+                        subset_detectors)
 from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
 from .strain import check_channel
@@ -136,6 +137,17 @@ class WaveformBank:
         return bank
 
 
+def subset_probabilities(detector_dropout: float) -> torch.Tensor:
+    """(len(SUBSETS),) probabilities of each detector network for a training sample: all three with
+    1 − ``detector_dropout``; the rest goes two thirds to the three pairs and one third to the three
+    single detectors (a pair was the common O3 case when one detector was off)."""
+    p = float(detector_dropout)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"detector_dropout must be in [0, 1], got {detector_dropout!r}")
+    n_det = [len(subset_detectors(s)) for s in SUBSETS]
+    return torch.tensor([1 - p if k == 3 else (2 * p / 9 if k == 2 else p / 9) for k in n_det], dtype=torch.float32)
+
+
 class BatchMaker:
     """Draw labelled batches: x (n, 3, 16384) float32 whitened, y (n,) class index, snr (n,).
 
@@ -147,6 +159,11 @@ class BatchMaker:
             starts per detector (time slides) with random signs; ``real_range`` (lo, hi) limits the
             segment start sample (train/test split).
         segment_duration: raw segment per sample [s]; its whole length estimates the PSD.
+        detector_dropout: probability that a sample is observed by fewer than three detectors
+            (:func:`subset_probabilities`); the absent detectors' channels are zero and the network
+            SNR counts the present ones only. For training a ``detector_mask`` network.
+        subset: every sample observed by this network (e.g. "H1L1"), for evaluating one subset;
+            excludes ``detector_dropout``.
 
     A call makes no host-device synchronisation (labels, waveform rows and noise kinds are all drawn
     on the device), so the trainer can make the next batch on a side CUDA stream while the model
@@ -155,8 +172,20 @@ class BatchMaker:
 
     def __init__(self, bank: WaveformBank, device="cpu", dtype=torch.float32, real_strain: np.ndarray | None = None,
                  real_range: tuple[int, int] | None = None, p_real: float = 0.0,
-                 segment_duration: float = SEGMENT_DURATION, class_weights=None):
+                 segment_duration: float = SEGMENT_DURATION, class_weights=None, detector_dropout: float = 0.0,
+                 subset: str | None = None):
         self.bank, self.device, self.dtype = bank, torch.device(device), dtype
+        if subset is not None and detector_dropout:
+            raise ValueError("give detector_dropout (random networks) or subset (one network), not both")
+        probs = subset_probabilities(detector_dropout)
+        if subset is not None:
+            subset_detectors(subset)  # ValueError for an unknown name
+            probs = torch.tensor([float(s == subset) for s in SUBSETS])
+        self.subset = subset
+        self._some_absent = bool(probs[0] < 1)  # decided on the host: no device sync per batch
+        self.subset_p = probs.to(self.device)
+        self.subset_table = torch.tensor([[d in subset_detectors(s) for d in DETECTORS] for s in SUBSETS],
+                                         device=self.device)  # (7, 3) bool
         self.n_seg = int(segment_duration * SAMPLE_RATE)
         f = SAMPLE_RATE / self.n_seg
         self.noise_psd = torch.as_tensor(np.stack([analytic_psd(d, f, self.n_seg // 2 + 1) for d in DETECTORS])
@@ -221,8 +250,11 @@ class BatchMaker:
         if hasattr(self, "real"):
             est = interpolate_psd(welch_psd(noise, SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
             snr_psd = torch.where(is_real[:, None, None], est, self.snr_psd)
+        present = None
+        if self._some_absent:
+            present = self.subset_table[torch.multinomial(self.subset_p, n, replacement=True, generator=g)]
         out = synthesize(noise, SAMPLE_RATE, hp, hc, self.bank.peak_index, fp.to(dt), fc.to(dt), delays.to(dt),
-                         (MERGER_SPAN * u()).to(dt), snr, snr_psd, labels > 0, white_signal=False)
+                         (MERGER_SPAN * u()).to(dt), snr, snr_psd, labels > 0, white_signal=False, present=present)
         snr = torch.where(labels > 0, snr, torch.zeros_like(snr))
         return out.data.float(), labels, snr
 

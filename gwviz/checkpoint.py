@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .constants import DETECTORS
+
 FORMAT = "gwviz-gwnet-v1"
 
 
@@ -66,7 +68,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Returns
     -------
     dict
-        A copy of ``config`` with int ``width`` and ``hidden``.
+        A copy of ``config`` with int ``width``, ``hidden`` and ``detector_mask`` (0 or 1).
 
     Raises
     ------
@@ -90,6 +92,12 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
             raise ValueError(f"{source}: model config {key} = {v} is outside [1, {hi}]; the file is corrupt or not "
                              "gwviz weights")
         out[key] = v
+    # an older file has no detector_mask: its first convolution's input channels say (3: no, 6: yes)
+    c_in = (shapes.get("resnet.blocks.0.conv1.weight") or (None, None))[1]
+    mask = config.get("detector_mask", 1 if c_in == 2 * len(DETECTORS) else 0)
+    if isinstance(mask, bool) or mask not in (0, 1):
+        raise ValueError(f"{source}: model config detector_mask must be 0 or 1, got {mask!r}")
+    out["detector_mask"] = int(mask)
     return out
 
 
@@ -121,6 +129,8 @@ def check_tensors(found: dict[str, tuple[tuple[int, ...], bool]], config: dict, 
             problems.append(f"{len(items)} {label}: " + ", ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
     if problems:
         cfg = {k: config.get(k) for k in ("width", "hidden")}
+        if config.get("detector_mask"):
+            cfg["detector_mask"] = 1
         raise ValueError(f"{source}: tensors do not fit GWNet({cfg}): " + "; ".join(problems))
 
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 #: Detectors in the order of the model's input channels.
 DETECTORS: tuple[str, ...] = ("H1", "L1", "V1")
+#: Detector networks the model may be asked about, all three first: every non-empty subset of
+#: DETECTORS, written as the detectors' names run together ("H1L1", "V1").
+SUBSETS: tuple[str, ...] = ("H1L1V1", "H1L1", "H1V1", "L1V1", "H1", "L1", "V1")
 #: Class names in the order of the model's logits.
 CLASSES: tuple[str, ...] = ("noise", "BBH", "NSBH", "BNS")
 #: Sample rate of everything the model sees [Hz].
@@ -34,3 +37,18 @@ def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:
 
 #: Start of the model's window in a 16-s segment [s after the segment's start] (10 s).
 WINDOW_OFFSET: float = SEGMENT_DURATION - WINDOW_END_MARGIN - WINDOW_DURATION
+
+
+def subset_detectors(subset: str) -> tuple[str, ...]:
+    """The detectors of a network name such as "H1L1" (order of DETECTORS). ValueError otherwise."""
+    if not isinstance(subset, str) or subset not in SUBSETS:
+        raise ValueError(f"detector subset must be one of {SUBSETS}, got {subset!r}")
+    return tuple(d for d in DETECTORS if d in subset)
+
+
+def subset_name(detectors) -> str:
+    """Network name of an iterable of detector names ({"V1", "L1"} -> "L1V1"). ValueError if empty or unknown."""
+    dets = set(detectors)
+    if not dets or dets - set(DETECTORS):
+        raise ValueError(f"detectors must be a non-empty subset of {DETECTORS}, got {sorted(dets)}")
+    return "".join(d for d in DETECTORS if d in dets)

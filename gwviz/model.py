@@ -11,6 +11,12 @@ its decisions with Grad-CAM on the last residual block.
       -> Flatten                  (B, 2w * 512)
       -> Linear -> ReLU -> Linear (B, 4) logits over CLASSES
 
+With ``ModelConfig(detector_mask=1)`` a detector that did not observe is an input, not zeros pretending
+to be data: its channel is all zeros, and the network is also given three constant "absent" channels
+(1 where a detector is missing), so the ResNet's first block reads (B, 6, 16384). The mask comes from
+the input itself (an all-zero channel; real whitened strain never is one), so every caller, captum
+included, keeps passing one (B, 3, 16384) tensor.
+
 Parameter count (measured, default ModelConfig(width=8, hidden=64)): 818,986
 trainable parameters (3.1 MiB in float32): 30 in DAIN, 294,344 in the ResNet,
 524,612 in the head. tests/test_model.py checks it against the analytic count.
@@ -213,6 +219,9 @@ class ModelConfig:
     # 64 hidden units keep the head (2w*512*hidden weights) at ~0.5 M parameters,
     # so the whole model stays a few MiB (<= 16 MiB) and loads fast on a CPU
     hidden: int = 64
+    # 1: the network sees which detectors are absent (trained with detectors dropped at random);
+    # 0: the paper's network, which assumes all three
+    detector_mask: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -228,15 +237,19 @@ class GWNet(nn.Module):
     """DAIN -> ResNet54 -> Flatten -> Linear -> ReLU -> Linear.
 
     forward: x (B, 3, 16384) float32 whitened strain (dimensionless) -> (B, 4) logits
-    in the order of `gwviz.constants.CLASSES`.
+    in the order of `gwviz.constants.CLASSES`. With ``detector_mask=1`` an all-zero channel is an
+    absent detector (see the module docstring).
     """
 
-    def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64) -> None:
+    def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64,
+                 detector_mask: int = 0) -> None:
         super().__init__()
-        self.config = ModelConfig(width=width, hidden=hidden)
+        if detector_mask not in (0, 1):
+            raise ValueError(f"detector_mask must be 0 or 1, got {detector_mask!r}")
+        self.config = ModelConfig(width=width, hidden=hidden, detector_mask=detector_mask)
         self.n_classes = n_classes
         self.dain = DAIN(len(DETECTORS))
-        self.resnet = ResNet54(len(DETECTORS), width)
+        self.resnet = ResNet54(len(DETECTORS) * (1 + detector_mask), width)
         n_time = WINDOW_SAMPLES // self.resnet.downsample  # 16384 / 32 = 512
         self.head = nn.Sequential(
             nn.Flatten(),
@@ -250,7 +263,7 @@ class GWNet(nn.Module):
     def from_config(cls, config: ModelConfig | dict[str, Any]) -> "GWNet":
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
-        return cls(width=config.width, hidden=config.hidden)
+        return cls(width=config.width, hidden=config.hidden, detector_mask=config.detector_mask)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -289,4 +302,29 @@ class GWNet(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.resnet(self.dain(x)))
+        if not self.config.detector_mask:
+            return self.head(self.resnet(self.dain(x)))
+        present = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)  # (B, 3, 1), no gradient
+        # DAIN mixes channels in its shift: multiply again so an absent detector stays exactly zero
+        h = self.dain(x) * present
+        return self.head(self.resnet(torch.cat([h, (1 - present).expand_as(h)], dim=1)))
+
+
+#: Tensors whose input channels grow from 3 to 6 when a paper network learns the detector mask.
+MASK_INPUT_TENSORS: tuple[str, ...] = ("resnet.blocks.0.conv1.weight", "resnet.blocks.0.shortcut.weight")
+
+
+def add_detector_mask(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A paper network's state dict (detector_mask=0) made loadable with detector_mask=1.
+
+    The first block's convolutions get zero weights for the three "absent" channels, so the new
+    network computes exactly what the old one did whenever all detectors are present; training with
+    detectors dropped then learns those weights. Other tensors are shared, not copied.
+    """
+    out = dict(state)
+    for name in MASK_INPUT_TENSORS:
+        w = state[name]  # (C_out, 3, k)
+        if w.shape[1] != len(DETECTORS):
+            raise ValueError(f"{name} has {w.shape[1]} input channels; expected {len(DETECTORS)} (a detector_mask=0 network)")
+        out[name] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    return out

@@ -101,7 +101,7 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
                fc: torch.Tensor | None = None, delays: torch.Tensor | None = None,
                merger_offset: torch.Tensor | None = None, snr: torch.Tensor | None = None,
                snr_psd: torch.Tensor | None = None, is_signal: torch.Tensor | None = None,
-               white_signal: bool = True) -> Synthesized:
+               white_signal: bool = True, present: torch.Tensor | None = None) -> Synthesized:
     """Inject, rescale to the target network SNR, whiten and crop.
 
     Args:
@@ -114,13 +114,20 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
             a Welch estimate of ``noise``.
         is_signal: (B,) bool; rows that stay pure noise in a mixed batch (their waveform is ignored).
         white_signal: also whiten the clean signal with the data's filter (the trainer skips it).
+        present: (B, D) bool, the detectors that observed (None: all). The network SNR counts only
+            those, and the absent detectors' channels of ``data``, ``white_signal`` and ``snr`` are
+            zero: how a missing detector reaches a network trained with ``detector_mask``.
     """
     _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr)
     b, d, t = noise.shape
+    if present is not None and (not isinstance(present, torch.Tensor) or tuple(present.shape) != (b, d)
+                                or present.dtype != torch.bool):
+        raise ValueError(f"present must be a ({b}, {d}) bool tensor, got {getattr(present, 'shape', present)!r}")
+    keep = (lambda v: v) if present is None else (lambda v: v * present.to(v.dtype)[:, :, None])  # noqa: E731
     i0 = window_start_index(t, int(sample_rate))
     zeros = torch.zeros(b, d, WINDOW_SAMPLES, dtype=noise.dtype, device=noise.device)
     if hp is None:
-        white = whiten(noise, welch_psd(noise, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+        white = keep(whiten(noise, welch_psd(noise, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES])
         return Synthesized(white, zeros, zeros, torch.zeros(b, d, dtype=noise.dtype, device=noise.device))
     merger = (i0 + WINDOW_SAMPLES - peak_index) / sample_rate - merger_offset  # buffer start -> merger [s]
     h = project(hp, hc, fp, fc, merger[:, None] + delays, t, sample_rate)
@@ -128,6 +135,8 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
     if snr_psd is None:
         snr_psd = interpolate_psd(welch_psd(noise, sample_rate), WINDOW_SAMPLES // 2 + 1)
     rho = optimal_snr(hw, snr_psd, sample_rate)
+    if present is not None:
+        rho = rho * present.to(rho.dtype)
     scale = snr / rho.square().sum(-1).sqrt()
     if is_signal is not None:
         scale = torch.where(is_signal, scale, torch.zeros_like(scale))
@@ -135,10 +144,10 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
     x = noise + h
     psd = welch_psd(x, sample_rate)
     if not white_signal:
-        white = whiten(x, psd, sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+        white = keep(whiten(x, psd, sample_rate)[..., i0:i0 + WINDOW_SAMPLES])
         return Synthesized(white, h[..., i0:i0 + WINDOW_SAMPLES], zeros, rho * scale[:, None])
     white = whiten(torch.cat([x, h], 1), torch.cat([psd, psd], 1), sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
-    return Synthesized(white[:, :d], h[..., i0:i0 + WINDOW_SAMPLES], white[:, d:], rho * scale[:, None])
+    return Synthesized(keep(white[:, :d]), h[..., i0:i0 + WINDOW_SAMPLES], keep(white[:, d:]), rho * scale[:, None])
 
 
 @dataclass

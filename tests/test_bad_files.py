@@ -138,7 +138,7 @@ def test_training_checkpoint_contents_checked(tmp_path):
             load_weights(tmp_path / f"{name}.pt")
     # an old checkpoint without model_config: the config is read from the tensors, then checked
     torch.save({"format": "gwviz-gwnet-v1", "model": state}, tmp_path / "old.pt")
-    assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16}
+    assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16, "detector_mask": 0}
 
 
 # --- the waveform bank cache (train.py's get_bank, gwviz.evaluate --bank) ---

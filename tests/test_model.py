@@ -101,7 +101,7 @@ def test_other_config_parameter_count() -> None:
 
 def test_config_roundtrip() -> None:
     cfg = ModelConfig(width=6, hidden=32)
-    assert cfg.to_dict() == {"width": 6, "hidden": 32}
+    assert cfg.to_dict() == {"width": 6, "hidden": 32, "detector_mask": 0}
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert GWNet.from_config(cfg).config == cfg
 

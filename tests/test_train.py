@@ -58,13 +58,15 @@ def test_smoke_config_reduces_loss_and_writes_usable_weights(tmp_path, capsys):
     # outputs: TensorBoard events, a weights-only checkpoint, safetensors the classifier loads
     assert list((out / "tb").glob("events.out.tfevents.*"))
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
-    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16}
+    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0}
     for name in ("best.safetensors", "last.safetensors"):
         state, config, info = load_weights(out / name)
         assert config["width"] == 4 and info["steps"] > 0 and 0 <= info["val_acc"] <= 1
         assert info["samples_seen"] == info["steps"] * cfg["batch_size"] and info["device"] == "cpu"
     clf = load_classifier(out / "best.safetensors")
-    assert clf.trained and clf.predict_windows(torch.zeros(2, 3, 16384)).shape == (2, 4)
+    assert clf.trained and clf.predict_windows(torch.randn(2, 3, 16384)).shape == (2, 4)
+    with pytest.raises(ValueError, match="all zeros"):
+        clf.predict_windows(torch.zeros(2, 3, 16384))
 
 
 def test_resume_is_bit_exact_and_survives_a_kill_mid_checkpoint(tmp_path, monkeypatch):
@@ -218,3 +220,25 @@ def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
     assert mixed.shape == (256, 3, 16384)
     with pytest.raises(ValueError, match="without real_strain"):
         BatchMaker(bank)(4, torch.Generator(), real=True)
+
+
+def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):
+    """Resuming a paper network with model.detector_mask=1 detector_dropout=... widens its first block
+    (zero weights: the same outputs on full-network windows) and its Adam moments, then trains on
+    windows where detectors are missing; the weights file says so and loads."""
+    out = tmp_path / "run"
+    run(out, "--max-steps", "2")
+    before = torch.load(out / "ckpt.pt", weights_only=True)["model"]
+    with pytest.raises(ValueError, match="detector_mask"):
+        run(out, "--max-steps", "3", "detector_dropout=0.3", resume=True)
+    res = run(out, "--max-steps", "4", "model.detector_mask=1", "detector_dropout=0.5", resume=True)
+    assert res["step"] == 4
+    after = torch.load(out / "ckpt.pt", weights_only=True)
+    w = after["model"]["resnet.blocks.0.conv1.weight"]
+    assert w.shape[1] == 6 and before["resnet.blocks.0.conv1.weight"].shape[1] == 3
+    assert after["config"]["model"]["detector_mask"] == 1 and after["config"]["detector_dropout"] == 0.5
+    assert w[:, 3:].abs().sum() > 0  # the absent-detector weights moved off zero: dropped samples were seen
+    exp_avg = after["optimizer"]["state"]
+    assert any(v["exp_avg"].ndim == 3 and v["exp_avg"].shape[1] == 6 for v in exp_avg.values())
+    state, config, _ = load_weights(out / "last.safetensors")
+    assert config["detector_mask"] == 1
