@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import CLASSES
+from .constants import CLASSES, SUBSETS
 from .paths import run_cli, writable_dir
 
 #: False-positive rates per window that every calibration provides thresholds for.
@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-figures", action="store_true", help="JSON and npz only (e.g. where plotly is missing)")
+    p.add_argument("--subsets", nargs="+", choices=SUBSETS, default=[SUBSETS[0]],
+                   help="detector networks to calibrate, each on its own noise windows (subsets other than H1L1V1 "
+                        "need weights trained with the detector mask)")
     a = p.parse_args(argv)
     out = writable_dir(a.out)  # before the 100,000 windows, not after
     if a.n < 1000:
@@ -198,24 +201,42 @@ def main(argv: list[str] | None = None) -> dict:
     if a.n_real < 1 or a.batch < 1:
         p.error("--n-real and --batch must be positive")
     clf = load_classifier(a.weights, device=a.device)
+    if set(a.subsets) - {SUBSETS[0]} and not clf.config.get("detector_mask"):
+        p.error(f"{a.weights} was trained for H1L1V1 only (no detector mask); it cannot be calibrated for "
+                f"{sorted(set(a.subsets) - {SUBSETS[0]})}")
     bank = WaveformBank.build(1, seed=a.seed, progress=False).to(a.device)  # noise only: waveforms unused
-    maker = BatchMaker(bank, a.device)
-    stat = noise_statistics(clf, maker, a.n, a.seed, batch=a.batch)
-    cal = Calibration.from_noise(stat, f"simulated O3 Gaussian noise (lalsimulation T1800545), {a.n} windows, seed {a.seed}")
-    others = {}
-    if a.real_data:
-        strain, _, val_range = load_real(a.real_data)
-        real_maker = BatchMaker(bank, a.device, real_strain=strain, real_range=val_range, p_real=1.0)
-        rs = noise_statistics(clf, real_maker, a.n_real, a.seed, name="calibration_real", batch=a.batch, real=True)
-        cal.checks["real"] = {"n": a.n_real, "source": f"{a.real_data} val_range (held out of training)",
-                              "fpr_at": {k: float((rs > t).mean()) for k, t in cal.thresholds.items()}}
-        others[f"real held-out ({a.n_real:,})"] = others_raw = rs
-    info = {**clf.info, "calibration": cal.to_dict()}
+    real = load_real(a.real_data) if a.real_data else None
+    cals, stats, others = {}, {}, {}
+    for subset in dict.fromkeys(a.subsets):
+        one = None if subset == SUBSETS[0] else subset
+        stat = noise_statistics(clf, BatchMaker(bank, a.device, subset=one), a.n, a.seed, batch=a.batch)
+        cal = Calibration.from_noise(stat, f"simulated O3 Gaussian noise (lalsimulation T1800545), {subset}, "
+                                           f"{a.n} windows, seed {a.seed}")
+        stats[f"simulated_{subset}"] = stat
+        if real is not None:
+            strain, _, val_range = real
+            real_maker = BatchMaker(bank, a.device, real_strain=strain, real_range=val_range, p_real=1.0, subset=one)
+            rs = noise_statistics(clf, real_maker, a.n_real, a.seed, name="calibration_real", batch=a.batch, real=True)
+            cal.checks["real"] = {"n": a.n_real, "source": f"{a.real_data} val_range (held out of training)",
+                                  "fpr_at": {k: float((rs > t).mean()) for k, t in cal.thresholds.items()}}
+            stats[f"real_{subset}"] = rs
+            if subset == a.subsets[0]:
+                others[f"real held-out ({a.n_real:,})"] = rs
+        cals[subset] = cal
+    first = cals[a.subsets[0]]
+    info = {**clf.info}
+    if SUBSETS[0] in cals:
+        info["calibration"] = cals[SUBSETS[0]].to_dict()
+    subs = {k: c.to_dict() for k, c in cals.items() if k != SUBSETS[0]}
+    if subs:
+        info["calibration_subsets"] = {**info.get("calibration_subsets", {}), **subs}
     name = Path(a.weights).stem
     save_weights(clf.model, out / f"{name}-calibrated.safetensors", clf.config, info)
-    report = {"weights": str(a.weights), "thresholds": cal.thresholds, "n_noise": cal.n_noise, "checks": cal.checks}
-    (out / "calibration.json").write_text(json.dumps({**report, "calibration": cal.to_dict()}, indent=1))
-    np.savez_compressed(out / "noise_statistics.npz", simulated=stat, **({"real": others_raw} if a.real_data else {}))
+    report = {"weights": str(a.weights), "thresholds": first.thresholds, "n_noise": first.n_noise, "checks": first.checks,
+              "subsets": {k: {"thresholds": c.thresholds, "checks": c.checks} for k, c in cals.items()}}
+    (out / "calibration.json").write_text(json.dumps({**report, "calibration": first.to_dict()}, indent=1))
+    np.savez_compressed(out / "noise_statistics.npz", **stats)
+    cal = first
     if not a.no_figures:
         from .plots import write_page
         write_page(out / "calibration.html", [survival_figure(cal, others)], "Detection statistic on noise", "directory")

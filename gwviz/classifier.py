@@ -18,7 +18,8 @@ import torch
 from .calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .checkpoint import load_weights
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
-                        WINDOW_SAMPLES, window_start_index)
+                        SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name,
+                        window_start_index)
 from .model import GWNet, ModelConfig
 from .strain import check_strain
 from .psd import welch_psd
@@ -26,6 +27,9 @@ from .whiten import whiten
 
 #: Shipped weights (repository's models/ folder).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
+#: Shipped weights trained with detectors dropped at random: they accept every subset of H1, L1, V1
+#: (models/README.md says why they are not the default for all three).
+SUBSET_WEIGHTS = DEFAULT_WEIGHTS.with_name("gwviz-resnet54-subsets.safetensors")
 #: Seconds the window must keep from either end of the strain (half the 1-s whitening filter + taper).
 EDGE_GUARD = 1.0
 
@@ -57,6 +61,9 @@ class Prediction:
         The false-positive rate per window the decision was made at.
     rule : str
         'calibrated' or 'argmax'.
+    detectors : str
+        The detector network of the window, e.g. "H1L1V1" or "L1V1" (an absent detector is an
+        all-zero channel, which only detector-mask weights accept).
     """
 
     probabilities: dict[str, float]
@@ -68,6 +75,7 @@ class Prediction:
     fpr: float | None = None
     rate: float | None = None
     rule: str = "argmax"
+    detectors: str = "H1L1V1"
 
     @property
     def rule_text(self) -> str:
@@ -76,16 +84,39 @@ class Prediction:
             return "Rule: argmax of the class probabilities (the paper's; these weights carry no calibration)."
         loud = f"reached or passed by {100 * self.fpr:.3g} % of calibration noise windows"
         agree = "argmax agrees" if self.argmax_label == self.label else f"argmax alone would say {self.argmax_label}"
-        return (f"Rule: calibrated at a false-positive rate of {self.rate:g} per window. Detection statistic "
+        net = "" if self.detectors == SUBSETS[0] else f" of {self.detectors} alone"
+        return (f"Rule: calibrated at a false-positive rate of {self.rate:g} per window{net}. Detection statistic "
                 f"λ = {self.statistic:.2f}, {loud} → {'signal' if self.label != 'noise' else 'noise'}; {agree}.")
+
+
+def present_detectors(strain) -> tuple[str, ...]:
+    """The detectors of a strain dict in DETECTORS order. ValueError for a non-dict, unknown names or none."""
+    if not isinstance(strain, dict):
+        raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
+    if not strain or set(map(str, strain)) - set(DETECTORS) or not all(isinstance(k, str) for k in strain):
+        raise ValueError(f"strain must map some of the detectors {list(DETECTORS)} to arrays, got "
+                         f"{sorted(map(str, strain))}")
+    return tuple(d for d in DETECTORS if d in strain)
+
+
+def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tensor:
+    """(B, k, T) windows of ``detectors`` -> (B, 3, T) with all-zero channels for the absent ones
+    (how a detector-mask network is told that a detector did not observe)."""
+    if tuple(detectors) == DETECTORS:
+        return white
+    out = white.new_zeros(white.shape[0], len(DETECTORS), white.shape[-1])
+    out[:, [DETECTORS.index(d) for d in detectors]] = white
+    return out
 
 
 def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
                   min_duration: float = SEGMENT_DURATION) -> tuple[np.ndarray, float]:
     """Validate raw strain (dict H1/L1/V1 -> 1D arrays, ≥ ``min_duration`` s), whiten it with a
     median-Welch PSD of the whole input and cut the 4-s window starting ``window_start`` [s] after
-    the first sample (default: the 4 s ending 2 s before the end). Returns ((3, 16384) float32, start [s])."""
-    x = check_strain(strain, sample_rate, min_duration)
+    the first sample (default: the 4 s ending 2 s before the end). Returns ((3, 16384) float32, start [s]);
+    a detector absent from ``strain`` is an all-zero channel (for detector-mask weights only)."""
+    dets = present_detectors(strain)
+    x = check_strain(strain, sample_rate, min_duration, dets)
     n = x.shape[-1]
     if window_start is None:
         i0 = window_start_index(n, int(sample_rate))
@@ -99,15 +130,16 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
         if not lo <= window_start <= hi:
             raise ValueError(f"window_start must be in [{lo:g}, {hi:g}] s for {n / sample_rate:g} s of strain "
                              f"(the window keeps {EDGE_GUARD:g} s from the edges), got {window_start:g}")
-    white = whiten_segments(torch.as_tensor(x)[None], sample_rate, i0)[0]
+    white = pad_detectors(whiten_segments(torch.as_tensor(x)[None], sample_rate, i0, dets), dets)[0]
     return white.numpy(), i0 / sample_rate
 
 
-def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int) -> torch.Tensor:
-    """Whiten checked raw strain segments (B, 3, N) [strain] with each one's own median-Welch PSD
-    and cut the 4-s windows starting at sample ``i0``: (B, 3, 16384) float32, on the segments'
-    device. The one whitening of real input (classify, explain, scan). ValueError naming the
-    detectors (and segments) whose window came out non-finite or flat."""
+def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int,
+                    detectors: tuple[str, ...] = DETECTORS) -> torch.Tensor:
+    """Whiten checked raw strain segments (B, k, N) [strain] of ``detectors`` with each one's own
+    median-Welch PSD and cut the 4-s windows starting at sample ``i0``: (B, k, 16384) float32, on the
+    segments' device. The one whitening of real input (classify, explain, scan). ValueError naming
+    the detectors (and segments) whose window came out non-finite or flat."""
     t = segments.to(torch.float64) * STRAIN_SCALE
     white = whiten(t, welch_psd(t, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES].float()
     # check_strain refuses what is known to break whitening; this catches what it cannot foresee
@@ -115,7 +147,7 @@ def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int) -> torc
     ok = torch.isfinite(white).all(-1) & (white.std(-1) > 0)  # (B, 3)
     if not ok.all():
         rows, dets = torch.nonzero(~ok, as_tuple=True)
-        bad = sorted({DETECTORS[int(d)] for d in dets})
+        bad = sorted({detectors[int(d)] for d in dets})
         where = "" if len(white) == 1 else f" in segment(s) {sorted({int(r) for r in rows})[:5]}"
         raise ValueError(f"whitening {bad} gave a non-finite or flat window{where}: the strain has no usable "
                          "noise power (is it noise-free or mostly constant?)")
@@ -132,6 +164,32 @@ class Classifier:
         cal = self.info.get("calibration")
         #: :class:`gwviz.calibration.Calibration` of the weights, or None (then decisions are argmax)
         self.calibration = Calibration.from_dict(cal) if cal is not None else None
+        #: detector networks the weights accept: all of SUBSETS with the detector mask, else H1L1V1 only
+        self.subsets = SUBSETS if self.model.config.detector_mask else SUBSETS[:1]
+        subs = self.info.get("calibration_subsets") or {}
+        if not isinstance(subs, dict) or set(subs) - set(self.subsets):
+            raise ValueError(f"calibration_subsets of these weights must map some of {self.subsets} to calibrations")
+        self._subset_cals = {k: Calibration.from_dict(v) for k, v in subs.items()}
+
+    def calibration_for(self, subset: str = SUBSETS[0]) -> Calibration | None:
+        """The calibration of detector network ``subset`` ("H1L1", ...), or None where the weights carry
+        none for it (decisions are then argmax). ValueError for a subset the weights were not trained on."""
+        subset_detectors(subset)
+        if subset not in self.subsets:
+            raise ValueError(f"these weights were trained for {'/'.join(self.subsets)} only, not {subset}: a missing "
+                             "detector would be zeros pretending to be data (use weights trained with the detector "
+                             "mask)")
+        return self.calibration if subset == SUBSETS[0] else self._subset_cals.get(subset)
+
+    def check_detectors(self, detectors) -> str:
+        """The network name of ``detectors`` (e.g. ("L1", "V1") -> "L1V1") if these weights accept it,
+        else ValueError saying which weights do. Called before any whitening."""
+        name = subset_name(detectors)
+        if name not in self.subsets:
+            raise ValueError(f"these weights were trained on {'/'.join(self.subsets)} only and the strain has {name}: "
+                             "a missing detector must not be zeros pretending to be data. Use the detector-subset "
+                             f"weights ({SUBSET_WEIGHTS.name}) or give all of {list(DETECTORS)}")
+        return name
 
     @torch.no_grad()
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -141,6 +199,13 @@ class Classifier:
             raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("windows contain NaN or inf: whiten finite strain first")
+        absent = ~(x != 0).any(-1)  # (N, 3): all-zero channels, i.e. detectors that did not observe
+        if bool(absent.any()):
+            if bool(absent.all(-1).any()):
+                raise ValueError(f"window(s) {absent.all(-1).nonzero().flatten()[:5].tolist()} are all zeros: no "
+                                 "detector observed")
+            for row in absent.unique(dim=0):
+                self.check_detectors(d for d, off in zip(DETECTORS, row.tolist()) if not off)
         out = torch.cat([torch.softmax(self.model(x[i:i + batch_size].to(self.device)).float(), -1).cpu()
                          for i in range(0, len(x), batch_size)])
         if not torch.isfinite(out).all():
@@ -158,6 +223,11 @@ class Classifier:
             raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("window contains NaN or inf: whiten finite strain first")
+        present = [d for d, on in zip(DETECTORS, (x != 0).any(-1).tolist()) if on]  # all-zero channel: absent
+        if not present:
+            raise ValueError("window is all zeros: no detector observed")
+        subset = self.check_detectors(present)
+        calibration = self.calibration_for(subset)
         x = x[None].to(self.device)
         with torch.no_grad():
             logits = self.model(x)[0].float().cpu()
@@ -168,11 +238,11 @@ class Classifier:
         probs = {c: float(v) for c, v in zip(CLASSES, p)}
         argmax_label = CLASSES[int(np.argmax(p))]
         stat = float(detection_statistic(logits.numpy()))
-        if self.calibration is None:
-            return Prediction(probs, argmax_label, logits.numpy(), window_start, argmax_label, stat)
-        label = CLASSES[int(self.calibration.decide(logits.numpy()[None], rate)[0])]
+        if calibration is None:
+            return Prediction(probs, argmax_label, logits.numpy(), window_start, argmax_label, stat, detectors=subset)
+        label = CLASSES[int(calibration.decide(logits.numpy()[None], rate)[0])]
         return Prediction(probs, label, logits.numpy(), window_start, argmax_label, stat,
-                          float(self.calibration.fpr(stat)), float(rate), "calibrated")
+                          float(calibration.fpr(stat)), float(rate), "calibrated", subset)
 
     def classify(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
                  rate: float = DEFAULT_RATES[0]) -> Prediction:
@@ -181,6 +251,7 @@ class Classifier:
         The whole input estimates the PSD; the model sees the 4 s from ``window_start`` [s]
         (default: the 4 s ending 2 s before the end). ``rate``: false-positive rate per window of
         the calibrated decision (default 1e-2). Raises ValueError on bad input."""
+        self.check_detectors(present_detectors(strain))
         window, start = whiten_window(strain, sample_rate, window_start)
         return self.classify_window(window, start, rate)
 
@@ -204,6 +275,7 @@ class Classifier:
         from .explain import METHODS
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.check_detectors(present_detectors(strain))
         window, start = whiten_window(strain, sample_rate, window_start)
         pred = self.classify_window(window, start, rate)
         return pred, self.explain_window(window, target or pred.label, method, **kwargs), window
@@ -220,6 +292,7 @@ class Classifier:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if target is not None and target not in CLASSES:
             raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
+        self.check_detectors(present_detectors(strain))
         window, _ = whiten_window(strain, sample_rate, window_start)
         return self.explain_window(window, target, method, **kwargs)
 

@@ -34,7 +34,7 @@ import torch
 
 from .calibration import detection_statistic
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN,
-                        WINDOW_OFFSET)
+                        SUBSETS, WINDOW_OFFSET)
 from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS
 from .strain import read_strain
 from .params import SIGNAL_CLASSES, SNR_RANGE
@@ -447,9 +447,11 @@ def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
 
 def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, bank_path: str | None = None,
                 data_dir: str | None = None, gps_range: tuple[float, float] | None = None,
-                workers: int | None = None, progress: bool = True, real_npz: str | None = None):
+                workers: int | None = None, progress: bool = True, real_npz: str | None = None,
+                subset: str | None = None):
     """(BatchMaker, description dict) for simulated noise or real noise (p_real = 1): the files in
-    ``data_dir``, or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy needed)."""
+    ``data_dir``, or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy needed).
+    ``subset`` (e.g. "H1L1"): every window observed by that detector network only."""
     from .batch import BatchMaker, WaveformBank
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
@@ -462,20 +464,23 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
             bank.save(bank_path)
     # a loaded bank does not know its seed: say so rather than record the CLI's
     info = {"noise": noise, "bank_per_class": int(bank.hp[SIGNAL_CLASSES[0]].shape[0]),
-            "bank_seed": None if loaded else bank_seed, "bank_path": bank_path, "bank_loaded": loaded}
+            "bank_seed": None if loaded else bank_seed, "bank_path": bank_path, "bank_loaded": loaded,
+            "subset": subset or "H1L1V1"}
+    subset = None if subset in (None, "H1L1V1") else subset
     if noise == "simulated":
-        return BatchMaker(bank.to(device), device), info
+        return BatchMaker(bank.to(device), device, subset=subset), info
     if real_npz:  # the trainer's real-noise file: its val_range was never trained on
         from .batch import load_real
         strain, _, val_range = load_real(real_npz)
         info.update({"real_npz": str(real_npz), "segment_start_samples": list(val_range)})
-        return BatchMaker(bank.to(device), device, real_strain=strain, real_range=val_range, p_real=1.0), info
+        return BatchMaker(bank.to(device), device, real_strain=strain, real_range=val_range, p_real=1.0,
+                          subset=subset), info
     real = read_real_strain(data_dir)
     gps_range = tuple(gps_range) if gps_range else default_window_range(real)
     rng = segment_start_range(real, gps_range)
     info.update({"files": {d: str(p) for d, p in real.paths.items()}, "data_t0": real.t0,
                  "window_gps_range": list(gps_range), "segment_start_samples": list(rng)})
-    return BatchMaker(bank.to(device), device, real_strain=real.strain, real_range=rng, p_real=1.0), info
+    return BatchMaker(bank.to(device), device, real_strain=real.strain, real_range=rng, p_real=1.0, subset=subset), info
 
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:
@@ -530,6 +535,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-roc", type=int, default=1000, help="signals per class and ROC SNR")
     ap.add_argument("--n-roc-noise", type=int, default=10000, help="noise samples of the ROC (>= 1000 for FPR 1e-3)")
     ap.add_argument("--roc-snr", type=float, nargs="+", default=[8.0, 12.0])
+    ap.add_argument("--subset", choices=SUBSETS, default=SUBSETS[0],
+                    help="detector network of every window (others than H1L1V1 need detector-mask weights)")
     ap.add_argument("--no-figures", action="store_true", help="JSON and npz only (e.g. where plotly is missing)")
     ap.add_argument("--real-npz", default=None, help="with --noise files: the trainer's real-noise .npz "
                     "(val_range windows) instead of --data-dir files")
@@ -538,9 +545,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = writable_dir(args.out)
     check_set_sizes(args.n, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch)  # before the bank
     clf = load(args)
+    calibration = clf.calibration_for(args.subset)  # refuses a subset the weights were not trained for
     bank_seed = args.bank_seed if args.bank_seed is not None else 2**20 + args.seed
     maker, info = build_maker(args.noise, args.device, args.bank_per_class, bank_seed, args.bank, args.data_dir,
-                              args.gps_range, args.workers, progress, args.real_npz)
+                              args.gps_range, args.workers, progress, args.real_npz, args.subset)
     t = time.perf_counter()
     sets = make_sets(clf, maker, args.n, args.seed, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch,
                      real=True if args.noise == "files" else None, progress=progress)
@@ -550,7 +558,7 @@ def main(argv: list[str] | None = None) -> dict:
             "n_roc": args.n_roc, "n_roc_noise": args.n_roc_noise, "roc_snrs": list(args.roc_snr),
             "set_names": list(sets), "how_to_regenerate": "gwviz.evaluate.iter_set(maker, n, seed, name, labels, "
             "snr_range, batch) with the same bank (bank_seed, bank_per_class) on the same device"}
-    metrics = {**compute_metrics(sets, clf.calibration), "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
+    metrics = {**compute_metrics(sets, calibration), "subset": args.subset, "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
                "model_info": clf.info, "spec": spec,
                "timing": {"seconds": elapsed, "samples": n_total, "samples_per_s": n_total / max(elapsed, 1e-9)}}
     write_json(metrics, out / "metrics.json")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .classifier import Classifier, Prediction, load_classifier
+from .classifier import SUBSET_WEIGHTS, Classifier, Prediction, load_classifier
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
 from .explain import METHODS, normalise, randomisation_check
 from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
@@ -54,6 +54,12 @@ def default_classifier(path: str | None = None) -> Classifier:
     untrained model (``.trained`` is False: the app must say so)."""
     path = path or os.environ.get(WEIGHTS_ENV) or None
     return load_classifier(path, allow_untrained=path is None)
+
+
+def subset_classifier() -> Classifier | None:
+    """The shipped detector-subset weights (:data:`gwviz.classifier.SUBSET_WEIGHTS`: trained with
+    detectors dropped at random, so they accept L1 alone or a pair), or None where the file is absent."""
+    return load_classifier(SUBSET_WEIGHTS) if SUBSET_WEIGHTS.exists() else None
 
 
 def app_classifier(weights: str | None = None) -> tuple[Classifier, str | None]:

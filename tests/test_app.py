@@ -20,7 +20,7 @@ from test_paths import hand_made
 
 from gwviz import session
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.noise import SimulatedNoise
+from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.synth import make_sample
 
 torch.set_num_threads(1)
@@ -125,7 +125,13 @@ def test_real_event_helpers() -> None:
     raw, l1 = session.load_gw190425_l1(DATA_DIR)
     assert raw.sample_rate == 16384 and l1.sample_rate == SAMPLE_RATE and len(l1.data) == 32 * SAMPLE_RATE
     msg = session.refusal_message(clf, {"L1": l1.data})
-    assert msg is not None and "exactly the detectors" in msg
+    assert msg is not None and "trained on H1L1V1 only and the strain has L1" in msg
+    sub = session.subset_classifier()
+    assert sub is not None and session.refusal_message(sub, {"L1": l1.data}) is None
+    ev_t = KNOWN_EVENTS["GW190425"] - l1.t0
+    alone = session.RealEvent("L1", {"L1": l1.data}, SAMPLE_RATE, l1.t0, ev_t, session.event_window_start(ev_t), [])
+    pred, _, w = session.analyse_event(sub, alone, method="hirescam")
+    assert pred.label == "BNS" and pred.detectors == "L1" and not w[0].any() and not w[2].any()
     wi = session.gw190425_what_if(l1)
     assert set(wi.strain) == set(DETECTORS) and np.array_equal(wi.strain["L1"], l1.data)
     assert session.refusal_message(clf, wi.strain) is None
@@ -359,7 +365,9 @@ def test_real_events_page(env) -> None:
     assert m["Model says"] in CLASSES and m["Merger in window at"] == "3.95 s"
     assert any(c.value.startswith("Rule: ") for c in at.caption)
     assert any(t.startswith("GW190521, window from 12.05 s") for t in titles(at))
-    assert "strain must have exactly the detectors ['H1', 'L1', 'V1'], got ['L1']" in texts(at.error)
+    assert "trained on H1L1V1 only and the strain has L1" in texts(at.error)
+    assert m["Detector-subset weights, L1 only"] == "BNS"  # the L1-only answer of the subset weights
+    assert any(t.startswith("GW190425, L1 alone — model: BNS") for t in titles(at))
     assert "GW190425 L1 strain, 0.5 s around the merger (raw, low-frequency dominated)" in titles(at)
     assert "GW190425 L1 Q-transform (time from the merger)" in titles(at)
     ok(at.checkbox(key="l1_q").uncheck().run())
@@ -381,7 +389,7 @@ def test_real_events_without_data_dir_use_the_bundled_events(env, monkeypatch) -
     at = new_app("real_events")
     assert "Reading the example events bundled with gwviz (GWOSC open data, CC BY 4.0" in texts(at.info)
     # the one error on the page is the intended refusal of L1 alone
-    assert texts(at.error) == "ValueError: strain must have exactly the detectors ['H1', 'L1', 'V1'], got ['L1']"
+    assert texts(at.error).startswith("ValueError: these weights were trained on H1L1V1 only and the strain has L1")
     m = metrics(at)
     assert m["Model says"] in CLASSES and m["Merger in window at"] == "3.95 s"
     assert "H1_data_32s.hdf5, L1_data_32s.hdf5, V1_data_32s.hdf5" in texts(at.success)

@@ -45,6 +45,12 @@ def _classifier(weights: str) -> tuple[Classifier, str | None]:
     return clf, None if err is None else paths.redact(err)
 
 
+@st.cache_resource(show_spinner="Loading the detector-subset weights …", max_entries=1)
+def subset_classifier() -> Classifier | None:
+    """The shipped weights trained with detectors dropped (any subset of H1, L1, V1), or None."""
+    return session.subset_classifier()
+
+
 def classifier() -> Classifier:
     """The classifier, loaded once per server process and $GWVIZ_WEIGHTS value (a bad value: the
     fallback model, see settings_errors)."""

@@ -1,4 +1,5 @@
-"""Real events: GW190521 (H1, L1, V1) classified and explained; GW190425 (L1 only) refused, with a what-if."""
+"""Real events: GW190521 (H1, L1, V1) classified and explained; GW190425 (L1 only): refused by the paper's
+weights, classified and explained by the detector-subset weights, with a what-if."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,10 +70,12 @@ else:
 
 st.header("GW190425 — a binary neutron star seen only by L1")
 st.markdown(
-    "The network's input is a (3, 16384) window — H1, L1 and V1 in fixed channels — and it was never trained on "
+    "The paper's network reads a (3, 16384) window — H1, L1 and V1 in fixed channels — and was never trained on "
     "a missing detector. During GW190425 Hanford was offline and Virgo's SNR was tiny; our data has only L1 "
-    "(GWOSC, 16 kHz, resampled to 4096 Hz). gwviz **refuses** to classify rather than silently feed zeros: zeros would be "
-    "out-of-distribution input, and the answer would be meaningless.")
+    "(GWOSC, 16 kHz, resampled to 4096 Hz). With the paper's weights gwviz **refuses** rather than silently feed "
+    "zeros, which would be out-of-distribution input. The **detector-subset weights** were trained with detectors "
+    "dropped at random and told which are absent, so they can answer for L1 alone, with L1's own calibrated "
+    "threshold.")
 try:
     raw, l1 = common.gw190425_l1(ddir)
 except ValueError as e:
@@ -96,8 +99,26 @@ else:
                         key="l1_qplot")
         st.caption("A binary neutron star sweeps up through the band for minutes; with L1 alone its track is faint.")
     msg = session.refusal_message(clf, {"L1": l1.data}, l1.sample_rate)
-    st.markdown("**What the classifier answers for `{'L1': strain}`:**")
-    st.error(f"ValueError: {msg}" if msg else "(classified — unexpected)")
+    st.markdown("**What the paper's weights answer for `{'L1': strain}`:**")
+    st.error(f"ValueError: {msg}" if msg else "(classified: these weights accept a missing detector)")
+    sub = common.subset_classifier()
+    if sub is None:
+        st.info("The detector-subset weights (models/gwviz-resnet54-subsets.safetensors) are not installed.")
+    else:
+        st.markdown("**What the detector-subset weights answer for L1 alone** (window ending 0.05 s after the merger):")
+        try:
+            l1_event = session.RealEvent("GW190425 (L1 only)", {"L1": l1.data}, SAMPLE_RATE, l1.t0, ev_t,
+                                         session.event_window_start(ev_t), [l1.path])
+            pred, cam, window = session.analyse_event(sub, l1_event, method="hirescam")
+        except (ValueError, FloatingPointError) as e:
+            common.show_error("", e)
+        else:
+            common.prediction_metric(st, "Detector-subset weights, L1 only", pred)
+            st.plotly_chart(fig.strain_cam_figure(
+                np.arange(WINDOW_SAMPLES) / SAMPLE_RATE, window, cam,
+                f"GW190425, L1 alone — model: {pred.label} (p = {pred.probabilities[pred.label]:.2f}); "
+                "H1 and V1 did not observe (zero channels)", {"L1": ev_t - l1_event.window_start},
+                cam_label=f"{fig.METHOD_NAMES['hirescam']} for {pred.label}"), key="l1_only_cam")
     if st.checkbox("What-if: fill the missing H1 and V1 with SIMULATED noise", key="whatif"):
         st.warning("WHAT-IF ONLY — H1 and V1 below are **simulated** Gaussian O3 noise, not data. The result "
                    "says how the model treats L1 evidence alone, not what H1/V1 would have seen.")
