@@ -11,8 +11,12 @@ so memory stays bounded by ``batch`` whatever the length of the strain.
 writes ``scan.json`` (the statistic time series and the triggers) and ``scan.html`` (timeline and
 one strain + attribution figure per trigger). The default stride is 0.1 s because the network
 was trained with the merger in the last 0.1 s of its window: with a 0.5-s stride GW190521 fell
-0.5 s before a window's end and came out NSBH, with 0.1 s it is BBH at p = 1.00. Every detector of H1, L1, V1 is needed: the network
-was trained on all three and a missing one is refused, not padded with zeros.
+0.5 s before a window's end and came out NSBH, with 0.1 s it is BBH at p = 1.00.
+
+Any subset of H1, L1, V1 can be scanned with weights trained with the detector mask (the CLI picks
+the shipped subset weights when a detector is missing): an absent detector is an all-zero channel
+that the network knows means "did not observe", and the calibration of that subset sets the
+threshold. The paper's weights refuse a missing detector rather than read zeros as data.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .calibration import DEFAULT_RATES, detection_statistic
-from .classifier import whiten_segments
+from .classifier import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
@@ -80,10 +84,11 @@ class ScanResult:
     triggers: list[Trigger]
     method: str
     fpr_floor: float | None = None  # 1 / calibration windows: the smallest FPR the calibration resolves
+    detectors: str = "H1L1V1"  # the detector network scanned
 
     def to_dict(self) -> dict:
         triggers = [{k: v for k, v in asdict(t).items() if k not in ("cam", "window")} for t in self.triggers]
-        return {"t0": self.t0, "stride": self.stride, "rule": self.rule, "rate": self.rate, "threshold": self.threshold,
+        return {"t0": self.t0, "stride": self.stride, "detectors": self.detectors, "rule": self.rule, "rate": self.rate, "threshold": self.threshold,
                 "fpr_floor": self.fpr_floor,
                 "attribution_method": self.method, "n_windows": int(len(self.statistic)),
                 "window_start": self.window_starts.tolist(), "statistic": self.statistic.tolist(),
@@ -106,24 +111,28 @@ def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float)
 def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
          rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int = 32, gap: float = 1.0,
          method: str = "hirescam", progress: bool = False) -> ScanResult:
-    """Scan ``strain`` ({'H1','L1','V1'}: equal-length raw arrays ≥ 16 s at 4096 Hz, checked as by
-    :func:`classify`) every ``stride`` s. Triggers: windows whose λ passes the threshold of
-    false-positive rate ``rate`` per window (argmax ≠ noise without a calibration), clustered when
-    closer than ``gap`` s, each with the ``method`` attribution map of its loudest window."""
+    """Scan ``strain`` ({'H1','L1','V1'} or a subset the weights accept: equal-length raw arrays ≥ 16 s
+    at 4096 Hz, checked as by :func:`classify`) every ``stride`` s. Triggers: windows whose λ passes
+    the threshold of false-positive rate ``rate`` per window in that detector network's calibration
+    (argmax ≠ noise without one), clustered when closer than ``gap`` s, each with the ``method``
+    attribution map of its loudest window."""
     if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride * sample_rate >= 1):
         raise ValueError(f"stride must be a number of seconds ≥ one sample, got {stride!r}")
     if not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    threshold = classifier.calibration.threshold(rate) if classifier.calibration is not None else None
-    x = torch.as_tensor(check_strain(strain, sample_rate, SEGMENT_DURATION))
+    dets = present_detectors(strain)
+    subset = classifier.check_detectors(dets)  # before reading the strain
+    calibration = classifier.calibration_for(subset)
+    threshold = calibration.threshold(rate) if calibration is not None else None
+    x = torch.as_tensor(check_strain(strain, sample_rate, SEGMENT_DURATION, dets))
     n_seg, step = int(SEGMENT_DURATION * sample_rate), int(round(stride * sample_rate))
     i0 = window_start_index(n_seg, int(sample_rate))
-    segments = x.unfold(-1, n_seg, step)  # (3, W, n_seg): views, no copy
+    segments = x.unfold(-1, n_seg, step)  # (k, W, n_seg): views, no copy
     n_win = segments.shape[1]
     logits = []
     for b in tqdm(range(0, n_win, batch), desc="scan", unit="batch", disable=not progress):
         seg = segments[:, b:b + batch].permute(1, 0, 2).to(classifier.device)
-        white = whiten_segments(seg, sample_rate, i0)
+        white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
         with torch.no_grad():
             out = classifier.model(white).float().cpu()
         if not torch.isfinite(out).all():
@@ -136,7 +145,7 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
     if threshold is None:
         labels, fpr, above = probs.argmax(1), np.full(n_win, np.nan), probs.argmax(1) != 0
     else:
-        labels, fpr = classifier.calibration.decide(z, rate), classifier.calibration.fpr(stat)
+        labels, fpr = calibration.decide(z, rate), calibration.fpr(stat)
         above = stat > threshold
     triggers = []
     for run in cluster(starts, stat, above, gap):
@@ -144,29 +153,35 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
         label = CLASSES[int(labels[k])]
         window = cam = None
         if method:  # no method: a background run, which needs the statistic only
-            window = whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0)[0].numpy()
+            window = pad_detectors(whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0, dets),
+                                   dets)[0].numpy()
             cam = classifier.explain_window(window, target=label, method=method)
         t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
         triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),
                                 None if threshold is None else float(fpr[k]),
                                 {c: float(p) for c, p in zip(CLASSES, probs[k])}, len(run), cam, window))
     triggers.sort(key=lambda tr: -tr.statistic)
-    floor = None if threshold is None else 1.0 / classifier.calibration.n_noise
+    floor = None if threshold is None else 1.0 / calibration.n_noise
     return ScanResult(t0, step / sample_rate, starts, stat, fpr, probs, labels, "argmax" if threshold is None else "calibrated",
-                      None if threshold is None else float(rate), threshold, triggers, method, floor)
+                      None if threshold is None else float(rate), threshold, triggers, method, floor, subset)
 
 
 def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides: int | None = None,
                           sample_rate: float = SAMPLE_RATE, **scan_kwargs) -> dict:
     """Background of the scan from time slides of the strain itself, the way searches estimate a
-    false-alarm rate: L1 shifted circularly by k·``slide`` s and V1 by 2k·``slide`` s (k = 1 …
+    false-alarm rate: the second detector (L1 of H1L1V1) shifted circularly by k·``slide`` s and the
+    third by 2k·``slide`` s (k = 1 …
     ``n_slides``; default: as many as fit, 2k·slide < duration), so no real coincidence survives,
     then scanned as usual (no maps). A circular shift joins the data's end to its start, a jump
     that whitening turns into a loud glitch, so only the stretches between those joins (≥ 16 s)
     are scanned. Returns {slides, slide_s, live_time_s, statistics: the background triggers' λ,
     sorted}. A signal in the data stays in the background as single-detector content: the FAR is
     conservative."""
-    x = check_strain(strain, sample_rate, SEGMENT_DURATION)
+    dets = present_detectors(strain)
+    if len(dets) < 2:
+        raise ValueError(f"time slides need two or more detectors; {dets[0]} alone has no coincidence to break")
+    classifier.check_detectors(dets)
+    x = check_strain(strain, sample_rate, SEGMENT_DURATION, dets)
     duration = x.shape[-1] / sample_rate
     ok = isinstance(slide, (int, float)) and not isinstance(slide, bool) and math.isfinite(slide) and slide > 0
     most = int(math.floor((duration - 1e-9) / (2 * slide))) if ok else 0
@@ -179,13 +194,13 @@ def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides
     stats, live = [], 0.0
     n, n_seg = x.shape[-1], int(SEGMENT_DURATION * sample_rate)
     for k in range(1, n_slides + 1):
-        shifts = [0, int(round(k * slide * sample_rate)) % n, int(round(2 * k * slide * sample_rate)) % n]
+        shifts = [int(round(j * k * slide * sample_rate)) % n for j in range(len(dets))]
         slid = np.stack([np.roll(row, s) for row, s in zip(x, shifts)])
         joins = sorted({0, n, *shifts})
         for a, b in zip(joins[:-1], joins[1:]):  # stretches without a join
             if b - a < n_seg:
                 continue
-            res = scan(classifier, dict(zip(DETECTORS, slid[:, a:b])), sample_rate, method=None, **scan_kwargs)
+            res = scan(classifier, dict(zip(dets, slid[:, a:b])), sample_rate, method=None, **scan_kwargs)
             stats += [t.statistic for t in res.triggers]
             live += len(res.statistic) * res.stride
     if live == 0:
@@ -201,6 +216,18 @@ def assign_far(result: ScanResult, background: dict) -> None:
     for t in result.triggers:
         n = int((bg >= t.statistic).sum())
         t.far, t.far_is_upper_limit = max(n, 1) / live, n == 0
+
+
+def window_rate(result: ScanResult) -> dict:
+    """Windows whose λ passes the threshold, against the calibrated rate: on pure noise the count
+    should be ``rate`` × windows within its Poisson error (adjacent windows overlap, so they are not
+    independent and the true scatter is larger). Empty without a calibration."""
+    if result.threshold is None:
+        return {}
+    n, above = len(result.statistic), int((result.statistic > result.threshold).sum())
+    expected = result.rate * n
+    return {"windows_above_threshold": above, "expected_on_noise": expected,
+            "poisson_sigma": math.sqrt(expected), "fraction_above": above / n}
 
 
 def report_figures(result: ScanResult, n_windows: int = 10) -> list:
@@ -240,14 +267,13 @@ def _fpr_text(fpr: float | None, floor: float | None) -> str:
 
 
 def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """One strain file per detector (H1, L1, V1; :func:`gwviz.strain.read_strain`), resampled to
-    4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
+    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.strain.read_strain`),
+    resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
     from .strain import read_strain, resample
     strains = [read_strain(f) for f in files]
     dets = [s.detector for s in strains]
-    if sorted(dets) != sorted(DETECTORS):
-        raise ValueError(f"need one file for each of {list(DETECTORS)}, got detectors {dets}; the network was trained "
-                         "on all three and a missing detector is not replaced by zeros")
+    if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
+        raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
     strains = [s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains]
     t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
     n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
@@ -261,12 +287,18 @@ def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .classifier import load_classifier
+    from .classifier import SUBSET_WEIGHTS, load_classifier
     from .plots import write_page
     ap = argparse.ArgumentParser(prog="python -m gwviz.scan", description=__doc__.split("\n")[0])
-    ap.add_argument("files", nargs=3, help="strain files of H1, L1 and V1 (GWOSC HDF5, gwpy HDF5 or GWF)")
+    ap.add_argument("files", nargs="*", help="strain files, one per detector: H1, L1 and V1 or a subset of them "
+                    "(GWOSC HDF5, gwpy HDF5 or GWF)")
+    ap.add_argument("--simulated", type=float, default=None, metavar="SECONDS",
+                    help="instead of files: scan this much simulated O3 noise (H1, L1, V1; --seed) and compare the "
+                         "fraction of windows above the threshold with the calibrated rate")
+    ap.add_argument("--seed", type=int, default=0, help="noise seed of --simulated")
     ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
-    ap.add_argument("--weights", default=None, help="weights (default: the shipped ones)")
+    ap.add_argument("--weights", default=None, help="weights (default: the shipped ones; with fewer than three "
+                    "detectors, the shipped detector-subset weights)")
     ap.add_argument("--stride", type=float, default=MERGER_SPAN,
                     help="seconds between windows (≤ 0.1 s puts every merger where training put it)")
     ap.add_argument("--rate", type=float, default=DEFAULT_RATES[0], help="false-positive rate per window of a trigger")
@@ -280,21 +312,44 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"--stride must be a number of seconds ≥ one sample, got {a.stride}")
     if a.slides < 0 or not (math.isfinite(a.slide) and a.slide > 0):
         raise ValueError(f"--slides must be >= 0 and --slide > 0 s, got {a.slides} and {a.slide}")
+    if len(a.files) > len(DETECTORS):
+        raise ValueError(f"give at most {len(DETECTORS)} files (one per detector), got {len(a.files)}")
+    if (a.simulated is None) == (not a.files):
+        raise ValueError("give strain files or --simulated SECONDS (not both)")
+    if a.simulated is not None and not (math.isfinite(a.simulated) and SEGMENT_DURATION <= a.simulated <= 86400):
+        raise ValueError(f"--simulated must be {SEGMENT_DURATION:g} s to one day, got {a.simulated}")
+    if a.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {a.seed}")
     out = writable_dir(a.out)
-    clf = load_classifier(a.weights, a.device)  # checks the device too
+    # the weights and the rate are checked before any strain is read: fewer than three files take
+    # the detector-subset weights (every network there is calibrated at the same rates)
+    weights = a.weights or (None if a.simulated is not None or len(a.files) == len(DETECTORS) else SUBSET_WEIGHTS)
+    clf = load_classifier(weights, a.device)  # checks the device too
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
-    strain, t0 = read_detectors(a.files)
+    if a.simulated is not None:
+        from .noise import SimulatedNoise
+        noise = SimulatedNoise().segment(a.simulated, np.random.default_rng(a.seed), gps_start=0.0)
+        strain, t0 = dict(zip(DETECTORS, noise.strain)), 0.0
+    else:
+        strain, t0 = read_detectors(a.files)
+    subset = clf.check_detectors(strain)
+    if clf.calibration_for(subset) is not None:
+        clf.calibration_for(subset).threshold(a.rate)
     res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
     background = None
     if a.slides:
         background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
         assign_far(res, background)
-    report = {**res.to_dict(), "background": background, "files": list(a.files), "detectors": list(DETECTORS),
-              "weights": str(a.weights or "shipped")}
+    report = {**res.to_dict(), "background": background, "files": list(a.files),
+              "weights": str(weights or "shipped"), **window_rate(res)}
+    if a.simulated is not None:
+        report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}
     (out / "scan.json").write_text(json.dumps(report, indent=1))
+    what = (f"Files: {', '.join(Path(f).name for f in a.files)}" if a.files else
+            f"{a.simulated:g} s of simulated O3 noise (seed {a.seed})")
     write_page(out / "scan.html", report_figures(res), "gwviz scan", "inline",  # the ten loudest get a figure
-               [f"Files: {', '.join(Path(f).name for f in a.files)}; detectors H1, L1, V1; rule: {res.rule}"])
+               [f"{what}; detectors {', '.join(strain)}; rule: {res.rule}"])
     loudest = res.triggers[0] if res.triggers else None
     print(f"{len(res.statistic)} windows, {len(res.triggers)} triggers"
           + (f"; loudest {loudest.label} at GPS {loudest.gps:.2f}, λ = {loudest.statistic:.2f}" if loudest else "")
