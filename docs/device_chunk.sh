@@ -1,7 +1,8 @@
 #!/bin/bash
 # docs/device_chunk.sh TRAIN_MIN EVAL [overrides...] -- one <10-min call on the lent GPU ($OUT: the folder that comes back).
-# EVAL: 0 none, 1 runs/h100/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped. Needs .whl/ (lalsuite cp312
-# wheel) and runs/h200/real.npz carried; see docs/training.md.
+# EVAL: 0 none, 1 runs/h100/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
+# (models/h100-ckpt.pt) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
+# runs/h200/real.npz carried; see docs/training.md.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 MIN=$1; EVAL=$2; shift 2; T0=$(date +%s); left() { echo $((T0 + 575 - $(date +%s))); }
@@ -17,16 +18,24 @@ fi
 if [ "$EVAL" != "0" ]; then
   [ -f runs/h100/best.safetensors ] || cp gpu/best-prev.safetensors runs/h100/best.safetensors
   W="runs/h100/best.safetensors"; [ "$EVAL" = 3 ] && W="gpu/last.safetensors"; [ "$EVAL" = 4 ] && W="models/gwviz-resnet54.safetensors"; [ "$EVAL" = 2 ] && W="models/gwviz-resnet54.safetensors $W"
+  SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="models/h100-ckpt.pt" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
   for w in $W; do
-    n=$(basename $w .safetensors)
+    n=$(basename $(basename $w .safetensors) .pt)
     timeout $(left) python -m gwviz.calibration $w --out $R/cal_$n --n 100000 --real-data runs/h200/real.npz --n-real 20000 \
-      --device cuda --no-figures 2>&1 | tr '\r' '\n' | grep -v 'it/s' | tail -15
+      --device cuda --no-figures --subsets $SUB 2>&1 | tr '\r' '\n' | grep -v 'it/s' | grep -v '^ ' | tail -15
     c=$(ls $R/cal_$n/*-calibrated.safetensors)
     for noise in simulated files; do
       extra=""; [ $noise = files ] && extra="--real-npz runs/h200/real.npz"
       timeout $(left) python -m gwviz.evaluate --weights $c --noise $noise $extra --n 20000 --batch 1024 --n-roc 2000 \
         --n-roc-noise 20000 --seed 7 --device cuda --bank runs/evalbank.pt --bank-per-class 1000 \
         --no-figures --no-progress --out $R/eval_${n}_$noise 2>&1 | tail -12
+    done
+    for sub in $SUB; do
+      [ $sub = H1L1V1 ] && continue
+      timeout $(left) python -m gwviz.evaluate --weights $c --noise simulated --subset $sub --n 20000 --batch 1024 --n-roc 2000 \
+        --n-roc-noise 20000 --seed 7 --device cuda --bank runs/evalbank.pt --bank-per-class 1000 \
+        --no-figures --no-progress --out $R/eval_${n}_$sub 2>&1 | tail -2
+      rm -f $R/eval_${n}_$sub/outputs.npz
     done
     rm -f $R/cal_$n/*-calibrated.safetensors.tmp
   done
