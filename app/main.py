@@ -1,8 +1,8 @@
 """gwviz app: ``streamlit run app/main.py``.
 
 Pages: Explore (inject, classify, explain), Gallery (per-class CAM galleries), Learn
-(whitening, signal geometry, what Grad-CAM means), Where it looks (CAM statistics over many
-samples) and Real events (GW190521, GW190425).
+(whitening, signal geometry, what Grad-CAM means), Guided tour (seven linkable steps for a class), Where it looks (CAM statistics over many
+samples), Real events (GW190521, GW190425) and Scan (the network slid over longer strain).
 Settings come from the environment only (GWVIZ_DATA_DIR, GWVIZ_GALLERY_DIR, GWVIZ_CACHE, GWVIZ_WEIGHTS,
 GWVIZ_TORCH_THREADS; see app/gwapp/common.py and gwviz/paths.py); .streamlit/config.toml keeps the
 server on localhost (app/README.md says how to expose it on purpose).
@@ -28,8 +28,10 @@ pages = [
     st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
     st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon=":material/photo_library:"),
     st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon=":material/school:"),
+    st.Page(str(_HERE / "views" / "tour.py"), title="Guided tour", icon=":material/tour:"),
     st.Page(str(_HERE / "views" / "camstats.py"), title="Where it looks", icon=":material/query_stats:"),
     st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
+    st.Page(str(_HERE / "views" / "scan.py"), title="Scan", icon=":material/timeline:"),
 ]
 page = st.navigation(pages)
 settings_errors()  # a wrong GWVIZ_WEIGHTS / GWVIZ_TORCH_THREADS: a message on every page, not a traceback

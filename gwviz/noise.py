@@ -253,3 +253,38 @@ def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
     ts.name = f"{detector}:GWOSC-4KHZ_R1_STRAIN"
     ts.write(str(tmp), format="hdf5", overwrite=True)
     os.replace(tmp, path)
+
+
+def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tuple[str, ...] = DETECTORS,
+                       cache_dir: str | os.PathLike | None = None) -> tuple[list[Path], dict[str, str]]:
+    """GWOSC open strain (4096 Hz) of ``duration`` s centred on a known event (a name in
+    :data:`KNOWN_EVENTS`) or a GPS time [s], fetched with gwpy and cached as HDF5 under ``cache_dir``
+    ($GWVIZ_CACHE by default); a second call reads the cache. Returns (paths of the detectors
+    fetched, {detector: why not} for those that failed, e.g. not observing). ValueError for an
+    unknown event, a bad duration, or when no detector could be fetched."""
+    if isinstance(event, str) and event in KNOWN_EVENTS:
+        gps = KNOWN_EVENTS[event]
+    else:
+        try:
+            gps = float(event)
+        except (TypeError, ValueError):
+            raise ValueError(f"event must be one of {sorted(KNOWN_EVENTS)} or a GPS time, got {event!r}") from None
+    if not (math.isfinite(gps) and 6e8 < gps < 2e9):
+        raise ValueError(f"GPS time {gps!r} is outside the LIGO/Virgo era")
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and SEGMENT_DURATION <= duration <= 4096):
+        raise ValueError(f"duration must be {SEGMENT_DURATION:g} to 4096 s, got {duration!r}")
+    cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)
+    cache.mkdir(parents=True, exist_ok=True)
+    start = int(math.floor(gps - duration / 2))
+    paths, failed = [], {}
+    for det in detectors:
+        path = cache / f"{det}-{start}-{int(duration)}.hdf5"
+        try:
+            if not path.exists():
+                fetch_to_cache(det, start, start + int(duration), path)
+            paths.append(path)
+        except ValueError as err:
+            failed[det] = str(err)
+    if not paths:
+        raise ValueError(f"no detector could be fetched for GPS {start}+{int(duration)} s: " + "; ".join(failed.values()))
+    return paths, failed

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -243,7 +244,7 @@ def report_figures(result: ScanResult, n_windows: int = 10) -> list:
     fig.add_trace(go.Scatter(x=[t.time for t in result.triggers], y=[t.statistic for t in result.triggers],
                              mode="markers+text", text=[t.label for t in result.triggers], textposition="top center",
                              marker=dict(size=11, color="red"), name="triggers"))
-    fig.update_layout(title=f"Detection statistic every {result.stride:g} s (GPS t0 = {result.t0:.3f})",
+    fig.update_layout(title=f"Detection statistic every {result.stride:.3g} s (GPS t0 = {result.t0:.3f})",
                       xaxis_title="time after the first sample [s]", yaxis_title="λ = log((1-p_noise)/p_noise)")
     figs = [fig]
     for i, t in enumerate(result.triggers[:n_windows]):
@@ -296,6 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="instead of files: scan this much simulated O3 noise (H1, L1, V1; --seed) and compare the "
                          "fraction of windows above the threshold with the calibrated rate")
     ap.add_argument("--seed", type=int, default=0, help="noise seed of --simulated")
+    ap.add_argument("--gwosc", default=None, metavar="EVENT|GPS",
+                    help="instead of files: fetch open strain around a known event (e.g. GW190521) or a GPS time from "
+                         "GWOSC with gwpy (online; cached under $GWVIZ_CACHE)")
+    ap.add_argument("--duration", type=float, default=32.0, help="seconds of --gwosc strain, centred on the event")
     ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones; with fewer than three "
                     "detectors, the shipped detector-subset weights)")
@@ -314,8 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"--slides must be >= 0 and --slide > 0 s, got {a.slides} and {a.slide}")
     if len(a.files) > len(DETECTORS):
         raise ValueError(f"give at most {len(DETECTORS)} files (one per detector), got {len(a.files)}")
-    if (a.simulated is None) == (not a.files):
-        raise ValueError("give strain files or --simulated SECONDS (not both)")
+    if sum((bool(a.files), a.simulated is not None, a.gwosc is not None)) != 1:
+        raise ValueError("give strain files, --simulated SECONDS or --gwosc EVENT|GPS (one of them)")
     if a.simulated is not None and not (math.isfinite(a.simulated) and SEGMENT_DURATION <= a.simulated <= 86400):
         raise ValueError(f"--simulated must be {SEGMENT_DURATION:g} s to one day, got {a.simulated}")
     if a.seed < 0:
@@ -323,6 +328,13 @@ def main(argv: list[str] | None = None) -> dict:
     out = writable_dir(a.out)
     # the weights and the rate are checked before any strain is read: fewer than three files take
     # the detector-subset weights (every network there is calibrated at the same rates)
+    failed = {}
+    if a.gwosc is not None:  # fetched first: which detectors observed decides the weights
+        from .noise import fetch_event_strain
+        fetched, failed = fetch_event_strain(a.gwosc, a.duration)
+        a.files = [str(p) for p in fetched]
+        for det, why in failed.items():
+            print(f"{det}: {why}", file=sys.stderr)
     weights = a.weights or (None if a.simulated is not None or len(a.files) == len(DETECTORS) else SUBSET_WEIGHTS)
     clf = load_classifier(weights, a.device)  # checks the device too
     if clf.calibration is not None:
@@ -342,7 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
         background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
         assign_far(res, background)
     report = {**res.to_dict(), "background": background, "files": list(a.files),
-              "weights": str(weights or "shipped"), **window_rate(res)}
+              "weights": str(weights or "shipped"), **window_rate(res),
+              **({"gwosc": {"event": a.gwosc, "duration": a.duration, "not_fetched": failed}} if a.gwosc else {})}
     if a.simulated is not None:
         report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}
     (out / "scan.json").write_text(json.dumps(report, indent=1))

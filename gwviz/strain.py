@@ -200,3 +200,33 @@ def refuse_pickled_channel(path: Path) -> Path:
     if bad:
         raise ValueError(f"{path}: attribute 'channel' of {bad!r} is not text (gwpy would unpickle it); refused")
     return path
+
+
+#: Largest strain file accepted from a page upload [bytes] (an hour of one detector at 4096 Hz in
+#: float64 is ~118 MB; the app's uploads are for minutes of data).
+MAX_UPLOAD_BYTES: int = 64 * 2**20
+
+
+def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
+    """Store uploaded strain bytes under ``cache_dir``/uploads as ``<sha256>.<suffix>`` (atomically)
+    and return the path, for :func:`read_strain` (gwpy reads files, not bytes). Nothing is written
+    anywhere else; the name only gives the suffix and, if it holds one, the detector (``_L1``). ValueError for other suffixes, empty or too-large data."""
+    import hashlib
+    suffix = Path(str(name)).suffix.lower()
+    if suffix not in STRAIN_SUFFIXES:
+        raise ValueError(f"{name!r}: a strain file must end in one of {', '.join(STRAIN_SUFFIXES)}")
+    if not data:
+        raise ValueError(f"{name!r} is empty")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name!r} is {len(data) / 2**20:.0f} MiB; uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MiB "
+                         "(scan longer data with python -m gwviz.scan)")
+    folder = Path(cache_dir) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    # the detector, when only the file name says it (GWOSC names: L-L1_..., L1_data_32s), stays in the name
+    det = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", Path(str(name)).name)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{'_' + det.group(1) if det else ''}{suffix}"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path

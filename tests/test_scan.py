@@ -88,3 +88,55 @@ def test_time_slide_background_gives_the_event_a_far(around_event):
         time_slide_background(clf, short, slide=3.0)  # 20 s: joins at 3 and 6 s leave 14 s
     with pytest.raises(ValueError, match=r"n_slides must be an integer in \[1, 5\]"):
         time_slide_background(clf, strain, slide=3.0, n_slides=9)
+
+
+def test_cli_simulated_noise_counts_windows_against_the_calibration(tmp_path):
+    rep = main(["--simulated", "40", "--stride", "0.5", "--out", str(tmp_path / "sim"), "--no-progress", "--method",
+                "gradcam"])
+    n = rep["n_windows"]
+    assert n == 49 and rep["simulated_noise"]["seed"] == 0 and rep["detectors"] == "H1L1V1"
+    assert rep["expected_on_noise"] == pytest.approx(0.01 * n) and rep["windows_above_threshold"] <= 6
+    for bad, msg in ((["--simulated", "5"], "16 s to one day"), ([str(GW190521[0]), "--simulated", "40"], "one of them"),
+                     ([], "one of them"), (["--simulated", "40", "--seed", "-1"], "--seed")):
+        with pytest.raises(ValueError, match=msg):
+            main([*bad, "--out", str(tmp_path / "bad")])
+
+
+def test_cli_gwosc_fetches_into_the_cache_and_says_what_was_missing(tmp_path, monkeypatch):
+    """GW190425: H1 was not observing. The 'fetch' copies the bundled L1 and fails for H1 and V1,
+    so the scan runs on L1 with the subset weights and the report names what was not fetched."""
+    monkeypatch.setenv("GWVIZ_CACHE", str(tmp_path / "cache"))
+
+    def fake(det, start, end, path):
+        if det != "L1":
+            raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: not observing")
+        path.write_bytes((BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5").read_bytes())
+
+    monkeypatch.setattr("gwviz.noise.fetch_to_cache", fake)
+    rep = main(["--gwosc", "GW190425", "--out", str(tmp_path / "o"), "--no-progress", "--method", "gradcam"])
+    assert rep["detectors"] == "L1" and rep["triggers"][0]["label"] == "BNS"
+    assert set(rep["gwosc"]["not_fetched"]) == {"H1", "V1"} and rep["weights"].endswith("subsets.safetensors")
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["L1-1240215487-32.hdf5"]
+    for bad, msg in (("GW000000", "event must be one of"), ("12", "outside the LIGO/Virgo era")):
+        with pytest.raises(ValueError, match=msg):
+            main(["--gwosc", bad, "--out", str(tmp_path / "bad")])
+    with pytest.raises(ValueError, match="duration must be"):
+        main(["--gwosc", "GW190425", "--duration", "3", "--out", str(tmp_path / "bad")])
+
+
+def test_uploads_are_stored_by_content_in_the_cache_only(tmp_path, monkeypatch):
+    from gwviz import strain as strain_mod
+    data = GW190521[1].read_bytes()
+    p = strain_mod.cache_upload(data, "../../etc/L1 data.HDF5", tmp_path)
+    assert p.parent == tmp_path / "uploads" and p.suffix == ".hdf5" and p.read_bytes() == data
+    assert p.stem.endswith("_L1")  # the detector the name gave; nothing else of the name survives
+    assert strain_mod.cache_upload(data, "L1_again.hdf5", tmp_path) == p  # same content, same file
+    assert read_detectors([str(p)])[0]["L1"].shape == (32 * 4096,)
+    with pytest.raises(ValueError, match="must end in one of"):
+        strain_mod.cache_upload(data, "x.npy", tmp_path)
+    with pytest.raises(ValueError, match="is empty"):
+        strain_mod.cache_upload(b"", "x.h5", tmp_path)
+    monkeypatch.setattr(strain_mod, "MAX_UPLOAD_BYTES", 1000)
+    with pytest.raises(ValueError, match="limited to"):
+        strain_mod.cache_upload(data, "x.h5", tmp_path)
+    assert sorted(q.name for q in (tmp_path / "uploads").iterdir()) == [p.name]

@@ -15,7 +15,7 @@ from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.paths import BUNDLED_DATA
 from gwviz.scan import main as scan_main
 from gwviz.scan import read_detectors, scan, time_slide_background
-from gwviz.synth import optimal_snr, synthesize
+from gwviz.synth import synthesize
 
 GW190425_L1 = BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5"
 GW190521 = [BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5" for d in DETECTORS]
