@@ -60,6 +60,19 @@ def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: f
     return (4.0 * (sample_rate / n) * ((hf.real ** 2 + hf.imag ** 2) * w).sum(-1)).sqrt()
 
 
+def snr_scale(hw: torch.Tensor, snr_psd: torch.Tensor, snr: torch.Tensor, sample_rate: float,
+              present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The factor that brings signals to a network optimal SNR (the one home of that rule).
+
+    Args: hw (B, D, 16384) signal inside the model's window; snr_psd (B or 1, D, 8193) PSD on the
+    window's grid; snr (B,) target; present (B, D) bool or None: detectors counted. Returns
+    (scale (B,), per-detector SNR of ``hw`` before scaling (B, D), zero where absent)."""
+    rho = optimal_snr(hw, snr_psd, sample_rate)
+    if present is not None:
+        rho = rho * present.to(rho.dtype)
+    return snr / rho.square().sum(-1).sqrt(), rho
+
+
 def _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr) -> None:
     """Shapes and dtypes of :func:`synthesize`'s inputs (host-side only: no device synchronisation,
     so the trainer's batches pay nothing). Values are checked where they are made (SignalParams,
@@ -134,10 +147,7 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
     hw = h[..., i0:i0 + WINDOW_SAMPLES]
     if snr_psd is None:
         snr_psd = interpolate_psd(welch_psd(noise, sample_rate), WINDOW_SAMPLES // 2 + 1)
-    rho = optimal_snr(hw, snr_psd, sample_rate)
-    if present is not None:
-        rho = rho * present.to(rho.dtype)
-    scale = snr / rho.square().sum(-1).sqrt()
+    scale, rho = snr_scale(hw, snr_psd, snr, sample_rate, present)
     if is_signal is not None:
         scale = torch.where(is_signal, scale, torch.zeros_like(scale))
     h = h * scale[:, None, None]
