@@ -518,3 +518,104 @@ def test_where_it_looks_page(env) -> None:
     ok(at.button(key="cs_go").click().run())
     live = [s for s in texts(at.success).splitlines() + texts(at.warning).splitlines() if s.startswith("1 per class")]
     assert len(live) == 1 and "Grad-CAM" in live[0] and len(charts(at)) >= 5
+
+
+# --- Scan page ----------------------------------------------------------------------------------
+
+def test_scan_page_bundled_events_subsets_and_simulated_noise(env) -> None:
+    at = new_app("scan")
+    m = metrics(at)
+    assert (m["Windows"], m["Triggers"], m["Detectors"], m["Loudest"]) == ("160", "1", "H1L1V1", "BBH")
+    assert "weights: the paper's network (H1, L1, V1)" in texts(at.caption)
+    assert any(t.startswith("Detection statistic every") for t in titles(at))
+    assert any(t.startswith("Trigger #1: BBH at 16.05 s") for t in titles(at))
+    # two detectors: the subset weights and that network's threshold
+    ok(at.multiselect(key="sc_dets_H1L1V1").set_value(["H1", "L1"]).run())
+    assert metrics(at)["Detectors"] == "H1L1" and "weights: detector-subset" in texts(at.caption)
+    ok(at.radio(key="sc_source").set_value("GW190425 (bundled: L1 only)").run())
+    m = metrics(at)
+    assert (m["Detectors"], m["Loudest"]) == ("L1", "BNS")
+    assert len(at.selectbox(key="sc_pick").options) == int(m["Triggers"]) == 3
+    ok(at.selectbox(key="sc_pick").set_value(1).run())
+    assert any(t.startswith("Trigger #2: BBH") for t in titles(at))
+    ok(at.radio(key="sc_source").set_value("Simulated O3 noise").run())
+    assert metrics(at)["Detectors"] == "H1L1V1"  # the detector choice follows the source
+    assert "on pure noise the calibration expects" in texts(at.caption)
+    assert "SIMULATED Gaussian O3 noise (seed 0)" in texts(at.caption)
+
+
+def test_scan_page_gwosc_offline_and_online(env, monkeypatch) -> None:
+    """Offline: one clear message. 'Online' (fetch_to_cache writing the bundled GW190521 files): the
+    fetched strain is scanned, and the files land in $GWVIZ_CACHE only."""
+    from gwviz.paths import BUNDLED_DATA
+
+    def offline(det, start, end, path):
+        raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: no network")
+
+    monkeypatch.setattr("gwviz.noise.fetch_to_cache", offline)
+    at = new_app("scan")
+    ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
+    ok(at.button(key="sc_fetch").click().run())
+    assert texts(at.error).startswith("Could not fetch: no detector could be fetched for GPS 1242442951+32 s")
+
+    def online(det, start, end, path):
+        path.write_bytes((BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{det}_data_32s.hdf5").read_bytes())
+
+    monkeypatch.setattr("gwviz.noise.fetch_to_cache", online)
+    at = new_app("scan")
+    ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
+    ok(at.selectbox(key="sc_event").set_value("GW190412").run())  # another event: not the cached failure
+    ok(at.button(key="sc_fetch").click().run())
+    assert metrics(at)["Windows"] == "160" and "GW190412 from GWOSC (REAL strain)" in texts(at.caption)
+    assert sorted(p.name for p in (env / "gwosc-cache").iterdir()) == [
+        f"{d}-1239082246-32.hdf5" for d in DETECTORS]
+
+
+# --- Guided tour --------------------------------------------------------------------------------
+
+def test_tour_plays_through_with_one_control_per_step_and_lives_in_the_url(env) -> None:
+    at = new_app("tour")
+    assert dict(at.query_params) == {"step": "1", "kind": "BBH", "snr": "12"}
+    assert "H1: raw strain of the 4-s window" in titles(at)
+    ok(at.radio(key="tour_det").set_value("V1").run())
+    assert "V1: raw strain of the 4-s window" in titles(at)
+    seen = []
+    for step in range(1, 8):
+        assert at.get("progress")[0].proto.text.startswith(f"Step {step} of 7")
+        seen.append(titles(at))
+        if step == 3:
+            ok(at.radio(key="tour_kind").set_value("BNS").run())
+            assert at.query_params["kind"] == "BNS"
+            assert any(t.startswith("BNS in whitened noise") for t in titles(at))
+        if step == 4:
+            ok(at.select_slider(key="tour_snr").set_value(20.0).run())
+            assert metrics(at)["Network SNR"] == "20.0"
+        if step == 5:
+            ok(at.radio(key="tour_rate").set_value(0.001).run())
+            assert "false-positive rate of 0.001 per window" in texts(at.caption)
+        if step == 6:
+            ok(at.radio(key="tour_method").set_value("gradcam").run())
+            assert "Grad-CAM for BNS" in titles(at)
+        if step == 7:
+            ok(at.button(key="tour_random").click().run())
+            assert -1.0 <= float(metrics(at)["Spearman ρ (trained vs. random weights, Grad-CAM)"]) <= 1.0
+            assert "tour_next" not in [b.key for b in at.button]  # the last step
+            break
+        ok(at.button(key="tour_next").click().run())
+    assert "Whitened strain (unit variance)" in seen[1] and "HiResCAM for BNS" in seen[5]
+    ok(at.button(key="tour_back").click().run())
+    assert at.get("progress")[0].proto.text.startswith("Step 6 of 7")
+
+
+def test_tour_opens_a_linked_step_and_ignores_bad_links(env) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"step": "4", "kind": "NSBH", "snr": "8"})
+    ok(at.run())
+    ok(at.switch_page("views/tour.py").run())
+    assert at.get("progress")[0].proto.text.startswith("Step 4 of 7")
+    assert metrics(at)["Network SNR"] == "8.0" and "NSBH 10 + 1.4 M☉" in texts(at.info)
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.query_params.update({"step": "99", "kind": "<script>", "snr": "nan"})
+    ok(bad.run())
+    ok(bad.switch_page("views/tour.py").run())
+    assert bad.get("progress")[0].proto.text.startswith("Step 1 of 7") and "BBH 36 + 29 M☉" in texts(bad.info)

@@ -55,7 +55,7 @@ def server(tmp_path):
     """`streamlit run app/main.py` with the project's .streamlit/config.toml (only the port is set here)."""
     port = free_port()
     env = {**os.environ, "GWVIZ_DATA_DIR": str(o3_dir()),
-           "GWVIZ_GALLERY_DIR": str(tmp_path / "gallery")}
+           "GWVIZ_GALLERY_DIR": str(tmp_path / "gallery"), "GWVIZ_CACHE": str(tmp_path / "cache")}
     log_path = tmp_path / "streamlit.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
@@ -171,3 +171,65 @@ def test_app_in_browser(server, tmp_path) -> None:
         finally:
             browser.close()
     print("browser steps [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+
+
+def test_scan_page_in_browser(server, tmp_path) -> None:
+    """The Scan page: the bundled GW190521 scan, then an uploaded L1 file (GW190425) scanned with the
+    detector-subset weights; the upload is stored only under $GWVIZ_CACHE/uploads."""
+    url, _, _ = server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}/scan")
+            settled(page, "Detection statistic every 0.1 s")
+            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="H1L1V1")).to_be_visible()
+            page.get_by_text("Upload strain files", exact=True).click()
+            upload = REPO / "gwviz" / "data" / "o3" / "GW190425" / "L1_data_32s.hdf5"
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
+            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="BNS")).to_be_visible()
+            settled(page, "Detection statistic every 0.1 s")
+            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="L1")).to_be_visible()
+            expect(page.get_by_text("weights: detector-subset", exact=False)).to_be_visible()
+            stored = list((tmp_path / "cache" / "uploads").iterdir())
+            assert len(stored) == 1 and stored[0].name.endswith("_L1.hdf5")
+            assert page.locator('[data-testid="stException"]').count() == 0
+            if os.environ.get("GWVIZ_SCREENSHOT", ""):
+                page.screenshot(path=str(REPO / "docs" / "app-scan.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_tour_in_browser(server, tmp_path) -> None:
+    """The guided tour played with its buttons, the map method switched on step 6, and a linked step
+    opened from its URL."""
+    url, _, _ = server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}/tour")
+            settled(page, "H1: raw strain of the 4-s window")
+            for step in range(2, 8):
+                page.get_by_role("button", name="Next →").click()
+                expect(page.get_by_text(f"Step {step} of 7", exact=False)).to_be_visible()
+                expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+                if step == 6:
+                    settled(page, "HiResCAM for BBH")
+                    page.get_by_text("Grad-CAM", exact=True).click()
+                    settled(page, "Grad-CAM for BBH")
+                    if os.environ.get("GWVIZ_SCREENSHOT", ""):
+                        page.screenshot(path=str(REPO / "docs" / "app-tour.png"), full_page=True)
+            assert "step=7" in page.url
+            expect(page.get_by_role("button", name="Next →")).to_have_count(0)
+            page.goto(f"{url}/tour?step=4&kind=BNS&snr=10")
+            expect(page.get_by_text("Step 4 of 7", exact=False)).to_be_visible()
+            settled(page, "SNR 10: data (colour) and clean signal")
+            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="10.0")).to_be_visible()
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
