@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from .constants import CLASSES, DETECTORS, F_LOWER_SNR, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_SAMPLES
 from .detectors import detector_geometry
 from .params import MASS_RANGES, SIGNAL_CLASSES, SignalParams, chirp_mass, draw_sky
+from .metrics import roc_curve, tpr_at_fpr
 from .psd import analytic_psd, welch_psd
 from .constants import STRAIN_SCALE
 from .synth import make_sample
@@ -498,24 +499,15 @@ def _load_outputs(src) -> dict | None:
     return out
 
 
-def tpr_at_fpr(noise: np.ndarray, signal: np.ndarray, fpr: float) -> float | None:
-    """Fraction of ``signal`` scores above the threshold that at most ``fpr`` of ``noise`` exceed;
-    None when there are fewer than 1 / fpr noise scores (the FPR is not resolved)."""
-    k = int(math.floor(fpr * len(noise) + 1e-9))
-    if k < 1 or len(signal) == 0:
-        return None
-    thr = np.sort(noise)[::-1][k]
-    return float(np.mean(signal > thr))
-
-
-def roc_curve(noise: np.ndarray, signal: np.ndarray, max_points: int = 400) -> dict:
-    """ROC (fpr, tpr lists, ≤ max_points) and AUC (Mann-Whitney, ties count half)."""
-    thr = np.unique(np.concatenate([noise, signal]))[::-1]
-    fpr = np.r_[0.0, [np.mean(noise >= t) for t in thr]]
-    tpr = np.r_[0.0, [np.mean(signal >= t) for t in thr]]
+def roc(noise: np.ndarray, signal: np.ndarray, fprs=(1e-2, 1e-3), max_points: int = 400) -> tuple[dict, dict]:
+    """Signal-vs-noise ROC through :mod:`gwviz.metrics` (the one home of ROC and TPR at FPR):
+    ({fpr, tpr lists (≤ max_points), auc}, {'1e-2': TPR or None, ...}); (None, None...) for no signals."""
+    if len(signal) == 0:
+        return {"fpr": [], "tpr": [], "auc": None}, {f"{f:g}": None for f in fprs}
+    fpr, tpr, _ = roc_curve(signal, noise)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), max_points)).astype(int))
-    auc = float(np.mean((signal[:, None] > noise[None]) + 0.5 * (signal[:, None] == noise[None])))
-    return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "auc": auc}
+    curve = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "auc": float(np.trapezoid(tpr, fpr))}
+    return curve, {f"{f:g}": tpr_at_fpr(fpr, tpr, f, len(noise)) for f in fprs}
 
 
 def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: float = 0.5,
@@ -538,11 +530,11 @@ def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: 
     for s in snr_points:
         sel = (labels > 0) & (np.abs(snr - s) <= snr_tol)
         key = f"{s:g}"
-        res["roc"][key] = {**roc_curve(noise, score[sel]), "n_signal": int(sel.sum())}
-        res["tpr_at_fpr"][key] = {
-            f"{f:g}": {"all": tpr_at_fpr(noise, score[sel], f),
-                       **{c: tpr_at_fpr(noise, score[sel & (labels == CLASSES.index(c))], f) for c in SIGNAL_CLASSES}}
-            for f in fprs}
+        curve, tpr_all = roc(noise, score[sel], fprs)
+        res["roc"][key] = {**curve, "n_signal": int(sel.sum())}
+        per_class = {c: roc(noise, score[sel & (labels == CLASSES.index(c))], fprs)[1] for c in SIGNAL_CLASSES}
+        res["tpr_at_fpr"][key] = {f"{f:g}": {"all": tpr_all[f"{f:g}"], **{c: per_class[c][f"{f:g}"] for c in SIGNAL_CLASSES}}
+                                  for f in fprs}
     values = np.unique(snr[labels > 0])
     edges = values if len(values) <= 12 else np.arange(8.0, 26.0, 2.0)
     acc = {"noise": float(np.mean(pred[labels == 0] == 0))}

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .calibration import detection_statistic
+from .metrics import roc_summary, rule_metrics
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_END_MARGIN,
                         SUBSETS, WINDOW_OFFSET)
 from .noise import DATA_DIR_ENV, EVENT_GUARD, KNOWN_EVENTS
@@ -40,10 +41,6 @@ from .strain import read_strain
 from .params import SIGNAL_CLASSES, SNR_RANGE
 from .paths import run_cli, writable_dir
 
-#: Unit network-SNR bins from 8 to 24 (16 bins).
-SNR_EDGES: np.ndarray = np.arange(SNR_RANGE[0], SNR_RANGE[1] + 1.0, 1.0)
-#: False-positive rates at which the TPR is reported.
-FPR_POINTS: tuple[float, ...] = (1e-2, 1e-3)
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 #: Window start of the model relative to its 16-s segment's start [s].
 
@@ -188,7 +185,11 @@ def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndar
             out[1].append(y.cpu().numpy())
             out[2].append(snr.float().cpu().numpy())
             bar.update(len(y))
-    return EvalSet(*(np.concatenate(o) for o in out))
+    res = EvalSet(*(np.concatenate(o) for o in out))
+    if not np.isfinite(res.logits).all():  # one NaN would rank anywhere in a ROC: refuse, not score
+        raise FloatingPointError(f"set {name!r}: the network returned non-finite logits for "
+                                 f"{int((~np.isfinite(res.logits)).any(1).sum())} samples; the weights are broken")
+    return res
 
 
 def check_set_sizes(n: int, n_roc: int, n_roc_noise: int, roc_snrs: tuple[float, ...], batch: int) -> None:
@@ -226,96 +227,22 @@ def roc_set_name(kind: str, snr: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# metrics
+# metrics (the functions themselves live in gwviz.metrics)
 
 
 def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
-    """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) or of p(kind)."""
+    """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) (the calibrated statistic
+    λ, :func:`gwviz.calibration.detection_statistic`: non-finite logits refused) or of p(kind)."""
+    if statistic == "1-p_noise":
+        return detection_statistic(logits)
     z = torch.as_tensor(logits, dtype=torch.float64)
     c = CLASSES.index(kind)
-    if statistic == "1-p_noise":
-        s = torch.logsumexp(z[:, 1:], 1) - z[:, 0]
-    elif statistic == "p_class":
+    if statistic == "p_class":
         others = [i for i in range(len(CLASSES)) if i != c]
         s = z[:, c] - torch.logsumexp(z[:, others], 1)
     else:
         raise ValueError(f"statistic must be one of {ROC_STATISTICS}, got {statistic!r}")
     return s.numpy()
-
-
-def roc_curve(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC of scores (higher = more signal-like): (fpr, tpr, threshold), one point per distinct
-    score from the highest down, starting at (0, 0) (threshold +inf) and ending at (1, 1).
-    Tied scores form one point, so a tie is drawn as a diagonal step."""
-    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError("roc_curve needs at least one positive and one negative score")
-    scores = np.concatenate([pos, neg])
-    is_pos = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
-    order = np.argsort(-scores, kind="stable")
-    scores, is_pos = scores[order], is_pos[order]
-    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # last index of each distinct score
-    tp = np.cumsum(is_pos)[last]
-    fp = (last + 1) - tp
-    return np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size], np.r_[np.inf, scores[last]]
-
-
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float, n_negative: int) -> float | None:
-    """Highest TPR with FPR ≤ ``target``; None when ``n_negative`` < 1/target (not resolved)."""
-    if n_negative * target < 1:
-        return None
-    return float(tpr[fpr <= target + 1e-12].max())
-
-
-def roc_summary(positive: np.ndarray, negative: np.ndarray, n_grid: int = 60) -> dict:
-    """AUC, TPR at :data:`FPR_POINTS` and the curve on a log FPR grid (step interpolation)."""
-    fpr, tpr, _ = roc_curve(positive, negative)
-    grid = np.unique(np.r_[0.0, np.logspace(np.log10(1.0 / len(negative)), 0.0, n_grid)])
-    tpr_grid = [float(tpr[fpr <= g + 1e-12].max()) for g in grid]
-    return {"auc": float(np.trapezoid(tpr, fpr)),
-            "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(fpr, tpr, f, len(negative)) for f in FPR_POINTS},
-            "n_signal": int(len(positive)), "n_noise": int(len(negative)),
-            "curve": {"fpr": grid.tolist(), "tpr": tpr_grid}}
-
-
-def accuracy_by_snr(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray,
-                    edges: np.ndarray = SNR_EDGES) -> dict:
-    """Accuracy of signal samples per network-SNR bin, per signal class and 'overall'.
-
-    Bins are [e_i, e_i+1), the last one closed. Returns {'edges', 'accuracy': {name: (B,) with
-    None for empty bins}, 'counts': {name: (B,)}}."""
-    labels, predicted, snr = map(np.asarray, (labels, predicted, snr))
-    b = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, len(edges) - 2)
-    inside = (snr >= edges[0]) & (snr <= edges[-1]) & (labels > 0)
-    acc, counts = {}, {}
-    for name in (*SIGNAL_CLASSES, "overall"):
-        sel = inside & ((labels == CLASSES.index(name)) if name != "overall" else True)
-        n = np.bincount(b[sel], minlength=len(edges) - 1)
-        k = np.bincount(b[sel], weights=(predicted[sel] == labels[sel]), minlength=len(edges) - 1)
-        counts[name] = n.tolist()
-        acc[name] = [float(k_ / n_) if n_ else None for k_, n_ in zip(k, n)]
-    return {"edges": np.asarray(edges, dtype=float).tolist(), "accuracy": acc, "counts": counts,
-            "note": "signal samples only, binned by their target network optimal SNR; 'overall' pools the "
-                    "signal classes; null: empty bin"}
-
-
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(4, 4) counts, rows true class, columns predicted class."""
-    m = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
-    np.add.at(m, (np.asarray(labels), np.asarray(predicted)), 1)
-    return m
-
-
-def rule_metrics(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray) -> dict:
-    """Accuracy, per-class accuracy, noise false-positive rate, confusion matrix and accuracy per SNR
-    bin of one decision rule's predictions."""
-    cm = confusion_matrix(labels, predicted)
-    rows = cm.sum(1)
-    noise = labels == 0
-    return {"accuracy": float((predicted == labels).mean()),
-            "per_class_accuracy": {c: (float(cm[i, i] / rows[i]) if rows[i] else None) for i, c in enumerate(CLASSES)},
-            "noise_false_positive_rate": float((predicted[noise] != 0).mean()) if noise.any() else None,
-            "confusion_matrix": cm.tolist(), "snr_bins": accuracy_by_snr(labels, predicted, snr)}
 
 
 def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:

@@ -12,9 +12,9 @@ import torch
 from gwviz.batch import BatchMaker, WaveformBank
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
-from gwviz.evaluate import (SNR_EDGES, EvalSet, accuracy_by_snr, compute_metrics, confusion_matrix, iter_set,
-                            load_outputs, main, make_noise_source, make_sets, read_real_strain, roc_curve,
-                            roc_statistic, roc_summary, segment_start_range, tpr_at_fpr)
+from gwviz.evaluate import (EvalSet, compute_metrics, iter_set, load_outputs, main, make_noise_source, make_sets,
+                            read_real_strain, roc_statistic, segment_start_range)
+from gwviz.metrics import SNR_EDGES, accuracy_by_snr, confusion_matrix, roc_curve, roc_summary, tpr_at_fpr
 
 DATA_DIR = str(o3_dir())
 
@@ -165,3 +165,19 @@ def test_bad_input_is_a_value_error(weights: str, maker: BatchMaker, tmp_path) -
         read_real_strain(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="exactly one"):
         read_real_strain(tmp_path)  # an empty folder: no strain files
+
+
+def test_predict_set_refuses_non_finite_logits() -> None:
+    """A NaN logit would land anywhere in a ROC; the evaluation stops instead."""
+    import torch
+
+    from gwviz.batch import BatchMaker, WaveformBank
+    from gwviz.classifier import Classifier
+    from gwviz.evaluate import predict_set
+    from gwviz.model import GWNet
+    model = GWNet(width=2, hidden=4)
+    with torch.no_grad():
+        model.head[-1].bias[2] = float("nan")
+    maker = BatchMaker(WaveformBank.build(1, seed=0, workers=1, progress=False))
+    with pytest.raises(FloatingPointError, match="non-finite logits for 2 samples"):
+        predict_set(Classifier(model), maker, 2, 0, "main", progress=False)
