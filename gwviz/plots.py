@@ -243,17 +243,24 @@ def write_page(path: str | os.PathLike, figures: Sequence[go.Figure], title: str
     import plotly.offline
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if plotlyjs == "inline":
-        head = f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>"
-    else:
+    if plotlyjs == "directory":
         js = path.parent / "plotly.min.js"
         if not js.exists():
             js.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-        head = '<script src="plotly.min.js"></script>'
-    body = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-    body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>{head}"
-                   f"</head><body><h2>{html.escape(title)}</h2>{body}</body></html>", encoding="utf-8")
+    tmp.write_text(page_html(figures, title, notes, inline_js=plotlyjs == "inline"), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def page_html(figures: Sequence[go.Figure], title: str = "gwviz", notes: Sequence[str] = (),
+              inline_js: bool = True) -> str:
+    """One HTML page of ``figures`` with ``notes`` above them; with ``inline_js`` plotly.js is embedded
+    (~4.7 MB), so the page opens offline and fetches nothing (the app's figure download)."""
+    import plotly.offline
+    head = (f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>" if inline_js
+            else '<script src="plotly.min.js"></script>')
+    body = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    body += "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>{head}"
+            f"</head><body><h2>{html.escape(title)}</h2>{body}</body></html>")

@@ -163,6 +163,13 @@ def test_app_in_browser(server, tmp_path) -> None:
             saved = tmp_path / dl.value.suggested_filename
             dl.value.save_as(saved)
             assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+            with page.expect_download() as dl:
+                page.get_by_role("button", name="Figures (HTML)").click()
+            page_file = tmp_path / dl.value.suggested_filename
+            dl.value.save_as(page_file)
+            text = page_file.read_text(encoding="utf-8")
+            assert page_file.name == "gwviz_BNS_seed0_hirescam.html" and text.startswith("<!DOCTYPE html>")
+            assert "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0" in text and "<script src=" not in text  # offline page
 
             assert page.locator('[data-testid="stException"]').count() == 0  # no tracebacks
             # the page itself made no outside requests (fonts, scripts, telemetry all come from the app)
@@ -231,5 +238,27 @@ def test_tour_in_browser(server, tmp_path) -> None:
             settled(page, "SNR 10: data (colour) and clean signal")
             expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="10.0")).to_be_visible()
             assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("page_path, marker", [("learn", "Learn"), ("camstats", "Where does the network look?"),
+                                               ("real_events", "Real events"), ("gallery", "Gallery")])
+def test_every_page_renders_in_browser(server, page_path, marker) -> None:
+    """Each page opens by its URL, shows its title and no traceback (with GWVIZ_SCREENSHOT=1 its
+    screenshot is written to docs/app-<page>.png)."""
+    url, _, _ = server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}/{page_path}")
+            expect(page.get_by_role("heading", name=marker).first).to_be_visible()
+            expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+            assert page.locator('[data-testid="stException"]').count() == 0
+            if os.environ.get("GWVIZ_SCREENSHOT", "") and page_path != "camstats":  # camstats: docs/app-where-it-looks.png
+                page.screenshot(path=str(REPO / "docs" / f"app-{page_path.replace('_', '-')}.png"), full_page=True)
         finally:
             browser.close()

@@ -9,6 +9,7 @@ from gwapp import common
 from gwapp import figures as fig
 
 from gwviz import export, session
+from gwviz.plots import page_html
 from gwviz.snr_series import snr_series
 from gwviz.constants import CLASSES, DETECTORS, MERGER_SPAN
 from gwviz.explain import METHODS
@@ -120,9 +121,9 @@ else:
     what = f"Injected {kind} ({meta['mass1']:.1f} + {meta['mass2']:.1f} M☉), network SNR {meta['snr_network']:.1f}"
 title = f"{what} — model: {pred.label} (p = {pred.probabilities[pred.label]:.2f})"
 cam_label = f"{fig.METHOD_NAMES[method]} for {res.target}"
-st.plotly_chart(fig.strain_cam_figure(res.time, res.sample.data, res.cam, title, res.merger_times(),
-                                      res.sample.white_signal if show_clean and kind != "noise" else None,
-                                      cam_label), key="strain_cam")
+main_fig = fig.strain_cam_figure(res.time, res.sample.data, res.cam, title, res.merger_times(),
+                                 res.sample.white_signal if show_clean and kind != "noise" else None, cam_label)
+st.plotly_chart(main_fig, key="strain_cam")
 st.caption("Whitened strain (units of noise σ) with the attribution map (orange, right axis, normalised to 1) "
            "of the explained class. Dashed: merger time in each detector. One map serves all three detectors: "
            "the network's first layers mix them.")
@@ -171,12 +172,18 @@ with st.expander("Hear it · take it home", expanded=False):
         b.caption(f"The clean whitened signal in {loudest}")
         b.audio(clean, sample_rate=rate)
     stem = f"gwviz_{kind}_seed{seed}"
-    d1, d2 = st.columns(2)  # made only when clicked (callables): the page stays fast
+    d1, d2, d3 = st.columns(3)  # made only when clicked (callables): the page stays fast
     d1.download_button("Sample (HDF5)", lambda: export.sample_hdf5(res), f"{stem}.h5", "application/x-hdf5",
                        key="dl_h5", on_click="ignore", help="whitened and raw strain, clean signal, map, "
                        "probabilities and metadata")
     d2.download_button("Explanation (CSV)", lambda: export.explanation_csv(res), f"{stem}_{method}.csv", "text/csv",
                        key="dl_csv", on_click="ignore", help="time, attribution map and whitened strain per sample")
+    d3.download_button(
+        "Figures (HTML)", lambda: page_html([main_fig, fig.probability_figure(pred.probabilities)], title,
+                                            [res.noise_label, pred.rule_text]),
+        f"{stem}_{method}.html", "text/html", key="dl_html", on_click="ignore",
+        help="the strain + map and the probabilities, interactive, opening offline (plotly.js inside); "
+             "a PNG of any figure: the camera icon in its toolbar")
 
 if show_q:
     raw = q_input.startswith("raw")
