@@ -7,7 +7,7 @@ Variants (same model weights, data and batch size):
   old : ResNet as Conv1d on (B, C, T), Adam per tensor, data made before each step (the layout up to
         2026-11: cuDNN converts NCHW <-> NHWC around every thin convolution);
   new : the same weights as (1 x 3) Conv2d on channels-last (B, C, 1, T), fused Adam, the next batch
-        made on a side CUDA stream while the model trains (train.Prefetcher).
+        made on a side CUDA stream while the model trains (gwviz.training.Prefetcher).
 Per variant and batch size, samples/s of
   data   : BatchMaker alone (noise + projection + SNR rescaling + whitening, the one synthesis path),
   model  : one Adam step on a fixed batch (forward + backward + update),
@@ -22,16 +22,14 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # train.py at the repository root
-from gwviz.batch import BatchMaker, WaveformBank  # noqa: E402
-from gwviz.model import GWNet  # noqa: E402
-from train import Prefetcher, autocast_for, data_seed, train_step  # noqa: E402
+from gwviz.batch import BatchMaker, WaveformBank
+from gwviz.model import GWNet
+from gwviz.training import Prefetcher, autocast_for, data_seed, train_step
 
 VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False},
             "new": {"layout": "2d", "fused": True, "overlap": True}}

@@ -141,14 +141,11 @@ def test_training_checkpoint_contents_checked(tmp_path):
     assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16, "detector_mask": 0}
 
 
-# --- the waveform bank cache (train.py's get_bank, gwviz.evaluate --bank) ---
+# --- the waveform bank cache (gwviz.training.parts.get_bank, gwviz.evaluate --bank) ---
 
 def test_corrupt_bank_cache_is_named_or_rebuilt(tmp_path, monkeypatch):
-    import sys
-    from pathlib import Path
     from gwviz.batch import WaveformBank
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import train
+    from gwviz.training import parts as train
     monkeypatch.chdir(tmp_path)
     bank = tmp_path / "bank.pt"
     bank.write_bytes(b"\x00" * 100)
@@ -196,7 +193,7 @@ def test_no_loader_can_run_pickle_code():
                     assert kw.get("weights_only") is True, f"{path}:{node.lineno}: torch.load without weights_only=True"
                 if owner == "np":
                     assert kw.get("allow_pickle", False) is False, f"{path}:{node.lineno}: np.load(allow_pickle=True)"
-    assert calls >= 3  # checkpoint, bank, train.py's --resume
+    assert calls >= 3  # checkpoint, bank, the trainer's --resume
 
 
 # --- real strain files and the trainer's real-noise .npz ---

@@ -346,15 +346,12 @@ def test_strain_file_of_integers_refused(tmp_path):
 def test_device_that_is_not_here(weights, monkeypatch, device, message):
     """'cuda' on a machine without a GPU was a RuntimeError deep in torch; now a message, for the
     classifier and for train.py alike (CI has no GPU; the patch makes the case the same everywhere)."""
-    import sys
-    from pathlib import Path
+    from gwviz.training import pick_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         load_classifier(weights, device=device)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import train
     with pytest.raises(ValueError, match="^" + re.escape(message)):
-        train.pick_device(device)
+        pick_device(device)
 
 
 def test_gpu_index_beyond_the_machine(monkeypatch):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import math
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,11 @@ import torch.multiprocessing as mp
 from gwviz.checkpoint import FORMAT, load_weights
 from gwviz.classifier import load_classifier
 
+from gwviz import training as train
+from gwviz.model import GWNet
+from gwviz.training import loop
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-import train  # noqa: E402
 
 SMOKE = str(REPO / "configs" / "smoke.yaml")
 # 4 steps per epoch of 4 samples (2 per rank under DDP), 2 epochs; evaluation (4 samples) every 2 steps, each
@@ -147,7 +148,7 @@ def test_ddp_gloo_two_ranks_stay_in_step(tmp_path):
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     s0, s1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     torch.manual_seed(0)  # the trainer's initial weights (seed 0)
-    init = train.GWNet.from_config({"width": 4, "hidden": 16}).state_dict()
+    init = GWNet.from_config({"width": 4, "hidden": 16}).state_dict()
     for k in s0:
         assert torch.equal(s0[k], s1[k]), k  # parameters and (synced) BatchNorm statistics
     assert any(not torch.equal(s0[k], init[k]) for k in s0)  # and they did train
@@ -193,7 +194,7 @@ def test_diverged_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
             next(model.parameters()).fill_(float("nan"))
         return loss * float("nan")
 
-    monkeypatch.setattr(train, "train_step", poisoned)
+    monkeypatch.setattr(loop, "train_step", poisoned)  # the name the loop calls
     with pytest.raises(FloatingPointError, match="diverged by step 3 .*nothing was written"):
         run(out, "--max-steps", "4", resume=True)
     after = torch.load(out / "ckpt.pt", weights_only=True)

@@ -1,0 +1,229 @@
+"""The pieces of the training loop: one optimiser step, the batch prefetcher, deterministic data seeds,
+waveform banks, the validator, the metrics log and the device choice (used by :mod:`gwviz.training.loop`)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..batch import BatchMaker, WaveformBank
+from ..classifier import check_device
+from ..constants import CLASSES, DETECTORS, WINDOW_SAMPLES
+from ..model import MASK_INPUT_TENSORS
+from ..params import SNR_RANGE
+
+
+def autocast_for(device: torch.device, bf16: bool):
+    """A context factory: bf16 autocast on CUDA when asked, else a no-op (CPU runs stay float32, exact)."""
+    if bf16 and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               autocast=nullcontext) -> torch.Tensor:
+    """One Adam step on cross entropy; x (B, 3, 16384), y (B,) class indices. Returns the loss (detached)."""
+    with autocast():
+        loss = F.cross_entropy(model(x).float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+class Prefetcher:
+    """Make the batch of the next step while the model trains on this one.
+
+    ``launch(s)`` calls ``make(s)``; on CUDA it does so on a side stream, so the data kernels (FFTs,
+    about a third of a step) run beside the model's thin convolutions instead of after them. This
+    needs ``make`` to never synchronise with the device (BatchMaker does not). ``take()`` returns
+    the launched batch, ordered after its kernels on the current stream. On the CPU it is a plain
+    call. Usage: ``p.launch(0)``; per step ``b = p.take(); train(b); p.launch(s + 1)``: the step's
+    kernels are queued first, so a host synchronisation inside ``make`` cannot hold them back.
+    """
+
+    def __init__(self, make, device: torch.device):
+        self.make, self.device, self.batch = make, torch.device(device), None
+        self.side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        if self.side is not None:  # banks and PSDs were made on the main stream
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+
+    def launch(self, s: int) -> None:
+        with torch.cuda.stream(self.side) if self.side is not None else nullcontext():
+            self.batch = self.make(s)
+
+    def take(self):
+        batch, self.batch = self.batch, None
+        if batch is None:
+            raise RuntimeError("Prefetcher.take() before launch()")
+        if self.side is not None:
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(self.side)
+            for t in batch:
+                t.record_stream(main)  # the allocator must not reuse these for the side stream early
+        return batch
+
+
+def widen_adam_state(opt_state: dict, model: torch.nn.Module) -> dict:
+    """Adam's state for :func:`gwviz.model.add_detector_mask`: the moments of the widened tensors get
+    zeros for the new input channels (as if those weights had never had a gradient)."""
+    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    state = {k: dict(v) for k, v in opt_state["state"].items()}
+    for name in MASK_INPUT_TENSORS:
+        entry = state.get(index[name], {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in entry:
+                entry[key] = torch.cat([entry[key], torch.zeros_like(entry[key])], dim=1)
+    return {**opt_state, "state": state}
+
+
+def to_cpu(obj):
+    """Tensors in nested dicts/lists moved to the CPU: checkpoints load on any machine without map_location."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+def data_seed(*key: int) -> int:
+    """A 63-bit seed from a tuple of ints, e.g. (seed, step, rank): the data of a step depends on that alone."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+BN_TAG = 5_555_555  # data_seed(seed, step, BN_TAG): the BatchNorm calibration batches before an evaluation
+
+
+# -----------------------------------------------------------------------------
+# data
+
+
+def get_bank(path: Path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
+    """The bank cached at ``path`` if it was built with (n_per_class, seed) (recorded beside it in
+    <path>.json), else build it with ``workers`` processes (0 = all cores) and cache it. Building is
+    deterministic, so a resume on a fresh machine rebuilds the same bank."""
+    key = {"n_per_class": n_per_class, "seed": seed}
+    meta = path.with_name(path.name + ".json")
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
+        return WaveformBank.load(path)
+    bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
+    bank.save(path)
+    meta.write_text(json.dumps(key))
+    return bank
+
+
+class Validator:
+    """Fixed validation set: ``n`` samples at SNR 8-24, chunk i drawn from seed (seed + 1, VAL_TAG, i).
+
+    Chunks all have ``chunk`` rows (one compiled shape); the last one is generated whole and cut.
+    Under DDP, rank r evaluates chunks r, r + world, ... and the sums are all-reduced."""
+
+    VAL_TAG = 7_777_777
+
+    def __init__(self, maker: BatchMaker, n: int, chunk: int, seed: int, device: torch.device,
+                 cache_gib: float, rank: int = 0, world: int = 1):
+        self.maker, self.n, self.chunk, self.seed, self.device = maker, n, min(chunk, n), seed, device
+        self.rank, self.world = rank, world
+        self.n_chunks = math.ceil(n / self.chunk)
+        self.mine = list(range(rank, self.n_chunks, world))
+        bytes_needed = len(self.mine) * self.chunk * len(DETECTORS) * WINDOW_SAMPLES * 4  # float32
+        self.cache = {i: self._make(i) for i in self.mine} if bytes_needed <= cache_gib * 2**30 else None
+
+    def _make(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator(device=self.device).manual_seed(data_seed(self.seed + 1, self.VAL_TAG, i))
+        x, y, _ = self.maker(self.chunk, g, snr_range=SNR_RANGE)
+        keep = min(self.chunk, self.n - i * self.chunk)
+        return x[:keep], y[:keep]
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module, autocast) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        # sums: loss, correct, count, then (correct, count) per class
+        s = torch.zeros(3 + 2 * len(CLASSES), dtype=torch.float64, device=self.device)
+        for i in self.mine:
+            x, y = self.cache[i] if self.cache is not None else self._make(i)
+            with autocast():
+                logits = model(x).float()
+            ok = (logits.argmax(1) == y).double()
+            s[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            s[1] += ok.sum()
+            s[2] += len(y)
+            onehot = F.one_hot(y, len(CLASSES)).double()
+            s[3::2] += (onehot * ok[:, None]).sum(0)
+            s[4::2] += onehot.sum(0)
+        if self.world > 1:
+            dist.all_reduce(s)
+        model.train(was_training)
+        s = s.cpu().tolist()
+        out = {"val_loss": s[0] / s[2], "val_acc": s[1] / s[2]}
+        out.update({f"acc_{c}": s[3 + 2 * k] / max(s[4 + 2 * k], 1) for k, c in enumerate(CLASSES)})
+        return out
+
+
+# -----------------------------------------------------------------------------
+# logging
+
+
+METRIC_FIELDS = ["step", "epoch", "samples", "wall_s", "train_loss", "val_loss", "val_acc",
+                 *(f"acc_{c}" for c in CLASSES), "samples_per_s", "snr_low", "snr_high", "lr"]
+
+
+class Metrics:
+    """metrics.csv (one row per log/eval step) + TensorBoard; rows past ``resume_step`` are dropped on resume."""
+
+    def __init__(self, out: Path, resume_step: int | None):
+        self.path = out / "metrics.csv"
+        rows = []
+        if resume_step is not None and self.path.exists():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tb"), purge_step=resume_step)
+        except ImportError as err:  # tensorboard is optional on the training machine
+            print(f"TensorBoard disabled ({err})")
+            self.tb = None
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, METRIC_FIELDS).writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "samples", "wall_s") and v not in (None, ""):
+                    group = "val" if k.startswith(("val", "acc")) else "train"
+                    self.tb.add_scalar(f"{group}/{k}", v, row["step"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# -----------------------------------------------------------------------------
+# main
+
+
+def pick_device(device_arg: str | None) -> tuple[int, int, torch.device]:
+    """(rank, world, device) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and --device."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    dev = check_device(device_arg or ("cuda" if torch.cuda.is_available() else "cpu"))
+    use_cuda = dev.type == "cuda"
+    if world == 1:
+        return 0, 1, dev
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, torch.device("cuda", local) if use_cuda else torch.device("cpu")
