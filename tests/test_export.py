@@ -52,7 +52,7 @@ def test_explore_page_plays_and_offers_downloads(monkeypatch) -> None:
     monkeypatch.delenv("GWVIZ_DATA_DIR", raising=False)
     at = new_app()
     assert len(at.get("audio")) == 2  # noisy and clean whitened strain of the loudest detector
-    assert [b.label for b in at.get("download_button")] == ["Sample (HDF5)", "Explanation (CSV)"]
+    assert [b.label for b in at.get("download_button")] == ["Sample (HDF5)", "Explanation (CSV)", "Figures (HTML)"]
     assert any("the map's loudest part is at" in m.value for m in at.markdown)
     ok(at.selectbox(key="kind").set_value("noise").run())
     assert len(at.get("audio")) == 1  # no clean signal to play for noise
