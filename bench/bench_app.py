@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from gwviz import session
 from gwviz.constants import CLASSES
+from gwviz.noise import noise_source
 
 TARGET_S = 0.25
 TARGET_FIRST_LOAD_S = 3.0
@@ -60,7 +61,7 @@ MASSES = {"noise": (0.0, 0.0), "BBH": (36.0, 29.0), "NSBH": (10.0, 1.4), "BNS": 
 
 def run(repeats: int, profile: bool = False) -> dict:
     clf = session.default_classifier()
-    source = session.noise_source("simulated")  # the app caches this object (st.cache_resource)
+    source = noise_source("simulated")  # the app caches this object (st.cache_resource)
     for kind in CLASSES:  # warm-up: first LAL waveform, first Grad-CAM, allocator
         session.explore(kind, *MASSES[kind], 12.0, noise=source, seed=0, classifier=clf, method=session.DEFAULT_METHOD)
     prof = cProfile.Profile() if profile else None

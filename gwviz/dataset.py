@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from .constants import CLASSES, WINDOW_SAMPLES
+from .noise import noise_source
 from .paths import DATA_ENV, run_cli, writable_dir
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -35,18 +36,6 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 META_COLUMNS = ("mass1", "mass2", "chirp_mass", "snr", "snr_network", "snr_H1", "snr_L1", "snr_V1", "ra", "dec",
                 "polarization", "inclination", "coa_phase", "gps", "gps_window_start", "merger_offset", "merger_index",
                 "merger_index_H1", "merger_index_L1", "merger_index_V1")
-
-
-def make_noise_source(kind: str, data_dir: str | None = None, seed: int = 0):
-    """Noise source by name: 'simulated' (offline default), 'files' (data_dir or $GWVIZ_DATA_DIR), 'gwosc'."""
-    from .noise import GwoscNoise, SimulatedNoise, StrainFiles
-    if kind == "simulated":
-        return SimulatedNoise()
-    if kind == "files":
-        return StrainFiles(data_dir)
-    if kind == "gwosc":
-        return GwoscNoise(seed=seed)
-    raise ValueError(f"unknown noise source {kind!r}; use simulated, files or gwosc")
 
 
 _SOURCE = None
@@ -86,7 +75,7 @@ def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int) ->
     _die_with_parent(parent_pid)
     import torch
     torch.set_num_threads(1)  # one process per core
-    _SOURCE = make_noise_source(kind, data_dir, seed)
+    _SOURCE = noise_source(kind, data_dir=data_dir, seed=seed)
 
 
 def sample_at(seed: int, split: str, i: int, source):
@@ -174,7 +163,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     seed : int
         Non-negative; sample i is a function of (seed, split, i) alone.
     noise, data_dir :
-        Noise source (see :func:`make_noise_source`), built here first so that bad data fails
+        Noise source (see :func:`gwviz.noise.noise_source`), built here first so that bad data fails
         before any worker starts.
     workers : int or None
         Processes (>= 1; None: all cores).
@@ -192,7 +181,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     chunk, seed = _check_int("chunk", chunk, 1), _check_int("seed", seed, 0)
     workers = _check_int("workers", workers, 1) if workers is not None else (os.cpu_count() or 1)
     out = writable_dir(out, "out")
-    source = make_noise_source(noise, data_dir, seed)  # fails here, with its message, on bad data
+    source = noise_source(noise, data_dir=data_dir, seed=seed)  # fails here, with its message, on bad data
     data_dir_used = data_dir or (os.environ.get(DATA_ENV, "") if noise == "files" else "")
     run = {"format": PART_FORMAT, "seed": seed, "split": split, "n": n, "chunk": chunk, "noise": noise,
            "data_dir": str(Path(data_dir_used).resolve()) if data_dir_used else "", "noise_source": source.name}

@@ -430,15 +430,15 @@ def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[
     """Noise source for :func:`gwviz.synth.make_sample`: SimulatedNoise, or StrainFiles over the
     real files (:func:`find_real_files`) with windows in ``gps_range`` (default
     :func:`default_window_range`). Returns (source, description dict)."""
-    from .noise import SimulatedNoise, StrainFiles
+    from .noise import noise_source
     if noise == "simulated":
-        return SimulatedNoise(), {"noise": noise}
+        return noise_source("simulated"), {"noise": noise}
     if noise != "files":
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
     real = read_real_strain(data_dir)
     gps_range = tuple(gps_range) if gps_range else default_window_range(real)
     segment_start_range(real, gps_range)  # same checks as the batched path (fits, no known event)
-    src = StrainFiles(list(real.paths.values()), gps_range=gps_range)
+    src = noise_source("files", files=real.paths.values(), gps_range=gps_range)
     return src, {"noise": noise, "files": {d: str(p) for d, p in real.paths.items()}, "window_gps_range": list(gps_range)}
 
 

@@ -18,10 +18,10 @@ import torch
 
 from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
-from .paths import CACHE_ENV, DATA_ENV
+from .paths import CACHE_ENV, DATA_ENV, files_within
 from .paths import root as paths_root
 from .psd import analytic_psd
-from .strain import MAX_FLAT_RUN, Strain, flat_runs, read_strain, resample
+from .strain import MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, flat_runs, read_strain, resample
 
 #: Confident events (GPS [s]) near the data we use; windows never contain them (± EVENT_GUARD s).
 KNOWN_EVENTS: dict[str, float] = {
@@ -288,3 +288,59 @@ def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tu
     if not paths:
         raise ValueError(f"no detector could be fetched for GPS {start}+{int(duration)} s: " + "; ".join(failed.values()))
     return paths, failed
+
+
+#: Kinds of :func:`noise_source`: one vocabulary for the dataset builder, the evaluations and the app.
+NOISE_KINDS: tuple[str, ...] = ("simulated", "files", "gwosc")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The real-data directory: ``data_dir``, else $GWVIZ_DATA_DIR. Raises ValueError saying how to set it."""
+    raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
+    if not raw:
+        raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
+                         "or pass data_dir")
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or pass data_dir)")
+    return path
+
+
+def noise_source(kind: str = "simulated", *, data_dir: str | os.PathLike | None = None, files=None,
+                 gps: float | None = None, gps_range: tuple[float, float] | None = None,
+                 cache_dir: str | os.PathLike | None = None, seed: int | None = None):
+    """The one factory of noise sources (``source.segment(duration, rng)``).
+
+    Parameters
+    ----------
+    kind : {'simulated', 'files', 'gwosc'}
+        'simulated': Gaussian noise coloured by the O3 PSDs (offline). 'files': real strain from
+        ``files`` or from every strain file under ``data_dir`` (default $GWVIZ_DATA_DIR; the walk is
+        bounded and never follows a symlink out of it, :func:`gwviz.paths.files_within`; 16-kHz files
+        are resampled; files that would make gwpy unpickle are refused). 'gwosc': 64 s fetched from
+        GWOSC with gwpy at GPS ``gps`` [s] (default: a random O3a time drawn with ``seed``), cached in
+        ``cache_dir`` (default $GWVIZ_CACHE).
+    gps_range : (float, float), optional
+        'files' only: model windows only inside this GPS range [s] (e.g. a held-out stretch).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, no or unusable data, GWOSC unreachable (with what to do instead).
+    """
+    if kind == "simulated":
+        return SimulatedNoise()
+    if kind == "files":
+        found = list(files) if files is not None else files_within(resolve_data_dir(data_dir), STRAIN_SUFFIXES)
+        return StrainFiles(found, gps_range=gps_range, allow_resample=True)
+    if kind == "gwosc":
+        if gps is not None and not (isinstance(gps, (int, float, np.integer, np.floating)) and math.isfinite(gps)):
+            raise ValueError(f"GWOSC noise needs a finite GPS start time [s], got {gps!r}")
+        try:
+            if gps is None:
+                return GwoscNoise(seed=seed, cache_dir=cache_dir)
+            return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir)
+        except ValueError as err:
+            raise ValueError(f"{err} — GWOSC needs internet access; offline, use simulated noise or local "
+                             "files") from err
+    raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")

@@ -25,16 +25,13 @@ import torch
 from .classifier import SUBSET_WEIGHTS, Classifier, Prediction, load_classifier
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
 from .explain import METHODS, normalise, randomisation_check
-from .noise import DATA_DIR_ENV, KNOWN_EVENTS, GwoscNoise, SimulatedNoise, StrainFiles
-from .strain import STRAIN_SUFFIXES, Strain, read_strain, refuse_pickled_channel, resample
+from .noise import DATA_DIR_ENV, KNOWN_EVENTS, SimulatedNoise, resolve_data_dir
+from .strain import Strain, read_strain, refuse_pickled_channel, resample
 from .params import OUTSIDE_HINT, SignalParams
-from .paths import BUNDLED_DATA, CACHE_ENV, files_within
-from .paths import root as configured_root
+from .paths import BUNDLED_DATA, files_within
 from .constants import window_start_index
 from .synth import Sample, make_sample
 
-#: Noise choices of the app: offline simulated O3, real O3 files in $GWVIZ_DATA_DIR, real O3 from GWOSC.
-NOISE_KINDS: tuple[str, ...] = ("simulated", "data_dir", "gwosc")
 #: Environment variable naming a weights file to use instead of the shipped one.
 WEIGHTS_ENV = "GWVIZ_WEIGHTS"
 #: The attribution method the app opens on: the one whose CAM statistics on the shipped weights
@@ -107,43 +104,6 @@ def torch_threads(raw: str | None, cpus: int | None = None) -> int:
     if not 1 <= n <= cpus:
         raise ValueError(f"${THREADS_ENV}={shown!r} is out of range; use 1 to {cpus} (this machine's CPUs)")
     return n
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The real-data directory: ``data_dir``, else $GWVIZ_DATA_DIR. Raises ValueError saying how to set it."""
-    raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
-    if not raw:
-        raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
-                         "or pass data_dir")
-    path = Path(raw).expanduser()
-    if not path.is_dir():
-        raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or pass data_dir)")
-    return path
-
-
-def noise_source(kind: str = "simulated", data_dir: str | os.PathLike | None = None, gps: float | None = None,
-                 cache_dir: str | os.PathLike | None = None):
-    """Build a noise source: 'simulated' (offline), 'data_dir' (real files, 16-kHz files resampled)
-    or 'gwosc' (64 s fetched from GWOSC at GPS ``gps`` [s], cached in ``cache_dir``, default
-    $GWVIZ_CACHE). Raises ValueError on failure.
-
-    The data directory is searched with :func:`gwviz.paths.files_within`: bounded depth and file
-    count, and no file reached through a symlink that leaves the directory; HDF5 files that would
-    make gwpy unpickle are refused (:func:`refuse_pickled_channel`)."""
-    if kind == "simulated":
-        return SimulatedNoise()
-    if kind == "data_dir":
-        files = [refuse_pickled_channel(p) for p in files_within(resolve_data_dir(data_dir), STRAIN_SUFFIXES)]
-        return StrainFiles(files, allow_resample=True)
-    if kind == "gwosc":
-        if gps is None or not np.isfinite(gps):
-            raise ValueError("GWOSC noise needs a GPS start time [s]")
-        try:
-            return GwoscNoise(gps_start=float(int(gps)), chunk=64.0, cache_dir=cache_dir or configured_root(CACHE_ENV))
-        except ValueError as err:
-            raise ValueError(f"{err} — GWOSC needs internet access; offline, use simulated noise or a data "
-                             "directory") from err
-    raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")
 
 
 def signal_params(kind: str, mass1: float, mass2: float, snr: float, ra: float = 0.0, dec: float = 0.0,

@@ -100,19 +100,23 @@ def test_explore_rejects_bad_parameters(args, msg) -> None:
 
 
 def test_noise_sources_and_messages(monkeypatch, tmp_path) -> None:
-    assert isinstance(session.noise_source("simulated"), SimulatedNoise)
-    src = session.noise_source("data_dir", DATA_DIR)
+    """gwviz.noise.noise_source: the one factory (dataset builder, evaluations and app)."""
+    from gwviz.noise import NOISE_KINDS, noise_source
+    assert NOISE_KINDS == ("simulated", "files", "gwosc")
+    assert isinstance(noise_source("simulated"), SimulatedNoise)
+    src = noise_source("files", data_dir=DATA_DIR)
     r = session.explore("BBH", 30, 25, 15, noise=src, seed=1)
     assert not r.sample.meta["simulated_noise"] and r.noise_label.startswith("REAL")
     monkeypatch.delenv("GWVIZ_DATA_DIR", raising=False)
     with pytest.raises(ValueError, match="GWVIZ_DATA_DIR"):
-        session.noise_source("data_dir")
+        noise_source("files")
     with pytest.raises(ValueError, match="does not exist"):
-        session.noise_source("data_dir", tmp_path / "nope")
+        noise_source("files", data_dir=tmp_path / "nope")
     with pytest.raises(ValueError, match="noise must be one of"):
-        session.noise_source("pink")
-    with pytest.raises(ValueError, match="GPS"):
-        session.noise_source("gwosc", gps=None)
+        noise_source("pink")
+    for bad in (float("nan"), "soon"):
+        with pytest.raises(ValueError, match="finite GPS start time"):
+            noise_source("gwosc", gps=bad)
 
 
 def test_real_event_helpers() -> None:
@@ -235,7 +239,7 @@ def test_explore_noise_sources(env, monkeypatch) -> None:
     monkeypatch.setenv("GWVIZ_DATA_DIR", str(env / "missing"))
     at = new_app()
     assert not at.text_input  # no path is typed anywhere in the app
-    ok(at.radio(key="noise_kind").set_value("data_dir").run())
+    ok(at.radio(key="noise_kind").set_value("files").run())
     assert "$GWVIZ_DATA_DIR does not exist on the server" in texts(at.warning)
     assert str(env) not in page_text(at)
     monkeypatch.setenv("GWVIZ_DATA_DIR", DATA_DIR)
@@ -423,7 +427,7 @@ def test_data_folder_is_chosen_inside_the_root(env, monkeypatch, tmp_path_factor
     assert at.selectbox(key="data_dir").options == [
         "$GWVIZ_DATA_DIR", "$GWVIZ_DATA_DIR/asd", "$GWVIZ_DATA_DIR/gwf", "$GWVIZ_DATA_DIR/gwpy_format",
         "$GWVIZ_DATA_DIR/gwpy_format/GW190521_data"]
-    ok(at.radio(key="noise_kind").set_value("data_dir").run())
+    ok(at.radio(key="noise_kind").set_value("files").run())
     ok(at.selectbox(key="data_dir").set_value("asd").run())
     assert "no strain for ['H1', 'L1', 'V1'] among 0 files" in texts(at.warning)
     ok(at.selectbox(key="data_dir").set_value("gwpy_format").run())

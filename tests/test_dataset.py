@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
     ({"seed": -1}, "seed must be an integer >= 0, got -1"),
     ({"workers": 0}, "workers must be an integer >= 1, got 0"),
     ({"split": "training"}, "split must be one of \\['train', 'val', 'test'\\], got 'training'"),
-    ({"noise": "gaussian"}, "unknown noise source 'gaussian'"),
+    ({"noise": "gaussian"}, r"noise must be one of \('simulated', 'files', 'gwosc'\), got 'gaussian'"),
 ])
 def test_build_split_arguments(tmp_path, kw, message):
     """--chunk -2 wrote an all-zero 'noise' dataset; now every size is checked before any work."""

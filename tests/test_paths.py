@@ -216,7 +216,8 @@ def test_strain_files_that_gwpy_would_unpickle_are_refused(tmp_path, monkeypatch
             d.attrs["channel"] = np.void(pickle.dumps(_Boom(str(marker))))
     want = "$GWVIZ_DATA_DIR/gwpy_format/GW190521_data/H1_data_32s.hdf5: attribute 'channel' of 'H1' is not text " \
            "(gwpy would unpickle it); refused"
-    for call in (lambda: session.noise_source("data_dir", tmp_path / "data"),
+    from gwviz.noise import noise_source
+    for call in (lambda: noise_source("files", data_dir=tmp_path / "data"),
                  lambda: session.load_gw190521(tmp_path / "data")):
         with pytest.raises(ValueError) as err:
             call()

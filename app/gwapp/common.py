@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from gwviz.noise import noise_source as make_noise
 from gwviz import paths, session
 from gwviz.classifier import Classifier
 
@@ -78,7 +79,7 @@ def noise_source(kind: str, data_dir: str = "", gps: float | None = None) -> tup
     """(source, None) or (None, error message). Failures are cached too, so an offline GWOSC
     request costs its timeout once, not on every rerun (the page offers a retry)."""
     try:
-        return session.noise_source(kind, data_dir or None, gps), None
+        return make_noise(kind, data_dir=data_dir or None, gps=gps), None
     except ValueError as err:
         return None, paths.redact(str(err))
 

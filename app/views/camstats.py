@@ -11,6 +11,7 @@ from gwviz import session
 from gwviz.camstats import collect, figures, summarise
 from gwviz.constants import CLASSES
 from gwviz.gallery import METHOD_LABELS
+from gwviz.noise import noise_source
 from gwviz.paths import REPO
 
 st.title("Where does the network look?")
@@ -52,7 +53,7 @@ seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="cs_seed"))
 if st.button(f"Compute on {n * len(CLASSES)} new samples", key="cs_go"):
     try:
         with st.spinner("Injecting, classifying and explaining …"):
-            d = collect(common.classifier(), session.noise_source("simulated"), n, snr, seed, progress=False,
+            d = collect(common.classifier(), noise_source("simulated"), n, snr, seed, progress=False,
                         method=method)
     except (ValueError, FloatingPointError) as e:
         common.show_error("Cannot compute: ", e)

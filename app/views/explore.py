@@ -16,7 +16,7 @@ from gwviz.explain import METHODS
 from gwviz.params import MASS_RANGES, O3_GPS_SPAN
 
 DEFAULT_MASSES = {"BBH": (36.0, 29.0), "NSBH": (10.0, 1.4), "BNS": (1.5, 1.3)}
-NOISE_LABELS = {"simulated": "Simulated O3 (offline)", "data_dir": "Real O3 from the data directory",
+NOISE_LABELS = {"simulated": "Simulated O3 (offline)", "files": "Real O3 from the data directory",
                 "gwosc": "Real O3 fetched from GWOSC"}
 
 st.title("Explore: what does the CNN see?")
@@ -79,10 +79,10 @@ if kind in ("BBH", "BNS") and m2 > m1:
 if kind != "noise" and offset > MERGER_SPAN:
     st.caption(f"Merger {offset:g} s before the window's end: outside the training range (last {MERGER_SPAN:g} s).")
 
-ddir, err = common.data_dir() if noise_kind == "data_dir" else ("", None)
+ddir, err = common.data_dir() if noise_kind == "files" else ("", None)
 source, err = (None, err) if err else common.noise_source(noise_kind, ddir, gps)
 if err is not None:
-    if noise_kind == "data_dir":
+    if noise_kind == "files":
         common.no_data_dir_message(err)
     else:
         st.error(f"Could not get the noise: {err}")
