@@ -110,16 +110,19 @@ def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float)
 
 
 def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
-         rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int = 32, gap: float = 1.0,
+         rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int | None = None, gap: float = 1.0,
          method: str = "hirescam", progress: bool = False) -> ScanResult:
     """Scan ``strain`` ({'H1','L1','V1'} or a subset the weights accept: equal-length raw arrays ≥ 16 s
     at 4096 Hz, checked as by :func:`classify`) every ``stride`` s. Triggers: windows whose λ passes
     the threshold of false-positive rate ``rate`` per window in that detector network's calibration
     (argmax ≠ noise without one), clustered when closer than ``gap`` s, each with the ``method``
-    attribution map of its loudest window."""
+    attribution map of its loudest window. ``batch``: windows whitened and classified at once (default
+    4 on the CPU, 256 on CUDA: bench/bench_scan.py)."""
     if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride * sample_rate >= 1):
         raise ValueError(f"stride must be a number of seconds ≥ one sample, got {stride!r}")
-    if not (isinstance(batch, int) and batch >= 1):
+    if batch is None:  # measured (bench/bench_scan.py): small batches stay in the CPU's caches, big ones fill a GPU
+        batch = 256 if torch.device(classifier.device).type == "cuda" else 4
+    if isinstance(batch, bool) or not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     dets = present_detectors(strain)
     subset = classifier.check_detectors(dets)  # before reading the strain

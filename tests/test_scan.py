@@ -140,3 +140,14 @@ def test_uploads_are_stored_by_content_in_the_cache_only(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="limited to"):
         strain_mod.cache_upload(data, "x.h5", tmp_path)
     assert sorted(q.name for q in (tmp_path / "uploads").iterdir()) == [p.name]
+
+
+def test_scan_batch_default_and_refusals(around_event):
+    """The batch only changes speed: the default (4 windows on the CPU) and 32 give the same statistic."""
+    strain, _ = around_event
+    clf = session.default_classifier()
+    a, b = scan(clf, strain, method=None), scan(clf, strain, batch=32, method=None)
+    assert np.allclose(a.statistic, b.statistic, atol=1e-4)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch must be a positive integer"):
+            scan(clf, strain, batch=bad)
