@@ -23,7 +23,7 @@ from .strain import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE, draw_params
 from .psd import analytic_psd, interpolate_psd, welch_psd
 from .constants import STRAIN_SCALE
-from .synth import synthesize
+from .synth import Injection, synthesize
 from .waveforms import polarisations
 
 
@@ -253,8 +253,9 @@ class BatchMaker:
         present = None
         if self._some_absent:
             present = self.subset_table[torch.multinomial(self.subset_p, n, replacement=True, generator=g)]
-        out = synthesize(noise, SAMPLE_RATE, hp, hc, self.bank.peak_index, fp.to(dt), fc.to(dt), delays.to(dt),
-                         (MERGER_SPAN * u()).to(dt), snr, snr_psd, labels > 0, white_signal=False, present=present)
+        inj = Injection(hp=hp, hc=hc, peak_index=self.bank.peak_index, fp=fp.to(dt), fc=fc.to(dt), delays=delays.to(dt),
+                        merger_offset=(MERGER_SPAN * u()).to(dt), snr=snr, snr_psd=snr_psd, is_signal=labels > 0)
+        out = synthesize(noise, SAMPLE_RATE, inj, white_signal=False, present=present)
         snr = torch.where(labels > 0, snr, torch.zeros_like(snr))
         return out.data.float(), labels, snr
 

@@ -73,7 +73,42 @@ def snr_scale(hw: torch.Tensor, snr_psd: torch.Tensor, snr: torch.Tensor, sample
     return snr / rho.square().sum(-1).sqrt(), rho
 
 
-def _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr) -> None:
+@dataclass(kw_only=True)
+class Injection:
+    """What :func:`synthesize` injects into a batch of B noise segments (keyword-only: two swapped
+    tensors of one shape would otherwise pass silently). Tensors live on the noise's device.
+
+    Attributes
+    ----------
+    hp, hc : (B, L) tensor
+        Polarisations × STRAIN_SCALE, amplitude peak at ``peak_index``.
+    peak_index : int
+        Sample of the amplitude peak (the merger) in ``hp``/``hc``.
+    fp, fc, delays : (B, D) tensor
+        Antenna patterns and arrival delays [s] with respect to the geocentre.
+    merger_offset : (B,) tensor
+        Geocentric merger time before the window's end [s].
+    snr : (B,) tensor
+        Target network optimal SNR.
+    snr_psd : (B or 1, D, 8193) tensor, optional
+        PSD × STRAIN_SCALE² on the window's grid (0.25 Hz); None: a Welch estimate of the noise.
+    is_signal : (B,) bool tensor, optional
+        Rows that stay pure noise in a mixed batch (their waveform is ignored).
+    """
+
+    hp: torch.Tensor
+    hc: torch.Tensor
+    peak_index: int
+    fp: torch.Tensor
+    fc: torch.Tensor
+    delays: torch.Tensor
+    merger_offset: torch.Tensor
+    snr: torch.Tensor
+    snr_psd: torch.Tensor | None = None
+    is_signal: torch.Tensor | None = None
+
+
+def _check_batch(noise, sample_rate, inj: "Injection | None") -> None:
     """Shapes and dtypes of :func:`synthesize`'s inputs (host-side only: no device synchronisation,
     so the trainer's batches pay nothing). Values are checked where they are made (SignalParams,
     check_strain), because a NaN test here would stall the GPU."""
@@ -83,16 +118,19 @@ def _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_
     if window_start_index(t, int(sample_rate)) < 0:
         raise ValueError(f"noise segment of {t} samples is shorter than the window plus its end margin "
                          f"({WINDOW_DURATION + WINDOW_END_MARGIN:g} s at {sample_rate:g} Hz)")
-    if hp is None:
+    if inj is None:
         return
+    if not isinstance(inj, Injection):
+        raise ValueError(f"injection must be a gwviz.synth.Injection, got {type(inj).__name__}")
+    hp, hc, peak_index = inj.hp, inj.hc, inj.peak_index
     if not (isinstance(hp, torch.Tensor) and isinstance(hc, torch.Tensor) and hp.ndim == 2 and hp.shape == hc.shape
             and hp.shape[0] == b):
         raise ValueError(f"hp and hc must be ({b}, L) tensors of one shape, got {getattr(hp, 'shape', hp)} and "
                          f"{getattr(hc, 'shape', hc)}")
     if isinstance(peak_index, bool) or not isinstance(peak_index, (int, np.integer)) or not 0 <= peak_index < hp.shape[1]:
         raise ValueError(f"peak_index must be an int in [0, {hp.shape[1]}), got {peak_index!r}")
-    for name, v, shape in (("fp", fp, (b, d)), ("fc", fc, (b, d)), ("delays", delays, (b, d)),
-                           ("merger_offset", merger_offset, (b,)), ("snr", snr, (b,))):
+    for name, shape in (("fp", (b, d)), ("fc", (b, d)), ("delays", (b, d)), ("merger_offset", (b,)), ("snr", (b,))):
+        v = getattr(inj, name)
         if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape:
             raise ValueError(f"{name} must be a tensor of shape {shape}, got {getattr(v, 'shape', v)!r}")
 
@@ -109,29 +147,20 @@ class Synthesized:
     snr: torch.Tensor
 
 
-def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.Tensor | None = None,
-               hc: torch.Tensor | None = None, peak_index: int = 0, fp: torch.Tensor | None = None,
-               fc: torch.Tensor | None = None, delays: torch.Tensor | None = None,
-               merger_offset: torch.Tensor | None = None, snr: torch.Tensor | None = None,
-               snr_psd: torch.Tensor | None = None, is_signal: torch.Tensor | None = None,
+def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection: Injection | None = None, *,
                white_signal: bool = True, present: torch.Tensor | None = None) -> Synthesized:
     """Inject, rescale to the target network SNR, whiten and crop.
 
     Args:
         noise: (B, D, T) noise × STRAIN_SCALE.
-        hp, hc: (B, L) polarisations × STRAIN_SCALE, amplitude peak at ``peak_index``; None: pure noise.
-        fp, fc, delays: (B, D) antenna patterns and arrival delays [s] w.r.t. the geocentre.
-        merger_offset: (B,) geocentric merger time before the window's end [s].
-        snr: (B,) target network optimal SNR.
-        snr_psd: (B or 1, D, 8193) PSD × STRAIN_SCALE² on the window's grid (0.25 Hz); None:
-            a Welch estimate of ``noise``.
-        is_signal: (B,) bool; rows that stay pure noise in a mixed batch (their waveform is ignored).
+        sample_rate: [Hz].
+        injection: what to inject (:class:`Injection`); None: pure noise.
         white_signal: also whiten the clean signal with the data's filter (the trainer skips it).
         present: (B, D) bool, the detectors that observed (None: all). The network SNR counts only
             those, and the absent detectors' channels of ``data``, ``white_signal`` and ``snr`` are
             zero: how a missing detector reaches a network trained with ``detector_mask``.
     """
-    _check_batch(noise, sample_rate, hp, hc, peak_index, fp, fc, delays, merger_offset, snr)
+    _check_batch(noise, sample_rate, injection)
     b, d, t = noise.shape
     if present is not None and (not isinstance(present, torch.Tensor) or tuple(present.shape) != (b, d)
                                 or present.dtype != torch.bool):
@@ -139,17 +168,18 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, hp: torch.
     keep = (lambda v: v) if present is None else (lambda v: v * present.to(v.dtype)[:, :, None])  # noqa: E731
     i0 = window_start_index(t, int(sample_rate))
     zeros = torch.zeros(b, d, WINDOW_SAMPLES, dtype=noise.dtype, device=noise.device)
-    if hp is None:
+    if injection is None:
         white = keep(whiten(noise, welch_psd(noise, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES])
         return Synthesized(white, zeros, zeros, torch.zeros(b, d, dtype=noise.dtype, device=noise.device))
-    merger = (i0 + WINDOW_SAMPLES - peak_index) / sample_rate - merger_offset  # buffer start -> merger [s]
-    h = project(hp, hc, fp, fc, merger[:, None] + delays, t, sample_rate)
+    inj = injection
+    merger = (i0 + WINDOW_SAMPLES - inj.peak_index) / sample_rate - inj.merger_offset  # buffer start -> merger [s]
+    h = project(inj.hp, inj.hc, inj.fp, inj.fc, merger[:, None] + inj.delays, t, sample_rate)
     hw = h[..., i0:i0 + WINDOW_SAMPLES]
-    if snr_psd is None:
-        snr_psd = interpolate_psd(welch_psd(noise, sample_rate), WINDOW_SAMPLES // 2 + 1)
-    scale, rho = snr_scale(hw, snr_psd, snr, sample_rate, present)
-    if is_signal is not None:
-        scale = torch.where(is_signal, scale, torch.zeros_like(scale))
+    snr_psd = inj.snr_psd if inj.snr_psd is not None else interpolate_psd(welch_psd(noise, sample_rate),
+                                                                           WINDOW_SAMPLES // 2 + 1)
+    scale, rho = snr_scale(hw, snr_psd, inj.snr, sample_rate, present)
+    if inj.is_signal is not None:
+        scale = torch.where(inj.is_signal, scale, torch.zeros_like(scale))
     h = h * scale[:, None, None]
     x = noise + h
     psd = welch_psd(x, sample_rate)
@@ -231,9 +261,9 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
         if seg.psd is not None:
             snr_psd = torch.as_tensor(seg.psd(fs / WINDOW_SAMPLES, WINDOW_SAMPLES // 2 + 1) * STRAIN_SCALE ** 2,
                                       dtype=dtype)[None]
-        out = synthesize(noise, fs, t(pol.hp * STRAIN_SCALE)[None, :],
-                         t(pol.hc * STRAIN_SCALE)[None, :], pol.peak_index, fp, fc, delays,
-                         t(params.merger_offset), t(params.snr), snr_psd)
+        out = synthesize(noise, fs, Injection(hp=t(pol.hp * STRAIN_SCALE)[None, :], hc=t(pol.hc * STRAIN_SCALE)[None, :],
+                                              peak_index=pol.peak_index, fp=fp, fc=fc, delays=delays,
+                                              merger_offset=t(params.merger_offset), snr=t(params.snr), snr_psd=snr_psd))
         snr_det = out.snr[0].numpy()
         merger_geo = WINDOW_SAMPLES - params.merger_offset * fs
         meta.update(params.to_dict())

@@ -15,7 +15,7 @@ from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.paths import BUNDLED_DATA
 from gwviz.scan import main as scan_main
 from gwviz.scan import read_detectors, scan, time_slide_background
-from gwviz.synth import synthesize
+from gwviz.synth import Injection, synthesize
 
 GW190425_L1 = BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5"
 GW190521 = [BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5" for d in DETECTORS]
@@ -78,9 +78,10 @@ def test_synthesis_scales_the_snr_over_the_detectors_present():
     hp, hc = bank.hp["BBH"].double(), bank.hc["BBH"].double()
     one = lambda *v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
     present = torch.tensor([[False, True, True]])
-    out = synthesize(noise, 4096, hp, hc, bank.peak_index, one(0.3, -0.5, 0.7), one(0.6, 0.2, -0.4),
-                     one(0.0, 0.005, -0.01), torch.tensor([0.05], dtype=torch.float64),
-                     torch.tensor([12.0], dtype=torch.float64), present=present)
+    out = synthesize(noise, 4096, Injection(hp=hp, hc=hc, peak_index=bank.peak_index, fp=one(0.3, -0.5, 0.7),
+                                            fc=one(0.6, 0.2, -0.4), delays=one(0.0, 0.005, -0.01),
+                                            merger_offset=torch.tensor([0.05], dtype=torch.float64),
+                                            snr=torch.tensor([12.0], dtype=torch.float64)), present=present)
     assert out.snr[0, 0] == 0 and out.snr[0, 1:].square().sum().sqrt().item() == pytest.approx(12.0, rel=1e-6)
     assert torch.equal(out.data[0, 0], torch.zeros(16384)) and out.data[0, 1:].std(-1).min() > 0.5
     assert torch.equal(out.white_signal[0, 0], torch.zeros(16384))

@@ -15,7 +15,7 @@ from gwviz.noise import NoiseSegment, SimulatedNoise, StrainFiles
 from gwviz.params import SignalParams, draw_params
 from gwviz.psd import analytic_psd, welch_psd
 from gwviz.constants import STRAIN_SCALE
-from gwviz.synth import make_sample, project, synthesize
+from gwviz.synth import Injection, make_sample, project, synthesize
 from gwviz.waveforms import polarisations
 
 FS = SAMPLE_RATE
@@ -208,10 +208,12 @@ def test_batched_float32_path_agrees_with_cpu_sample():
     hc = torch.as_tensor(np.stack([pol.hc, pol.hc]) * STRAIN_SCALE)
     fp, fc, dl = torch.rand(2, 3, dtype=torch.float64), torch.rand(2, 3, dtype=torch.float64), torch.rand(2, 3, dtype=torch.float64) * 0.02
     mo, snr = torch.tensor([0.03, 0.07], dtype=torch.float64), torch.tensor([10.0, 20.0], dtype=torch.float64)
-    both = synthesize(noise_t, FS, hp, hc, pol.peak_index, fp, fc, dl, mo, snr)
+    both = synthesize(noise_t, FS, Injection(hp=hp, hc=hc, peak_index=pol.peak_index, fp=fp, fc=fc, delays=dl,
+                                             merger_offset=mo, snr=snr))
     for i in range(2):
-        one = synthesize(noise_t[i:i + 1], FS, hp[i:i + 1], hc[i:i + 1], pol.peak_index, fp[i:i + 1], fc[i:i + 1],
-                         dl[i:i + 1], mo[i:i + 1], snr[i:i + 1])
+        r = slice(i, i + 1)
+        one = synthesize(noise_t[r], FS, Injection(hp=hp[r], hc=hc[r], peak_index=pol.peak_index, fp=fp[r], fc=fc[r],
+                                                   delays=dl[r], merger_offset=mo[r], snr=snr[r]))
         assert torch.allclose(both.data[i], one.data[0], atol=1e-6)
         assert torch.allclose(both.snr[i].square().sum().sqrt(), snr[i])
 
@@ -327,11 +329,14 @@ def test_synthesize_checks_shapes():
         synthesize(noise[0])
     with pytest.raises(ValueError, match="shorter than the window plus its end margin"):
         synthesize(noise[..., :5 * FS])
-    with pytest.raises(ValueError, match=r"hp and hc must be \(2, L\) tensors of one shape"):
-        synthesize(noise, FS, hp, hp[:, :-1], 7 * FS, b3, b3, b3, b1, b1)
-    with pytest.raises(ValueError, match=r"peak_index must be an int in \[0, 32768\)"):
-        synthesize(noise, FS, hp, hp, 8 * FS, b3, b3, b3, b1, b1)
-    with pytest.raises(ValueError, match=r"delays must be a tensor of shape \(2, 3\)"):
-        synthesize(noise, FS, hp, hp, 7 * FS, b3, b3, b1, b1, b1)
-    with pytest.raises(ValueError, match=r"snr must be a tensor of shape \(2,\)"):
-        synthesize(noise, FS, hp, hp, 7 * FS, b3, b3, b3, b1, 10.0)
+    ok = dict(hp=hp, hc=hp, peak_index=7 * FS, fp=b3, fc=b3, delays=b3, merger_offset=b1, snr=b1)
+    for change, msg in (({"hc": hp[:, :-1]}, r"hp and hc must be \(2, L\) tensors of one shape"),
+                        ({"peak_index": 8 * FS}, r"peak_index must be an int in \[0, 32768\)"),
+                        ({"delays": b1}, r"delays must be a tensor of shape \(2, 3\)"),
+                        ({"snr": 10.0}, r"snr must be a tensor of shape \(2,\)")):
+        with pytest.raises(ValueError, match=msg):
+            synthesize(noise, FS, Injection(**{**ok, **change}))
+    with pytest.raises(TypeError):  # keyword-only: positional tensors cannot be swapped silently
+        Injection(hp, hp, 7 * FS, b3, b3, b3, b1, b1)
+    with pytest.raises(ValueError, match="injection must be a gwviz.synth.Injection"):
+        synthesize(noise, FS, hp)
