@@ -24,6 +24,12 @@ WINDOW_END_MARGIN: float = 2.0
 F_LOWER_SNR: float = 20.0
 #: Merger time lands uniformly in the last this-many seconds of the window [s].
 MERGER_SPAN: float = 0.1
+#: Confident events (GPS [s]) near the data we use; noise windows never contain them (± EVENT_GUARD s [s]).
+KNOWN_EVENTS: dict[str, float] = {
+    "GW190408_181802": 1238782700.3, "GW190412": 1239082262.2, "GW190413_052954": 1239168612.5,
+    "GW190413_134308": 1239198206.7, "GW190425": 1240215503.0, "GW190521": 1242442967.4,
+}
+EVENT_GUARD: float = 2.0
 #: Strain is multiplied by this inside torch (PSDs by its square): O3 PSDs (~1e-47 /Hz) underflow
 #: float32, strain × 1e21 is O(1).
 STRAIN_SCALE: float = 1e21

@@ -110,7 +110,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     from .classifier import load_classifier
-    from .evaluate import read_real_strain
+    from .strain import read_real_strain
     from .paths import BUNDLED_DATA
     ap = argparse.ArgumentParser(prog="python -m gwviz.injections", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for injections.json")

@@ -16,19 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
+from .constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
 from .paths import CACHE_ENV, DATA_ENV, files_within
 from .paths import root as paths_root
 from .psd import analytic_psd
 from .strain import MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, flat_runs, read_strain, resample
 
-#: Confident events (GPS [s]) near the data we use; windows never contain them (± EVENT_GUARD s).
-KNOWN_EVENTS: dict[str, float] = {
-    "GW190408_181802": 1238782700.3, "GW190412": 1239082262.2, "GW190413_052954": 1239168612.5,
-    "GW190413_134308": 1239198206.7, "GW190425": 1240215503.0, "GW190521": 1242442967.4,
-}
-EVENT_GUARD: float = 2.0
 #: Environment variable naming the directory of real strain files.
 DATA_DIR_ENV = DATA_ENV  # one home: gwviz.paths
 

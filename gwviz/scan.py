@@ -36,7 +36,7 @@ from .classifier import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
-from .strain import check_strain
+from .strain import check_strain, read_detectors
 
 #: merger estimate inside a window [s before its end]: training put mergers in the last 0.1 s
 MERGER_BEFORE_END = 0.05
@@ -268,26 +268,6 @@ def _fpr_text(fpr: float | None, floor: float | None) -> str:
     if floor is not None and fpr <= floor * 1.0001:
         return f", FPR ≤ {floor:.2g} per window (louder than every calibration noise window)"
     return f", FPR {fpr:.2g} per window"
-
-
-def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.strain.read_strain`),
-    resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
-    from .strain import read_strain, resample
-    strains = [read_strain(f) for f in files]
-    dets = [s.detector for s in strains]
-    if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
-        raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
-    strains = [s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains]
-    t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
-    n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
-    if n < SEGMENT_DURATION * SAMPLE_RATE:
-        raise ValueError(f"the files overlap for {max(n, 0) / SAMPLE_RATE:g} s; a scan needs {SEGMENT_DURATION:g} s")
-    out = {}
-    for s in strains:
-        i = int(round((t0 - s.t0) * SAMPLE_RATE))
-        out[s.detector] = s.data[i:i + n]
-    return out, t0
 
 
 def main(argv: list[str] | None = None) -> dict:

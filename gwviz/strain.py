@@ -2,9 +2,13 @@
 give a silent wrong answer (NaN/inf, flat or zero-padded channels, lossy dtypes, wrong rates, short or
 unequal arrays). Every strain that reaches the model or the noise sources passes :func:`check_strain`
 or :func:`check_channel`; every file passes :func:`read_strain`, which never runs pickle code.
+Several detectors at once: :func:`read_detectors` (files cut to their common span, the scan's and
+the evaluations' reader) and :func:`read_real_strain` with the held-out window ranges of the
+evaluations (:func:`default_window_range`, :func:`segment_start_range`). Uploads: :func:`cache_upload`.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -12,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import DETECTORS, SAMPLE_RATE
+from .constants import (DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
+                        WINDOW_END_MARGIN, WINDOW_OFFSET)
+from .paths import DATA_ENV as DATA_DIR_ENV
+from .paths import files_within
 
 #: file suffixes read as strain (HDF5 first: the layouts :func:`refuse_pickled_channel` inspects)
 STRAIN_SUFFIXES: tuple[str, ...] = (".hdf5", ".h5", ".gwf")
@@ -230,3 +237,98 @@ def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# several detectors at once: files cut to their common span, and the real-noise stretches of the
+# evaluations (held-out windows, clear of known events)
+
+
+def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
+    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.strain.read_strain`),
+    resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
+    strains = [read_strain(f) for f in files]
+    dets = [s.detector for s in strains]
+    if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
+        raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
+    strains = [s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains]
+    t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
+    n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
+    if n < SEGMENT_DURATION * SAMPLE_RATE:
+        raise ValueError(f"the files overlap for {max(n, 0) / SAMPLE_RATE:g} s; a scan needs {SEGMENT_DURATION:g} s")
+    out = {}
+    for s in strains:
+        i = int(round((t0 - s.t0) * SAMPLE_RATE))
+        out[s.detector] = s.data[i:i + n]
+    return out, t0
+
+
+@dataclass
+class RealStrain:
+    """Coincident real strain (3, N) [strain] of H1, L1, V1 from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+
+    strain: np.ndarray
+    t0: float
+    sample_rate: int
+    paths: dict[str, Path]
+
+    @property
+    def duration(self) -> float:
+        return self.strain.shape[-1] / self.sample_rate
+
+
+def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR).
+
+    With the project's data folder these are the three 32-s files around GW190521. Raises
+    ValueError if a detector has none or several (point ``data_dir`` at a folder with one each)."""
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        raise ValueError(f"no data directory given and ${DATA_DIR_ENV} is not set")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a directory")
+    found: dict[str, list[Path]] = {d: [] for d in DETECTORS}
+    for p in files_within(root, STRAIN_SUFFIXES[:2]):  # bounded walk, no symlink out of the folder
+        s = read_strain(p)
+        if s.detector in found and s.sample_rate == SAMPLE_RATE:
+            found[s.detector].append(p)
+    bad = {d: [str(p) for p in v] for d, v in found.items() if len(v) != 1}
+    if bad:
+        raise ValueError(f"{root}: need exactly one {SAMPLE_RATE}-Hz HDF5 strain file per detector, found {bad}")
+    return {d: v[0] for d, v in found.items()}
+
+
+def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
+    """Read H1/L1/V1 (:func:`find_real_files`) with :func:`gwviz.strain.read_strain` and cut them
+    to their common span. Raises ValueError on NaNs or no overlap."""
+    paths = find_real_files(data_dir)
+    strain, t0 = read_detectors([str(paths[d]) for d in DETECTORS])
+    x = np.stack([np.asarray(strain[d], dtype=np.float64) for d in DETECTORS])
+    if not np.isfinite(x).all():
+        raise ValueError("real strain has NaN/inf samples; BatchMaker needs a finite stretch")
+    return RealStrain(x, t0, SAMPLE_RATE, paths)
+
+
+def default_window_range(real: RealStrain) -> tuple[float, float]:
+    """GPS range [s] for evaluation windows: the data's second half after a 2-s guard, up to 2 s
+    before its end (32 s around GW190521, event at ~16 s: windows in [t0 + 18, t0 + 30))."""
+    return real.t0 + real.duration / 2 + EVENT_GUARD, real.t0 + real.duration - WINDOW_END_MARGIN
+
+
+def segment_start_range(real: RealStrain, gps_range: tuple[float, float]) -> tuple[int, int]:
+    """BatchMaker ``real_range`` (first/last segment start sample) that keeps every model window
+    inside ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if none fits or a known event
+    (± EVENT_GUARD s) lies inside the range."""
+    lo, hi = gps_range
+    tol = 1e-3  # event times are known to 0.1 s and file starts are snapped to samples: don't split hairs
+    for name, t in KNOWN_EVENTS.items():
+        if lo < t + EVENT_GUARD - tol and hi > t - EVENT_GUARD + tol:
+            raise ValueError(f"GPS range [{lo}, {hi}) holds {name} (GPS {t}) within ±{EVENT_GUARD:g} s")
+    first = math.ceil((lo - real.t0 - WINDOW_OFFSET) * real.sample_rate - 1e-6)
+    last = math.floor((hi - real.t0 - WINDOW_OFFSET - WINDOW_DURATION) * real.sample_rate + 1e-6)
+    n_seg = int(SEGMENT_DURATION * real.sample_rate)
+    first, last = max(first, 0), min(last, real.strain.shape[-1] - n_seg)
+    if last < first:
+        raise ValueError(f"no 4-s window fits GPS range [{lo}, {hi}) in data GPS [{real.t0}, {real.t0 + real.duration})")
+    return first, last

@@ -13,7 +13,8 @@ from gwviz.batch import BatchMaker, WaveformBank
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
 from gwviz.evaluate import (EvalSet, compute_metrics, iter_set, load_outputs, main, make_noise_source, make_sets,
-                            read_real_strain, roc_statistic, segment_start_range)
+                            roc_statistic)
+from gwviz.strain import read_real_strain, segment_start_range
 from gwviz.metrics import SNR_EDGES, accuracy_by_snr, confusion_matrix, roc_curve, roc_summary, tpr_at_fpr
 
 DATA_DIR = str(o3_dir())

@@ -7,7 +7,7 @@ import pytest
 
 from gwviz.classifier import whiten_window
 from gwviz.constants import DETECTORS, SAMPLE_RATE
-from gwviz.evaluate import read_real_strain
+from gwviz.strain import read_real_strain
 from gwviz.injections import inject, main, summarise
 from gwviz.noise import NoiseSegment
 from gwviz.params import SignalParams

@@ -7,7 +7,8 @@ import pytest
 from gwviz import session
 from gwviz.noise import KNOWN_EVENTS
 from gwviz.paths import BUNDLED_DATA
-from gwviz.scan import cluster, main, read_detectors, scan
+from gwviz.scan import cluster, main, scan
+from gwviz.strain import read_detectors
 
 GW190521 = [BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5" for d in ("H1", "L1", "V1")]
 

@@ -14,7 +14,8 @@ from gwviz.model import GWNet, add_detector_mask
 from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.paths import BUNDLED_DATA
 from gwviz.scan import main as scan_main
-from gwviz.scan import read_detectors, scan, time_slide_background
+from gwviz.scan import scan, time_slide_background
+from gwviz.strain import read_detectors
 from gwviz.synth import Injection, synthesize
 
 GW190425_L1 = BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5"
