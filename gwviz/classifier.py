@@ -264,7 +264,8 @@ class Classifier:
         if target not in CLASSES:
             raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
         if method == "integrated_gradients" and "baseline" not in kwargs:
-            kwargs["baseline"] = noise_baseline()
+            # absent detectors stay absent along the whole path from the baseline to the window
+            kwargs["baseline"] = noise_baseline() * (np.asarray(window) != 0).any(-1, keepdims=True)
         return explain_window(self.model, window, CLASSES.index(target), method=method, **kwargs)
 
     def analyse(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,

@@ -155,3 +155,22 @@ def test_scan_cli_takes_a_detector_subset_and_refuses_duplicates(tmp_path):
         scan_main([str(GW190521[0]), str(GW190521[0]), "--out", str(tmp_path / "dup")])
     with pytest.raises(ValueError, match="at most 3 files"):
         scan_main([str(p) for p in GW190521] + [str(GW190425_L1), "--out", str(tmp_path / "four")])
+
+
+def test_integrated_gradients_keeps_an_absent_detector_absent(subset_clf, monkeypatch):
+    """IG walks from a baseline to the window: the baseline's channel of an absent detector is zero
+    too, so the network never sees that detector appear half-way."""
+    import gwviz.explain as explain
+    seen = {}
+    real = explain.explain_window
+
+    def spy(model, window, target, method="gradcam", **kw):
+        seen["baseline"] = kw.get("baseline")
+        return real(model, window, target, method=method, n_steps=4, **{k: v for k, v in kw.items() if k != "n_steps"})
+
+    monkeypatch.setattr(explain, "explain_window", spy)
+    w = np.random.default_rng(0).standard_normal((3, 16384)).astype(np.float32)
+    w[2] = 0  # V1 absent
+    cam = subset_clf.explain_window(w, "BBH", "integrated_gradients")
+    assert cam.shape == (16384,) and np.isfinite(cam).all()
+    assert not seen["baseline"][2].any() and seen["baseline"][:2].std() > 0.5
