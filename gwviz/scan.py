@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="instead of files: scan this much simulated O3 noise (H1, L1, V1; --seed) and compare the "
                          "fraction of windows above the threshold with the calibrated rate")
     ap.add_argument("--seed", type=int, default=0, help="noise seed of --simulated")
+    ap.add_argument("--detectors", nargs="+", choices=DETECTORS, default=None,
+                    help="with --simulated: the detectors to keep (default all three; fewer take the subset weights)")
     ap.add_argument("--gwosc", default=None, metavar="EVENT|GPS",
                     help="instead of files: fetch open strain around a known event (e.g. GW190521) or a GPS time from "
                          "GWOSC with gwpy (online; cached under $GWVIZ_CACHE)")
@@ -308,6 +310,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"--simulated must be {SEGMENT_DURATION:g} s to one day, got {a.simulated}")
     if a.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {a.seed}")
+    if a.detectors is not None and (a.simulated is None or len(set(a.detectors)) != len(a.detectors)):
+        raise ValueError("--detectors goes with --simulated and names each detector once")
+    kept = tuple(d for d in DETECTORS if d in (a.detectors or DETECTORS))
     out = writable_dir(a.out)
     # the weights and the rate are checked before any strain is read: fewer than three files take
     # the detector-subset weights (every network there is calibrated at the same rates)
@@ -318,14 +323,15 @@ def main(argv: list[str] | None = None) -> dict:
         a.files = [str(p) for p in fetched]
         for det, why in failed.items():
             print(f"{det}: {why}", file=sys.stderr)
-    weights = a.weights or (None if a.simulated is not None or len(a.files) == len(DETECTORS) else SUBSET_WEIGHTS)
+    n_det = len(kept) if a.simulated is not None else len(a.files)
+    weights = a.weights or (None if n_det == len(DETECTORS) else SUBSET_WEIGHTS)
     clf = load_classifier(weights, a.device)  # checks the device too
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
     if a.simulated is not None:
         from .noise import SimulatedNoise
         noise = SimulatedNoise().segment(a.simulated, np.random.default_rng(a.seed), gps_start=0.0)
-        strain, t0 = dict(zip(DETECTORS, noise.strain)), 0.0
+        strain, t0 = {d: x for d, x in zip(DETECTORS, noise.strain) if d in kept}, 0.0
     else:
         strain, t0 = read_detectors(a.files)
     subset = clf.check_detectors(strain)

@@ -97,8 +97,13 @@ def test_cli_simulated_noise_counts_windows_against_the_calibration(tmp_path):
     n = rep["n_windows"]
     assert n == 49 and rep["simulated_noise"]["seed"] == 0 and rep["detectors"] == "H1L1V1"
     assert rep["expected_on_noise"] == pytest.approx(0.01 * n) and rep["windows_above_threshold"] <= 6
+    one = main(["--simulated", "40", "--stride", "0.5", "--detectors", "L1", "--out", str(tmp_path / "l1"),
+                "--no-progress", "--method", "gradcam"])
+    assert one["detectors"] == "L1" and one["weights"].endswith("subsets.safetensors") and one["n_windows"] == 49
     for bad, msg in ((["--simulated", "5"], "16 s to one day"), ([str(GW190521[0]), "--simulated", "40"], "one of them"),
-                     ([], "one of them"), (["--simulated", "40", "--seed", "-1"], "--seed")):
+                     ([], "one of them"), (["--simulated", "40", "--seed", "-1"], "--seed"),
+                     ([str(GW190521[0]), "--detectors", "H1"], "--detectors goes with --simulated"),
+                     (["--simulated", "40", "--detectors", "L1", "L1"], "names each detector once")):
         with pytest.raises(ValueError, match=msg):
             main([*bad, "--out", str(tmp_path / "bad")])
 
