@@ -2,11 +2,12 @@
 # docs/device_chunk.sh TRAIN_MIN EVAL [overrides...] -- one <10-min call on the lent GPU ($OUT: the folder that comes back).
 # EVAL: 0 none, 1 runs/h100/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
 # (models/h100-ckpt.pt) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
-# runs/h200/real.npz carried; see docs/training.md.
+# makes runs/h200/real.npz from the bundled GW190521 files unless it is carried; see docs/training.md.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 MIN=$1; EVAL=$2; shift 2; T0=$(date +%s); left() { echo $((T0 + 575 - $(date +%s))); }
 R=$OUT/res; mkdir -p runs/h100 $R
+[ -f runs/h200/real.npz ] || python3 docs/make_real_npz.py runs/h200/real.npz || exit 1  # h5py only: no gwpy here
 cp models/h100-ckpt.pt runs/h100/ckpt.pt
 nvidia-smi --query-gpu=name,memory.total --format=csv
 if [ "$MIN" != "0" ]; then

@@ -182,3 +182,22 @@ def test_predict_set_refuses_non_finite_logits() -> None:
     maker = BatchMaker(WaveformBank.build(1, seed=0, workers=1, progress=False))
     with pytest.raises(FloatingPointError, match="non-finite logits for 2 samples"):
         predict_set(Classifier(model), maker, 2, 0, "main", progress=False)
+
+
+def test_device_real_noise_file_matches_the_reader(tmp_path) -> None:
+    """docs/make_real_npz.py (h5py only, for the GPU machine without gwpy) writes the same strain and
+    held-out range as gwviz.strain.read_real_strain of the bundled GW190521 files."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gwviz.paths import BUNDLED_DATA
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "real.npz"
+    subprocess.run([sys.executable, str(repo / "docs" / "make_real_npz.py"), str(out)], check=True, cwd=repo,
+                   env={**__import__("os").environ, "PYTHONPATH": str(repo)}, capture_output=True)
+    real = read_real_strain(BUNDLED_DATA / "gwpy_format" / "GW190521_data")
+    with np.load(out) as d:
+        assert np.array_equal(d["strain"], real.strain) and int(d["sample_rate"]) == SAMPLE_RATE
+        assert tuple(d["val_range"]) == segment_start_range(real, (real.t0 + 18, real.t0 + 30))
+        assert tuple(d["train_range"]) == (0, 5734)
