@@ -2,8 +2,11 @@
 
     python bench/bench_dataset.py --n 40 --out bench/results/dataset.json
 
-Per class: one process, n samples in simulated O3 noise (waveform + projection + SNR rescaling +
-whitening). Then the whole builder (all classes, all cores) on 4n samples.
+Old path: per class, one process, n samples of make_sample in simulated O3 noise (a fresh waveform +
+projection + SNR rescaling + whitening per sample), and the same per-sample path over all cores
+(``real-noise`` splits still take it). New path: the builder on simulated noise, which rides
+BatchMaker with a cached waveform bank: its bank build (once per split, all cores) and its samples/s
+with the bank cached, on --builder-n samples. Both from one run, with the machine named.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from gwviz.synth import make_sample
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--builder-n", type=int, default=640, help="samples of the builder run (new path)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -40,10 +44,22 @@ def main() -> None:
         for _ in range(a.n):
             make_sample(kind, noise, rng=rng)
         res["per_class_samples_per_s_1proc"][kind] = a.n / (time.perf_counter() - t)
+    old = 1.0 / np.mean([1.0 / v for v in res["per_class_samples_per_s_1proc"].values()])
+    res["old_per_sample_path_all_cores_samples_per_s"] = old * (os.cpu_count() or 1)  # ideal scaling, an upper bound
     with tempfile.TemporaryDirectory() as tmp:
+        from gwviz.batch import get_bank
+        from gwviz.dataset import BANK_PER_CLASS, SPLITS
         t = time.perf_counter()
-        build_split(Path(tmp), "train", 4 * a.n, seed=0, progress=False)
-        res["builder_all_cores_samples_per_s"] = 4 * a.n / (time.perf_counter() - t)
+        seed = int(np.random.SeedSequence([0, SPLITS["train"], 2**20]).generate_state(1)[0] >> 1)
+        get_bank(Path(tmp) / "train.bank.pt", min(a.builder_n, BANK_PER_CLASS), seed, 0)
+        res["new_bank_build_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        build_split(Path(tmp), "train", a.builder_n, seed=0, progress=False)
+        res["new_builder_all_cores_samples_per_s"] = a.builder_n / (time.perf_counter() - t)
+    res["new_over_old"] = res["new_builder_all_cores_samples_per_s"] / res["old_per_sample_path_all_cores_samples_per_s"]
+    print(f"old (per-sample, {os.cpu_count()} cores, ideal) {res['old_per_sample_path_all_cores_samples_per_s']:.1f}/s; "
+          f"new (BatchMaker, bank cached) {res['new_builder_all_cores_samples_per_s']:.1f}/s "
+          f"({res['new_over_old']:.1f}x; bank build {res['new_bank_build_s']:.0f} s once per split)")
     print(json.dumps(res, indent=1))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,31 @@ from .synth import Injection, synthesize
 from .waveforms import polarisations
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the builder ends, even by SIGKILL (which runs no cleanup in the builder).
+
+    Linux: PR_SET_PDEATHSIG makes the kernel SIGKILL this process when its parent exits. Elsewhere
+    (or if prctl fails) a daemon thread polls the parent id once a second."""
+    import signal
+    import threading
+    armed = False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the builder died before prctl took effect
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            import time
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+
+
 def _one_waveform(args: tuple[str, int]) -> tuple[np.ndarray, np.ndarray, dict, int]:
     kind, seed = args
     p = draw_params(kind, np.random.default_rng(seed))
@@ -50,7 +75,9 @@ class WaveformBank:
         from tqdm.auto import tqdm
         hp, hc, params, peak = {}, {}, {}, 0
         workers = workers or os.cpu_count() or 1
-        with ProcessPoolExecutor(workers) as pool:
+        # the workers end with this process, even when it is killed (a killed trainer or dataset builder
+        # left them computing waveforms for minutes)
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for ci, kind in enumerate(SIGNAL_CLASSES):
                 jobs = [(kind, int(s)) for s in np.random.SeedSequence([seed, ci]).generate_state(n_per_class)]
                 res = list(tqdm(pool.map(_one_waveform, jobs, chunksize=8), total=n_per_class,
@@ -148,6 +175,23 @@ def subset_probabilities(detector_dropout: float) -> torch.Tensor:
     return torch.tensor([1 - p if k == 3 else (2 * p / 9 if k == 2 else p / 9) for k in n_det], dtype=torch.float32)
 
 
+def get_bank(path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
+    """The bank cached at ``path`` if it was built with (n_per_class, seed) (recorded beside it in
+    <path>.json), else build it with ``workers`` processes (0 = all cores) and cache it. Building is
+    deterministic, so a resume on a fresh machine rebuilds the same bank."""
+    import json
+    from pathlib import Path
+    path = Path(path)
+    key = {"n_per_class": n_per_class, "seed": seed}
+    meta = path.with_name(path.name + ".json")
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
+        return WaveformBank.load(path)
+    bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
+    bank.save(path)
+    meta.write_text(json.dumps(key))
+    return bank
+
+
 class BatchMaker:
     """Draw labelled batches: x (n, 3, 16384) float32 whitened, y (n,) class index, snr (n,).
 
@@ -218,9 +262,10 @@ class BatchMaker:
         return seg * signs
 
     def __call__(self, n: int, generator: torch.Generator, snr_range: tuple[float, float] = SNR_RANGE,
-                 labels: torch.Tensor | None = None, real: bool | torch.Tensor | None = None):
+                 labels: torch.Tensor | None = None, real: bool | torch.Tensor | None = None, meta: bool = False):
         """One batch. ``real``: True all-real, False all-simulated, a (n,) bool tensor row by row,
-        None each row real with probability ``p_real``."""
+        None each row real with probability ``p_real``. ``meta``: also return a dict of (n,) float64
+        arrays describing every row (:meth:`_meta`; a host synchronisation, for the dataset builder)."""
         g, dev, dt = generator, self.device, self.dtype
         if labels is None:
             labels = torch.multinomial(self.class_p, n, replacement=True, generator=g)
@@ -257,7 +302,32 @@ class BatchMaker:
                         merger_offset=(MERGER_SPAN * u()).to(dt), snr=snr, snr_psd=snr_psd, is_signal=labels > 0)
         out = synthesize(noise, SAMPLE_RATE, inj, white_signal=False, present=present)
         snr = torch.where(labels > 0, snr, torch.zeros_like(snr))
+        if meta:
+            return out.data.float(), labels, snr, self._meta(labels, cls, k, ra, dec, psi, gm, inj, out.snr)
         return out.data.float(), labels, snr
+
+    def _meta(self, labels, cls, k, ra, dec, psi, gm, inj: Injection, snr_det: torch.Tensor) -> dict[str, np.ndarray]:
+        """Per-row metadata in the dataset's columns (masses [M☉], angles [rad], SNRs, merger samples in
+        the window; NaN where a column does not apply, e.g. a noise row's masses). ``gps`` is NaN: a
+        simulated batch has a sidereal time (``gmst`` [rad]) but no GPS time."""
+        is_sig = (labels > 0).cpu().numpy()
+        params = np.stack([np.asarray(self.bank.params[c], dtype=np.float64) for c in SIGNAL_CLASSES])  # (3, K, 4)
+        p = params[cls.cpu().numpy(), k.cpu().numpy()]  # (n, 4): mass1, mass2, inclination, coa_phase
+        sig = lambda v: np.where(is_sig, np.asarray(v, dtype=np.float64), np.nan)  # noqa: E731
+        rho = snr_det.double().cpu().numpy()
+        offset = inj.merger_offset.double().cpu().numpy()
+        merger = WINDOW_SAMPLES - offset * SAMPLE_RATE
+        delays = inj.delays.double().cpu().numpy()
+        m1, m2 = p[:, 0], p[:, 1]
+        out = {"mass1": sig(m1), "mass2": sig(m2), "chirp_mass": sig((m1 * m2) ** 0.6 / (m1 + m2) ** 0.2),
+               "snr": sig(inj.snr.double().cpu().numpy()), "snr_network": sig(np.sqrt((rho ** 2).sum(1))),
+               **{f"snr_{d}": sig(rho[:, i]) for i, d in enumerate(DETECTORS)},
+               "ra": sig(ra.cpu().numpy()), "dec": sig(dec.cpu().numpy()), "polarization": sig(psi.cpu().numpy()),
+               "inclination": sig(p[:, 2]), "coa_phase": sig(p[:, 3]), "gmst": gm.double().cpu().numpy(),
+               "gps": np.full(len(is_sig), np.nan), "gps_window_start": np.full(len(is_sig), np.nan),
+               "merger_offset": sig(offset), "merger_index": sig(np.round(merger)),
+               **{f"merger_index_{d}": sig(np.round(merger + delays[:, i] * SAMPLE_RATE)) for i, d in enumerate(DETECTORS)}}
+        return out
 
 
 def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:

@@ -3,10 +3,15 @@
     python -m gwviz.dataset --out data/ --train 96000 --val 96000 --test 544000 --seed 0 \
         [--noise simulated|files|gwosc] [--data-dir DIR] [--workers N]
 
-Sample i of a split is a pure function of (seed, split, i): the class cycles noise, BBH, NSBH,
-BNS and every random draw comes from ``SeedSequence([seed, split, i])``. Work is cut into chunks
-written atomically to ``<out>/<split>.parts/``; an interrupted run resumes by skipping finished
-chunks, and the final ``<out>/<split>.h5`` is assembled when all chunks exist.
+The class of sample i cycles noise, BBH, NSBH, BNS. In simulated noise the samples ride the batched
+torch path of the trainer (:class:`gwviz.batch.BatchMaker`, through the one synthesis path): a
+waveform bank per split (``min(n, 1024)`` intrinsic draws per class, seeded by (seed, split), cached
+as ``<out>/<split>.bank.pt``) and batches of 16 whose sky positions, SNRs, merger times and noise
+are drawn from a generator seeded by (seed, split, first sample of the chunk), so the split is a
+pure function of (seed, split, n, chunk). In real noise ('files', 'gwosc') sample i is
+:func:`gwviz.synth.make_sample` with every draw from ``SeedSequence([seed, split, i])``. Work is cut
+into chunks written atomically to ``<out>/<split>.parts/``; an interrupted run resumes by skipping
+finished chunks, and the final ``<out>/<split>.h5`` is assembled when all chunks exist.
 
 Each split file holds ``strain`` (N, 3, 16384) float32, ``label`` (N,) int8 and one dataset per
 metadata column (``meta/<name>``); attributes say the noise source and the seed.
@@ -28,6 +33,7 @@ import h5py
 import numpy as np
 
 from .constants import CLASSES, WINDOW_SAMPLES
+from .batch import die_with_parent
 from .noise import noise_source
 from .paths import DATA_ENV, run_cli, writable_dir
 
@@ -35,47 +41,48 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Numeric metadata columns stored per sample (NaN where a column does not apply, e.g. noise).
 META_COLUMNS = ("mass1", "mass2", "chirp_mass", "snr", "snr_network", "snr_H1", "snr_L1", "snr_V1", "ra", "dec",
                 "polarization", "inclination", "coa_phase", "gps", "gps_window_start", "merger_offset", "merger_index",
-                "merger_index_H1", "merger_index_L1", "merger_index_V1")
+                "merger_index_H1", "merger_index_L1", "merger_index_V1", "gmst")
+#: Intrinsic draws per class in a split's waveform bank (simulated noise), and rows per batch: 16 is the
+#: fastest batch on a 2-core CPU (bench/bench_dataset.py).
+BANK_PER_CLASS: int = 1024
+BATCH: int = 16
 
 
 _SOURCE = None
 #: Layout version of part files; parts of another version are not resumed.
-PART_FORMAT = "gwviz-dataset-part-v2"
+PART_FORMAT = "gwviz-dataset-part-v3"
 #: What a part file must share with the run that resumes from it (attributes of the part).
 RUN_KEYS = ("format", "seed", "split", "n", "chunk", "noise", "data_dir", "noise_source")
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """End this worker when the builder ends, even by SIGKILL (which runs no cleanup in the builder).
-
-    Linux: PR_SET_PDEATHSIG makes the kernel SIGKILL this process when its parent exits. Elsewhere
-    (or if prctl fails) a daemon thread polls the parent id once a second."""
-    import signal
-    import threading
-    armed = False
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:  # the builder died before prctl took effect
-        os._exit(1)
-    if not armed:
-        def watch() -> None:
-            import time
-            while os.getppid() == parent_pid:
-                time.sleep(1.0)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True).start()
+_MAKER = None
 
 
-def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int) -> None:
-    global _SOURCE
-    _die_with_parent(parent_pid)
+def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int, bank_path: str | None) -> None:
+    global _SOURCE, _MAKER
+    die_with_parent(parent_pid)
     import torch
     torch.set_num_threads(1)  # one process per core
-    _SOURCE = noise_source(kind, data_dir=data_dir, seed=seed)
+    if bank_path:  # simulated noise: the batched path
+        from .batch import BatchMaker, WaveformBank
+        _MAKER = BatchMaker(WaveformBank.load(bank_path))
+    else:
+        _SOURCE = noise_source(kind, data_dir=data_dir, seed=seed)
+
+
+def make_batch(seed: int, split: str, start: int, stop: int, maker):
+    """Samples start..stop-1 of a simulated-noise split: (strain (n, 3, 16384) float32, label (n,),
+    meta columns) from ``maker`` (a BatchMaker on the split's bank), deterministic in (seed, split, start)."""
+    import torch
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, SPLITS[split], start]).generate_state(1)[0]))
+    out, labels, metas = [], [], []
+    for a in range(start, stop, BATCH):
+        b = min(a + BATCH, stop)
+        x, y, _, meta = maker(b - a, g, labels=torch.arange(a, b) % len(CLASSES), meta=True)
+        out.append(x.numpy())
+        labels.append(y.numpy())
+        metas.append(meta)
+    return np.concatenate(out), np.concatenate(labels), {c: np.concatenate([m[c] for m in metas]) for c in META_COLUMNS}
 
 
 def sample_at(seed: int, split: str, i: int, source):
@@ -88,17 +95,22 @@ def sample_at(seed: int, split: str, i: int, source):
 def _chunk(args: tuple[dict, int, int, str]) -> str:
     run, start, stop, path = args
     n = stop - start
-    strain = np.empty((n, 3, WINDOW_SAMPLES), np.float32)
-    label = np.empty(n, np.int8)
-    meta = {c: np.full(n, np.nan) for c in META_COLUMNS}
-    source_names = set()
-    for j, i in enumerate(range(start, stop)):
-        s = sample_at(run["seed"], run["split"], i, _SOURCE)
-        strain[j], label[j] = s.data, s.label
-        for c in META_COLUMNS:
-            if c in s.meta:
-                meta[c][j] = s.meta[c]
-        source_names.add(s.meta["noise_source"])
+    if _MAKER is not None:
+        strain, label, meta = make_batch(run["seed"], run["split"], start, stop, _MAKER)
+        label = label.astype(np.int8)
+        source_names = {run["noise_source"]}
+    else:
+        strain = np.empty((n, 3, WINDOW_SAMPLES), np.float32)
+        label = np.empty(n, np.int8)
+        meta = {c: np.full(n, np.nan) for c in META_COLUMNS}
+        source_names = set()
+        for j, i in enumerate(range(start, stop)):
+            s = sample_at(run["seed"], run["split"], i, _SOURCE)
+            strain[j], label[j] = s.data, s.label
+            for c in META_COLUMNS:
+                if c in s.meta:
+                    meta[c][j] = s.meta[c]
+            source_names.add(s.meta["noise_source"])
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         f["strain"], f["label"] = strain, label
@@ -188,13 +200,19 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     parts = out / f"{split}.parts"
     parts.mkdir(parents=True, exist_ok=True)
     check_parts(parts, run)
+    bank_path = None
+    if noise == "simulated":  # one bank per split, built once here (all cores) and read by every worker
+        from .batch import get_bank
+        bank_path = out / f"{split}.bank.pt"
+        bank_seed = int(np.random.SeedSequence([seed, SPLITS[split], 2**20]).generate_state(1)[0] >> 1)
+        get_bank(bank_path, min(n, BANK_PER_CLASS), bank_seed, workers)
     jobs = [(run, a, min(a + chunk, n), str(parts / f"{a:09d}-{min(a + chunk, n):09d}.h5")) for a in range(0, n, chunk)]
     todo = [j for j in jobs if not Path(j[-1]).exists()]
     bar = tqdm(total=n, initial=n - sum(j[2] - j[1] for j in todo), desc=f"{split}", unit="sample", disable=not progress)
     # fork (where it exists) keeps the builder the workers' parent, which _die_with_parent watches
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(noise, data_dir, seed, os.getpid()))
+                               initargs=(noise, data_dir, seed, os.getpid(), str(bank_path) if bank_path else None))
     try:
         futures = {pool.submit(_chunk, j): j for j in todo}
         for fut in as_completed(futures):

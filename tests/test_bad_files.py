@@ -145,7 +145,7 @@ def test_training_checkpoint_contents_checked(tmp_path):
 
 def test_corrupt_bank_cache_is_named_or_rebuilt(tmp_path, monkeypatch):
     from gwviz.batch import WaveformBank
-    from gwviz.training import parts as train
+    from gwviz.batch import get_bank
     monkeypatch.chdir(tmp_path)
     bank = tmp_path / "bank.pt"
     bank.write_bytes(b"\x00" * 100)
@@ -165,7 +165,7 @@ def test_corrupt_bank_cache_is_named_or_rebuilt(tmp_path, monkeypatch):
     bank.write_bytes(b"PK\x03\x04 truncated zip")
     (tmp_path / "bank.pt.json").write_text('{"n_per_class": 1, "seed": 0}')
     with pytest.warns(RuntimeWarning, match=r"bank.pt: corrupt waveform bank cache .* rebuilding it"):
-        rebuilt = train.get_bank(bank, 1, 0, 1)
+        rebuilt = get_bank(bank, 1, 0, 1)
     again = WaveformBank.load(bank)  # the rewritten cache loads cleanly and holds the same bank
     assert rebuilt.hp["BNS"].shape[0] == 1 and torch.equal(again.hp["BNS"], rebuilt.hp["BNS"])
     nan = WaveformBank({k: v.clone() for k, v in again.hp.items()}, again.hc, again.params, again.peak_index)

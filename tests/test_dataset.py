@@ -111,7 +111,7 @@ def test_resume_refuses_old_or_unreadable_parts(tmp_path):
     with h5py.File(part, "a") as f:  # a part of the previous layout records no run
         for k in list(f.attrs):
             del f.attrs[k]
-    with pytest.raises(ValueError, match=r"was written by another run: format=None \(this run: 'gwviz-dataset-part-v2'\)"):
+    with pytest.raises(ValueError, match=r"was written by another run: format=None \(this run: 'gwviz-dataset-part-v3'\)"):
         build_split(out, "val", 4, seed=3, workers=1, chunk=4, progress=False)
     part.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
     with pytest.raises(ValueError, match=rf"^{part}: unreadable part file .*; delete it \(it is rebuilt\) and run again"):
@@ -188,15 +188,38 @@ def test_a_failing_sample_stops_the_build(tmp_path, monkeypatch):
     """The first worker error is raised as is, and the chunks not yet started are cancelled instead
     of being computed before the error shows (the workers are forked, so they see this patch)."""
     import gwviz.dataset as dataset
-    real = dataset.sample_at
+    real = dataset.make_batch
 
-    def failing(seed, split, i, source):
-        if i == 0:
+    def failing(seed, split, start, stop, maker):  # simulated noise: the batched path
+        if start == 0:
             raise ValueError("sample 0 cannot be made")
-        return real(seed, split, i, source)
+        return real(seed, split, start, stop, maker)
 
-    monkeypatch.setattr(dataset, "sample_at", failing)
+    monkeypatch.setattr(dataset, "make_batch", failing)
     with pytest.raises(ValueError, match="^sample 0 cannot be made$"):
         build_split(tmp_path / "ds", "val", 40, seed=0, workers=1, chunk=1, progress=False)
     assert len(list((tmp_path / "ds" / "val.parts").glob("*.h5"))) <= 3  # 39 would be computed without cancel
     assert not (tmp_path / "ds" / "val.h5").exists()
+
+
+def test_simulated_split_rides_the_batched_path_with_true_metadata(tmp_path):
+    """Simulated noise: BatchMaker rows with metadata that says what they are (class masses in range,
+    network SNR = the target over H1, L1, V1, the merger in the last 0.1 s of the window), the same split
+    from the same (seed, n, chunk), and a cached bank beside it."""
+    from gwviz.params import MASS_RANGES
+    a = build_split(tmp_path / "a", "val", 8, seed=5, workers=1, chunk=4, progress=False)
+    b = build_split(tmp_path / "b", "val", 8, seed=5, workers=1, chunk=4, progress=False)
+    x, y, m = read_split(a)
+    assert np.array_equal(x, read_split(b)[0]) and (tmp_path / "a" / "val.bank.pt").exists()
+    assert y.tolist() == [0, 1, 2, 3] * 2 and x.dtype == np.float32 and 0.9 < x.std() < 1.1
+    sig = y > 0
+    assert np.isnan(m["mass1"][~sig]).all() and np.isfinite(m["gmst"]).all() and np.isnan(m["gps"]).all()
+    for i in np.flatnonzero(sig):
+        (lo1, hi1), (lo2, hi2) = MASS_RANGES[("noise", "BBH", "NSBH", "BNS")[y[i]]]
+        assert lo1 <= m["mass1"][i] <= hi1 and lo2 <= m["mass2"][i] <= hi2
+    snr_det = np.stack([m[f"snr_{d}"] for d in ("H1", "L1", "V1")])[:, sig]
+    assert np.allclose(np.sqrt((snr_det ** 2).sum(0)), m["snr"][sig], rtol=1e-4)
+    assert np.allclose(m["snr_network"][sig], m["snr"][sig], rtol=1e-4) and (8 <= m["snr"][sig]).all()
+    assert ((m["merger_index"][sig] >= 16384 - 410) & (m["merger_index"][sig] <= 16384)).all()
+    assert not np.array_equal(x, read_split(build_split(tmp_path / "c", "val", 8, seed=6, workers=1, chunk=4,
+                                                         progress=False))[0])

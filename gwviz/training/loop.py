@@ -48,14 +48,14 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..batch import BatchMaker, WaveformBank, load_real
+from ..batch import BatchMaker, WaveformBank, get_bank, load_real
 from ..checkpoint import FORMAT, atomic_torch_save, save_weights
 from ..bnstats import recalibrate
 from ..constants import DETECTORS
 from ..model import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
 from ..paths import writable_dir
 from .config import DEFAULTS, apply_overrides, load_config, lr_at, snr_range_at, validate_config
-from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, data_seed, get_bank, pick_device, to_cpu,
+from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, data_seed, pick_device, to_cpu,
                     train_step, widen_adam_state)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -3,7 +3,6 @@ waveform banks, the validator, the metrics log and the device choice (used by :m
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from contextlib import nullcontext
@@ -14,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..batch import BatchMaker, WaveformBank
+from ..batch import BatchMaker
 from ..classifier import check_device
 from ..constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 from ..model import MASK_INPUT_TENSORS
@@ -106,20 +105,6 @@ BN_TAG = 5_555_555  # data_seed(seed, step, BN_TAG): the BatchNorm calibration b
 
 # -----------------------------------------------------------------------------
 # data
-
-
-def get_bank(path: Path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
-    """The bank cached at ``path`` if it was built with (n_per_class, seed) (recorded beside it in
-    <path>.json), else build it with ``workers`` processes (0 = all cores) and cache it. Building is
-    deterministic, so a resume on a fresh machine rebuilds the same bank."""
-    key = {"n_per_class": n_per_class, "seed": seed}
-    meta = path.with_name(path.name + ".json")
-    if path.exists() and meta.exists() and json.loads(meta.read_text()) == key:
-        return WaveformBank.load(path)
-    bank = WaveformBank.build(n_per_class, seed=seed, workers=workers or os.cpu_count())
-    bank.save(path)
-    meta.write_text(json.dumps(key))
-    return bank
 
 
 class Validator:
