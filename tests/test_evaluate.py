@@ -201,3 +201,39 @@ def test_device_real_noise_file_matches_the_reader(tmp_path) -> None:
         assert np.array_equal(d["strain"], real.strain) and int(d["sample_rate"]) == SAMPLE_RATE
         assert tuple(d["val_range"]) == segment_start_range(real, (real.t0 + 18, real.t0 + 30))
         assert tuple(d["train_range"]) == (0, 5734)
+
+
+def test_cnn_evaluation_and_matched_filter_comparison_score_alike() -> None:
+    """The same scores through the CNN evaluation (gwviz.evaluate) and the matched-filter comparison
+    (gwviz.baseline.method_metrics) give identical TPR at each FPR and identical accuracy at an SNR:
+    both go through gwviz.metrics, the one home of ROC, TPR at FPR and accuracy per SNR bin."""
+    from gwviz.baseline import method_metrics
+    rng = np.random.default_rng(3)
+    n_noise, n_sig = 2000, 300
+    stat = {"noise": rng.normal(0, 1, n_noise), **{c: rng.normal(2.0 + i, 1, n_sig)
+                                                     for i, c in enumerate(("BBH", "NSBH", "BNS"))}}
+
+    def logits(s, cls):  # λ = log((1 - p_noise) / p_noise) = s exactly; the signal mass on class cls
+        z = np.full((len(s), 4), -60.0)
+        z[:, 0], z[:, cls] = 0.0, s
+        return z.astype(np.float32)
+
+    sets = {"roc_noise": EvalSet(logits(stat["noise"], 1), np.zeros(n_noise, int), np.zeros(n_noise))}
+    labels, snr, score = [np.zeros(n_noise, int)], [np.zeros(n_noise)], [stat["noise"]]
+    for i, c in enumerate(("BBH", "NSBH", "BNS")):
+        sets[f"roc_{c}_snr12"] = EvalSet(logits(stat[c], i + 1), np.full(n_sig, i + 1), np.full(n_sig, 12.0))
+        labels.append(np.full(n_sig, i + 1))
+        snr.append(np.full(n_sig, 12.0))
+        score.append(stat[c])
+    all_logits = np.concatenate([s.logits for s in sets.values()])
+    all_labels = np.concatenate([s.labels for s in sets.values()])
+    sets["main"] = EvalSet(all_logits, all_labels, np.concatenate([s.snr for s in sets.values()]))
+    cnn = compute_metrics(sets)
+    mf = method_metrics({"labels": np.concatenate(labels), "snr": np.concatenate(snr),
+                         "score": np.concatenate(score).astype(np.float32).astype(float),
+                         "pred": all_logits.argmax(1)}, snr_points=(12.0,))
+    for c in ("BBH", "NSBH", "BNS"):
+        for f in ("0.01", "0.001"):
+            assert mf["tpr_at_fpr"]["12"][f][c] == cnn["roc"]["snr_12"][c]["1-p_noise"]["tpr_at_fpr"][f]
+        assert mf["accuracy"]["12"][c] == cnn["snr_bins"]["accuracy"][c][4]  # bin [12, 13)
+    assert mf["accuracy"]["noise"] == cnn["per_class_accuracy"]["noise"]

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..constants import CLASSES, DETECTORS, SEGMENT_DURATION, WINDOW_SAMPLES
 from ..params import SIGNAL_CLASSES
-from ..metrics import roc_curve, tpr_at_fpr
+from ..metrics import accuracy_by_snr, roc_curve, tpr_at_fpr
 from ..synth import make_sample
 from .filter import MatchedFilter, segment_psd
 from .bank import TemplateBank, load_or_build_bank
@@ -171,16 +171,18 @@ def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: 
         per_class = {c: roc(noise, score[sel & (labels == CLASSES.index(c))], fprs)[1] for c in SIGNAL_CLASSES}
         res["tpr_at_fpr"][key] = {f"{f:g}": {"all": tpr_all[f"{f:g}"], **{c: per_class[c][f"{f:g}"] for c in SIGNAL_CLASSES}}
                                   for f in fprs}
+    # accuracy per SNR through gwviz.metrics: one bin per injected SNR value (a handful), else 2-wide bins
     values = np.unique(snr[labels > 0])
-    edges = values if len(values) <= 12 else np.arange(8.0, 26.0, 2.0)
+    discrete = len(values) <= 12
     acc = {"noise": float(np.mean(pred[labels == 0] == 0))}
-    for i, lo in enumerate(edges):
-        sel = (labels > 0) & ((snr == lo) if len(values) <= 12 else (snr >= lo) & (snr < lo + 2.0))
-        if sel.any():
-            name = f"{lo:g}" if len(values) <= 12 else f"{lo:g}-{lo + 2:g}"
-            acc[name] = {"all": float(np.mean(pred[sel] == labels[sel])),
-                         **{c: float(np.mean(pred[sel & (labels == j)] == j)) for j, c in enumerate(CLASSES)
-                            if j and (sel & (labels == j)).any()}}
+    if len(values):
+        edges = np.r_[values, values[-1] + 1.0] if discrete else np.arange(8.0, 27.0, 2.0)
+        by = accuracy_by_snr(labels, pred, snr, edges)
+        for i, lo in enumerate(by["edges"][:-1]):
+            if by["counts"]["overall"][i]:
+                name = f"{lo:g}" if discrete else f"{lo:g}-{by['edges'][i + 1]:g}"
+                acc[name] = {"all": by["accuracy"]["overall"][i],
+                             **{c: by["accuracy"][c][i] for c in SIGNAL_CLASSES if by["counts"][c][i]}}
     res["accuracy"] = acc
     res["cpu_s_per_sample"] = o.get("cpu_s")
     res["wall_s_per_sample"] = o.get("wall_s")
