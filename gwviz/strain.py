@@ -278,25 +278,31 @@ class RealStrain:
 
 
 def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR).
+    """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR), the
+    three overlapping by at least a 16-s segment.
 
-    With the project's data folder these are the three 32-s files around GW190521. Raises
-    ValueError if a detector has none or several (point ``data_dir`` at a folder with one each)."""
+    With the project's data folder (or the bundled copies, which also hold GW190425's L1 at another
+    time) these are the three 32-s files around GW190521. Raises ValueError when no such triple, or
+    more than one, exists (point ``data_dir`` at a folder with one each)."""
+    import itertools
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
         raise ValueError(f"no data directory given and ${DATA_DIR_ENV} is not set")
     root = Path(data_dir)
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
-    found: dict[str, list[Path]] = {d: [] for d in DETECTORS}
+    found: dict[str, list[Strain]] = {d: [] for d in DETECTORS}
     for p in files_within(root, STRAIN_SUFFIXES[:2]):  # bounded walk, no symlink out of the folder
         s = read_strain(p)
         if s.detector in found and s.sample_rate == SAMPLE_RATE:
-            found[s.detector].append(p)
-    bad = {d: [str(p) for p in v] for d, v in found.items() if len(v) != 1}
-    if bad:
-        raise ValueError(f"{root}: need exactly one {SAMPLE_RATE}-Hz HDF5 strain file per detector, found {bad}")
-    return {d: v[0] for d, v in found.items()}
+            found[s.detector].append(s)
+    triples = [t for t in itertools.product(*found.values())
+               if min(s.t1 for s in t) - max(s.t0 for s in t) >= SEGMENT_DURATION]
+    if len(triples) != 1:
+        listed = {d: [str(s.path) for s in v] for d, v in found.items()}
+        raise ValueError(f"{root}: need exactly one set of {SAMPLE_RATE}-Hz HDF5 strain files of H1, L1 and V1 that "
+                         f"overlap by {SEGMENT_DURATION:g} s, found {len(triples)} among {listed}")
+    return {d: Path(s.path) for d, s in zip(DETECTORS, triples[0])}
 
 
 def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:

@@ -21,6 +21,7 @@ from test_paths import hand_made
 from gwviz import session
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
+from gwviz.paths import BUNDLED_DATA
 from gwviz.synth import make_sample
 
 torch.set_num_threads(1)
@@ -127,7 +128,9 @@ def test_real_event_helpers() -> None:
     pred, cam, window = session.analyse_event(clf, ev)
     assert window.shape == (3, WINDOW_SAMPLES) and cam.shape == (WINDOW_SAMPLES,) and pred.label in CLASSES
     raw, l1 = session.load_gw190425_l1(DATA_DIR)
-    assert raw.sample_rate == 16384 and l1.sample_rate == SAMPLE_RATE and len(l1.data) == 32 * SAMPLE_RATE
+    # the GWOSC 16-kHz frame file where the data folder has it, else the bundled 4096-Hz copy made from it
+    assert raw.sample_rate in (16384, SAMPLE_RATE) and l1.sample_rate == SAMPLE_RATE and len(l1.data) == 32 * SAMPLE_RATE
+    assert (raw is l1) == (raw.sample_rate == SAMPLE_RATE)
     msg = session.refusal_message(clf, {"L1": l1.data})
     assert msg is not None and "trained on H1L1V1 only and the strain has L1" in msg
     sub = session.subset_classifier()
@@ -422,7 +425,13 @@ def test_data_folder_is_chosen_inside_the_root(env, monkeypatch, tmp_path_factor
     st.cache_data.clear()  # the minute is over
     ok(at.run())
     assert at.selectbox(key="data_dir").value == "." and "from $GWVIZ_DATA_DIR: no file" in texts(at.error)
-    monkeypatch.setenv("GWVIZ_DATA_DIR", DATA_DIR)
+    import shutil
+    tree = tmp_path_factory.mktemp("o3")  # the layout of the project's data folder, made here
+    (tree / "asd").mkdir()
+    (tree / "asd" / "H1_asd.txt").write_text("10 1e-23\n")
+    (tree / "gwf").mkdir()
+    shutil.copytree(BUNDLED_DATA / "gwpy_format", tree / "gwpy_format")
+    monkeypatch.setenv("GWVIZ_DATA_DIR", str(tree))
     at = new_app()
     assert at.selectbox(key="data_dir").options == [
         "$GWVIZ_DATA_DIR", "$GWVIZ_DATA_DIR/asd", "$GWVIZ_DATA_DIR/gwf", "$GWVIZ_DATA_DIR/gwpy_format",
@@ -433,7 +442,7 @@ def test_data_folder_is_chosen_inside_the_root(env, monkeypatch, tmp_path_factor
     ok(at.selectbox(key="data_dir").set_value("gwpy_format").run())
     assert texts(at.success) == ("Noise: **REAL** — real O3 strain: H1_data_32s.hdf5, L1_data_32s.hdf5, "
                                  "V1_data_32s.hdf5")
-    assert DATA_DIR not in page_text(at)
+    assert str(tree) not in page_text(at)
 
 
 def test_bad_settings_are_messages_on_every_page(env, monkeypatch) -> None:

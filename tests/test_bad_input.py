@@ -95,15 +95,15 @@ def test_nan_gaps_are_skipped(tmp_path):
         StrainFiles(tmp_path, exclude_gps=[]).segment(16.0, np.random.default_rng(0))
 
 
-def test_missing_detector_and_wrong_rate(tmp_path, data_dir):
+def test_missing_detector_and_wrong_rate(tmp_path):
     rng = np.random.default_rng(2)
     _write_gwpy(tmp_path / "H1.hdf5", "H1", rng.normal(size=20 * 4096))
     _write_gwpy(tmp_path / "L1.hdf5", "L1", rng.normal(size=20 * 4096))
     with pytest.raises(ValueError, match="V1"):
         StrainFiles(tmp_path)
-    gwf = sorted((data_dir / "gwf").glob("*.gwf"))
+    _write_gwpy(tmp_path / "V1_16k.hdf5", "V1", rng.normal(size=20 * 16384), rate=16384)  # as GWOSC's 16-kHz files
     with pytest.raises(ValueError, match="sample rate 16384"):
-        StrainFiles(gwf + list(tmp_path.glob("*.hdf5")))
+        StrainFiles(sorted(tmp_path.glob("*.hdf5")))
 
 
 def test_corrupt_hdf5_and_dataset(tmp_path):
