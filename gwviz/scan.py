@@ -3,8 +3,9 @@ clustered triggers with their class, false-positive rate and attribution map.
 
 Each scanned window is made exactly as in training and in :meth:`Classifier.classify`: a 16-s
 segment whitened with its own median-Welch PSD, and the 4 s ending 2 s before the segment's end.
-Segments are cut with ``unfold`` and whitened and classified in batches on the classifier's device,
-so memory stays bounded by ``batch`` whatever the length of the strain.
+Segments are cut batch by batch (a copy of one batch's span, never of the whole strain) and whitened
+and classified on the classifier's device, so the scan's own memory stays bounded by ``batch``
+whatever the length of the strain (the strain itself is the caller's: read from files in full).
 
     python -m gwviz.scan H1.hdf5 L1.hdf5 V1.hdf5 --out scan-out [--stride 0.1] [--rate 0.01]
 
@@ -128,14 +129,20 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
     subset = classifier.check_detectors(dets)  # before reading the strain
     calibration = classifier.calibration_for(subset)
     threshold = calibration.threshold(rate) if calibration is not None else None
-    x = torch.as_tensor(check_strain(strain, sample_rate, SEGMENT_DURATION, dets))
+    rows = check_strain(strain, sample_rate, SEGMENT_DURATION, dets, stack=False)  # no stacked copy of hours
     n_seg, step = int(SEGMENT_DURATION * sample_rate), int(round(stride * sample_rate))
     i0 = window_start_index(n_seg, int(sample_rate))
-    segments = x.unfold(-1, n_seg, step)  # (k, W, n_seg): views, no copy
-    n_win = segments.shape[1]
+    n_win = (len(rows[0]) - n_seg) // step + 1
+
+    def segments(w0: int, w1: int) -> torch.Tensor:
+        """(w1 - w0, k, n_seg) raw segments of windows w0 … w1 − 1: a copy of their span only, so
+        memory stays bounded by the batch however long the strain is."""
+        a, b = w0 * step, (w1 - 1) * step + n_seg
+        return torch.as_tensor(np.stack([r[a:b] for r in rows])).unfold(-1, n_seg, step).permute(1, 0, 2)
+
     logits = []
     for b in tqdm(range(0, n_win, batch), desc="scan", unit="batch", disable=not progress):
-        seg = segments[:, b:b + batch].permute(1, 0, 2).to(classifier.device)
+        seg = segments(b, min(b + batch, n_win)).to(classifier.device)
         white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
         with torch.no_grad():
             out = classifier.model(white).float().cpu()
@@ -157,8 +164,7 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
         label = CLASSES[int(labels[k])]
         window = cam = None
         if method:  # no method: a background run, which needs the statistic only
-            window = pad_detectors(whiten_segments(segments[:, k:k + 1].permute(1, 0, 2), sample_rate, i0, dets),
-                                   dets)[0].numpy()
+            window = pad_detectors(whiten_segments(segments(k, k + 1), sample_rate, i0, dets), dets)[0].numpy()
             cam = classifier.explain_window(window, target=label, method=method)
         t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
         triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),

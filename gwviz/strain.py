@@ -163,9 +163,10 @@ def check_channel(name: str, x: np.ndarray, sample_rate: float) -> None:
 
 
 def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration: float,
-                 detectors: tuple[str, ...] = DETECTORS) -> np.ndarray:
+                 detectors: tuple[str, ...] = DETECTORS, stack: bool = True) -> np.ndarray | list[np.ndarray]:
     """Validate ``strain`` (detector -> 1-D float32/float64 array [strain], exactly ``detectors``,
-    ``sample_rate`` = 4096 Hz, ≥ ``min_duration`` s, equal lengths) and stack it to (D, N) float64.
+    ``sample_rate`` = 4096 Hz, ≥ ``min_duration`` s, equal lengths) and stack it to (D, N) float64
+    (``stack=False``: the list of D float64 arrays, without the stacked copy; for hours of strain).
 
     Raises ValueError on missing/extra detectors, a wrong sample rate, dtypes that lose strain
     (bool, integer, complex, float16, object), non-1-D, unequal or short arrays, and every
@@ -187,7 +188,7 @@ def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration
         raise ValueError(f"need at least {min_duration:g} s of strain ({int(min_duration * sample_rate)} samples), got {n}")
     for d, a in zip(detectors, arrays):
         check_channel(d, a, sample_rate)
-    return np.stack(arrays)
+    return np.stack(arrays) if stack else arrays
 
 
 def refuse_pickled_channel(path: Path) -> Path:
