@@ -225,7 +225,6 @@ class BatchMaker:
         if subset is not None:
             subset_detectors(subset)  # ValueError for an unknown name
             probs = torch.tensor([float(s == subset) for s in SUBSETS])
-        self.subset = subset
         self._some_absent = bool(probs[0] < 1)  # decided on the host: no device sync per batch
         self.subset_p = probs.to(self.device)
         self.subset_table = torch.tensor([[d in subset_detectors(s) for d in DETECTORS] for s in SUBSETS],
@@ -251,6 +250,8 @@ class BatchMaker:
             raise ValueError(f"waveform bank classes differ in shape {sorted(sizes)}; build them with one size")
         self._hp = torch.stack([bank.hp[k] for k in SIGNAL_CLASSES]).to(self.device)
         self._hc = torch.stack([bank.hc[k] for k in SIGNAL_CLASSES]).to(self.device)
+        # (3, K, 4) mass1, mass2 [M☉], inclination, coa_phase [rad] of the same rows, for metadata
+        self._params = np.stack([np.asarray(bank.params[k], dtype=np.float64) for k in SIGNAL_CLASSES])
 
     def _real_noise(self, n: int, g: torch.Generator) -> torch.Tensor:
         """(n, D, n_seg) real strain: each detector cut at its own random start, random sign."""
@@ -311,8 +312,7 @@ class BatchMaker:
         the window; NaN where a column does not apply, e.g. a noise row's masses). ``gps`` is NaN: a
         simulated batch has a sidereal time (``gmst`` [rad]) but no GPS time."""
         is_sig = (labels > 0).cpu().numpy()
-        params = np.stack([np.asarray(self.bank.params[c], dtype=np.float64) for c in SIGNAL_CLASSES])  # (3, K, 4)
-        p = params[cls.cpu().numpy(), k.cpu().numpy()]  # (n, 4): mass1, mass2, inclination, coa_phase
+        p = self._params[cls.cpu().numpy(), k.cpu().numpy()]  # (n, 4): mass1, mass2, inclination, coa_phase
         sig = lambda v: np.where(is_sig, np.asarray(v, dtype=np.float64), np.nan)  # noqa: E731
         rho = snr_det.double().cpu().numpy()
         offset = inj.merger_offset.double().cpu().numpy()

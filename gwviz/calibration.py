@@ -236,10 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
               "subsets": {k: {"thresholds": c.thresholds, "checks": c.checks} for k, c in cals.items()}}
     (out / "calibration.json").write_text(json.dumps({**report, "calibration": first.to_dict()}, indent=1))
     np.savez_compressed(out / "noise_statistics.npz", **stats)
-    cal = first
     if not a.no_figures:
         from .plots import write_page
-        write_page(out / "calibration.html", [survival_figure(cal, others)], "Detection statistic on noise", "directory")
+        write_page(out / "calibration.html", [survival_figure(first, others)], "Detection statistic on noise", "directory")
     print(json.dumps(report, indent=1))
     return report
 

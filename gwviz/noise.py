@@ -221,19 +221,25 @@ class GwoscNoise(StrainFiles):
     def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
                  seed: int | None = None, gps_start: float | None = None, **kwargs):
         from tqdm.auto import tqdm
-        cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
-        cache.mkdir(parents=True, exist_ok=True)
         if gps_start is None:
             rng = np.random.default_rng(seed)
             gps_start = float(math.floor(rng.uniform(gps_span[0], gps_span[1] - chunk)))
-        paths = []
-        for det in tqdm(DETECTORS, desc=f"GWOSC {int(gps_start)}+{chunk:g}s", unit="det"):
-            path = cache / f"{det}-{int(gps_start)}-{int(chunk)}.hdf5"
-            if not path.exists():
-                fetch_to_cache(det, gps_start, gps_start + chunk, path)
-            paths.append(path)
+        paths = [cached_open_strain(det, gps_start, chunk, cache_dir)
+                 for det in tqdm(DETECTORS, desc=f"GWOSC {int(gps_start)}+{chunk:g}s", unit="det")]
         super().__init__(paths, **kwargs)
-        self.name = f"real O3 strain from GWOSC, GPS {int(gps_start)}+{chunk:g} s (cached in {cache})"
+        self.name = f"real O3 strain from GWOSC, GPS {int(gps_start)}+{chunk:g} s (cached in {paths[0].parent})"
+
+
+def cached_open_strain(detector: str, start: float, duration: float, cache_dir=None) -> Path:
+    """``<cache>/<det>-<start>-<duration>.hdf5`` of GWOSC open strain [start, start + duration) GPS [s],
+    fetched with :func:`fetch_to_cache` unless it is there already; ``cache_dir`` defaults to $GWVIZ_CACHE.
+    ValueError (from the fetch) when it cannot be had."""
+    cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{detector}-{int(start)}-{int(duration)}.hdf5"
+    if not path.exists():
+        fetch_to_cache(detector, start, start + duration, path)
+    return path
 
 
 def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
@@ -267,16 +273,11 @@ def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tu
         raise ValueError(f"GPS time {gps!r} is outside the LIGO/Virgo era")
     if not (isinstance(duration, (int, float)) and math.isfinite(duration) and SEGMENT_DURATION <= duration <= 4096):
         raise ValueError(f"duration must be {SEGMENT_DURATION:g} to 4096 s, got {duration!r}")
-    cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)
-    cache.mkdir(parents=True, exist_ok=True)
     start = int(math.floor(gps - duration / 2))
     paths, failed = [], {}
     for det in detectors:
-        path = cache / f"{det}-{start}-{int(duration)}.hdf5"
         try:
-            if not path.exists():
-                fetch_to_cache(det, start, start + int(duration), path)
-            paths.append(path)
+            paths.append(cached_open_strain(det, start, int(duration), cache_dir))
         except ValueError as err:
             failed[det] = str(err)
     if not paths:

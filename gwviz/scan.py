@@ -340,9 +340,6 @@ def main(argv: list[str] | None = None) -> dict:
         strain, t0 = {d: x for d, x in zip(DETECTORS, noise.strain) if d in kept}, 0.0
     else:
         strain, t0 = read_detectors(a.files)
-    subset = clf.check_detectors(strain)
-    if clf.calibration_for(subset) is not None:
-        clf.calibration_for(subset).threshold(a.rate)
     res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
     background = None
     if a.slides:

@@ -252,7 +252,12 @@ def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
     dets = [s.detector for s in strains]
     if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
         raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
-    strains = [s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains]
+    return common_span([s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains])
+
+
+def common_span(strains: list[Strain]) -> tuple[dict[str, np.ndarray], float]:
+    """Strains at 4096 Hz cut to the span they all cover: ({det: (N,)}, GPS t0 [s]). ValueError when
+    that span is shorter than one 16-s segment."""
     t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
     n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
     if n < SEGMENT_DURATION * SAMPLE_RATE:
@@ -279,6 +284,11 @@ class RealStrain:
 
 
 def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Paths of :func:`find_real_strains`."""
+    return {d: Path(s.path) for d, s in find_real_strains(data_dir).items()}
+
+
+def find_real_strains(data_dir: str | os.PathLike | None = None) -> dict[str, Strain]:
     """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR), the
     three overlapping by at least a 16-s segment.
 
@@ -303,14 +313,15 @@ def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path
         listed = {d: [str(s.path) for s in v] for d, v in found.items()}
         raise ValueError(f"{root}: need exactly one set of {SAMPLE_RATE}-Hz HDF5 strain files of H1, L1 and V1 that "
                          f"overlap by {SEGMENT_DURATION:g} s, found {len(triples)} among {listed}")
-    return {d: Path(s.path) for d, s in zip(DETECTORS, triples[0])}
+    return dict(zip(DETECTORS, triples[0]))
 
 
 def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
-    """Read H1/L1/V1 (:func:`find_real_files`) with :func:`gwviz.strain.read_strain` and cut them
-    to their common span. Raises ValueError on NaNs or no overlap."""
-    paths = find_real_files(data_dir)
-    strain, t0 = read_detectors([str(paths[d]) for d in DETECTORS])
+    """Read H1/L1/V1 (:func:`find_real_strains`: each file read once) and cut them to their common
+    span. Raises ValueError on NaNs or no overlap."""
+    found = find_real_strains(data_dir)
+    strain, t0 = common_span([found[d] for d in DETECTORS])
+    paths = {d: Path(s.path) for d, s in found.items()}
     x = np.stack([np.asarray(strain[d], dtype=np.float64) for d in DETECTORS])
     if not np.isfinite(x).all():
         raise ValueError("real strain has NaN/inf samples; BatchMaker needs a finite stretch")

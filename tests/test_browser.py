@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def settled(page: Page, title: str) -> None:
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
 
+@contextmanager
+def browser_page():
+    """A headless Chromium page (the system browser, never a download) with the long waits of this
+    module; the browser is closed whatever the test does."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
 def test_server_is_local_and_quiet(server) -> None:
     """The project config binds to loopback only and prints one local URL (no address lookups)."""
     url, port, log_path = server
@@ -108,75 +124,68 @@ def test_server_is_local_and_quiet(server) -> None:
 def test_app_in_browser(server, tmp_path) -> None:
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: apt-get install -y chromium"
     url, _, _ = server
-    expect.set_options(timeout=TIMEOUT_MS)
     steps: dict[str, float] = {}
     t0 = time.monotonic()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(TIMEOUT_MS)
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(url)
-            settled(page, "Injected BBH (36.0 + 29.0 M☉), network SNR 12.0")
-            steps["first page"] = time.monotonic() - t0
-            expect(page.get_by_text("SIMULATED", exact=False).first).to_be_visible()
-            expect(page.locator(".js-plotly-plot")).to_have_count(2)  # strain + CAM, probabilities
-            before = main_title(page)
+    with browser_page() as page:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        settled(page, "Injected BBH (36.0 + 29.0 M☉), network SNR 12.0")
+        steps["first page"] = time.monotonic() - t0
+        expect(page.get_by_text("SIMULATED", exact=False).first).to_be_visible()
+        expect(page.locator(".js-plotly-plot")).to_have_count(2)  # strain + CAM, probabilities
+        before = main_title(page)
 
-            # class: BBH -> BNS through the sidebar select box
-            t = time.monotonic()
-            page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
-                has=page.get_by_text("Class", exact=True)).click()
-            page.get_by_role("option", name="BNS", exact=True).click()
-            settled(page, "Injected BNS (1.5 + 1.3 M☉), network SNR 12.0")
-            steps["class -> BNS"] = time.monotonic() - t
-            assert main_title(page) != before
+        # class: BBH -> BNS through the sidebar select box
+        t = time.monotonic()
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+            has=page.get_by_text("Class", exact=True)).click()
+        page.get_by_role("option", name="BNS", exact=True).click()
+        settled(page, "Injected BNS (1.5 + 1.3 M☉), network SNR 12.0")
+        steps["class -> BNS"] = time.monotonic() - t
+        assert main_title(page) != before
 
-            # SNR: 12 -> 14 with the keyboard on the slider (step 0.5)
-            t = time.monotonic()
-            slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').filter(
-                has_text="Network SNR").get_by_role("slider")
-            slider.focus()
-            for _ in range(4):
-                slider.press("ArrowRight")
-            expect(slider).to_have_value("14")  # the input itself, before the rerun it triggers
-            settled(page, "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0")
-            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="14.0").first).to_be_visible()
-            steps["SNR -> 14"] = time.monotonic() - t
-            expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+        # SNR: 12 -> 14 with the keyboard on the slider (step 0.5)
+        t = time.monotonic()
+        slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').filter(
+            has_text="Network SNR").get_by_role("slider")
+        slider.focus()
+        for _ in range(4):
+            slider.press("ArrowRight")
+        expect(slider).to_have_value("14")  # the input itself, before the rerun it triggers
+        settled(page, "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0")
+        expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="14.0").first).to_be_visible()
+        steps["SNR -> 14"] = time.monotonic() - t
+        expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
 
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
-            want = os.environ.get("GWVIZ_SCREENSHOT", "")
-            if want:
-                dest = Path(want) if want.endswith(".png") else REPO / "docs" / "app-screenshot.png"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(dest), full_page=True)
-            # hear it and take it home: two players and a download that delivers the HDF5 sample
-            page.get_by_text("Hear it · take it home").click()
-            expect(page.locator("audio")).to_have_count(2)
-            with page.expect_download() as dl:
-                page.get_by_role("button", name="Sample (HDF5)").click()
-            saved = tmp_path / dl.value.suggested_filename
-            dl.value.save_as(saved)
-            assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
-            with page.expect_download() as dl:
-                page.get_by_role("button", name="Figures (HTML)").click()
-            page_file = tmp_path / dl.value.suggested_filename
-            dl.value.save_as(page_file)
-            text = page_file.read_text(encoding="utf-8")
-            assert page_file.name == "gwviz_BNS_seed0_hirescam.html" and text.startswith("<!DOCTYPE html>")
-            assert "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0" in text and "<script src=" not in text  # offline page
+        shot = tmp_path / "app.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+        want = os.environ.get("GWVIZ_SCREENSHOT", "")
+        if want:
+            dest = Path(want) if want.endswith(".png") else REPO / "docs" / "app-screenshot.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(dest), full_page=True)
+        # hear it and take it home: two players and a download that delivers the HDF5 sample
+        page.get_by_text("Hear it · take it home").click()
+        expect(page.locator("audio")).to_have_count(2)
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Sample (HDF5)").click()
+        saved = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(saved)
+        assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Figures (HTML)").click()
+        page_file = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(page_file)
+        text = page_file.read_text(encoding="utf-8")
+        assert page_file.name == "gwviz_BNS_seed0_hirescam.html" and text.startswith("<!DOCTYPE html>")
+        assert "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0" in text and "<script src=" not in text  # offline page
 
-            assert page.locator('[data-testid="stException"]').count() == 0  # no tracebacks
-            # the page itself made no outside requests (fonts, scripts, telemetry all come from the app)
-            outside = [r for r in requests if not r.startswith((url, "data:", "blob:"))]
-            assert not outside, outside
-        finally:
-            browser.close()
+        assert page.locator('[data-testid="stException"]').count() == 0  # no tracebacks
+        # the page itself made no outside requests (fonts, scripts, telemetry all come from the app)
+        outside = [r for r in requests if not r.startswith((url, "data:", "blob:"))]
+        assert not outside, outside
     print("browser steps [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
 
 
@@ -184,62 +193,48 @@ def test_scan_page_in_browser(server, tmp_path) -> None:
     """The Scan page: the bundled GW190521 scan, then an uploaded L1 file (GW190425) scanned with the
     detector-subset weights; the upload is stored only under $GWVIZ_CACHE/uploads."""
     url, _, _ = server
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{url}/scan")
-            settled(page, "Detection statistic every 0.1 s")
-            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="H1L1V1")).to_be_visible()
-            page.get_by_text("Upload strain files", exact=True).click()
-            upload = REPO / "gwviz" / "data" / "o3" / "GW190425" / "L1_data_32s.hdf5"
-            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
-            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="BNS")).to_be_visible()
-            settled(page, "Detection statistic every 0.1 s")
-            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="L1")).to_be_visible()
-            expect(page.get_by_text("weights: detector-subset", exact=False)).to_be_visible()
-            stored = list((tmp_path / "cache" / "uploads").iterdir())
-            assert len(stored) == 1 and stored[0].name.endswith("_L1.hdf5")
-            assert page.locator('[data-testid="stException"]').count() == 0
-            if os.environ.get("GWVIZ_SCREENSHOT", ""):
-                page.screenshot(path=str(REPO / "docs" / "app-scan.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{url}/scan")
+        settled(page, "Detection statistic every 0.1 s")
+        expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="H1L1V1")).to_be_visible()
+        page.get_by_text("Upload strain files", exact=True).click()
+        upload = REPO / "gwviz" / "data" / "o3" / "GW190425" / "L1_data_32s.hdf5"
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
+        expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="BNS")).to_be_visible()
+        settled(page, "Detection statistic every 0.1 s")
+        expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="L1")).to_be_visible()
+        expect(page.get_by_text("weights: detector-subset", exact=False)).to_be_visible()
+        stored = list((tmp_path / "cache" / "uploads").iterdir())
+        assert len(stored) == 1 and stored[0].name.endswith("_L1.hdf5")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if os.environ.get("GWVIZ_SCREENSHOT", ""):
+            page.screenshot(path=str(REPO / "docs" / "app-scan.png"), full_page=True)
 
 
 def test_tour_in_browser(server, tmp_path) -> None:
     """The guided tour played with its buttons, the map method switched on step 6, and a linked step
     opened from its URL."""
     url, _, _ = server
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{url}/tour")
-            settled(page, "H1: raw strain of the 4-s window")
-            for step in range(2, 8):
-                page.get_by_role("button", name="Next →").click()
-                expect(page.get_by_text(f"Step {step} of 7", exact=False)).to_be_visible()
-                expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-                if step == 6:
-                    settled(page, "HiResCAM for BBH")
-                    page.get_by_text("Grad-CAM", exact=True).click()
-                    settled(page, "Grad-CAM for BBH")
-                    if os.environ.get("GWVIZ_SCREENSHOT", ""):
-                        page.screenshot(path=str(REPO / "docs" / "app-tour.png"), full_page=True)
-            assert "step=7" in page.url
-            expect(page.get_by_role("button", name="Next →")).to_have_count(0)
-            page.goto(f"{url}/tour?step=4&kind=BNS&snr=10")
-            expect(page.get_by_text("Step 4 of 7", exact=False)).to_be_visible()
-            settled(page, "SNR 10: data (colour) and clean signal")
-            expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="10.0")).to_be_visible()
-            assert page.locator('[data-testid="stException"]').count() == 0
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{url}/tour")
+        settled(page, "H1: raw strain of the 4-s window")
+        for step in range(2, 8):
+            page.get_by_role("button", name="Next →").click()
+            expect(page.get_by_text(f"Step {step} of 7", exact=False)).to_be_visible()
+            expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+            if step == 6:
+                settled(page, "HiResCAM for BBH")
+                page.get_by_text("Grad-CAM", exact=True).click()
+                settled(page, "Grad-CAM for BBH")
+                if os.environ.get("GWVIZ_SCREENSHOT", ""):
+                    page.screenshot(path=str(REPO / "docs" / "app-tour.png"), full_page=True)
+        assert "step=7" in page.url
+        expect(page.get_by_role("button", name="Next →")).to_have_count(0)
+        page.goto(f"{url}/tour?step=4&kind=BNS&snr=10")
+        expect(page.get_by_text("Step 4 of 7", exact=False)).to_be_visible()
+        settled(page, "SNR 10: data (colour) and clean signal")
+        expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="10.0")).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
 
 
 @pytest.mark.parametrize("page_path, marker", [("learn", "Learn"), ("camstats", "Where does the network look?"),
@@ -248,17 +243,10 @@ def test_every_page_renders_in_browser(server, page_path, marker) -> None:
     """Each page opens by its URL, shows its title and no traceback (with GWVIZ_SCREENSHOT=1 its
     screenshot is written to docs/app-<page>.png)."""
     url, _, _ = server
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{url}/{page_path}")
-            expect(page.get_by_role("heading", name=marker).first).to_be_visible()
-            expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-            assert page.locator('[data-testid="stException"]').count() == 0
-            if os.environ.get("GWVIZ_SCREENSHOT", "") and page_path != "camstats":  # camstats: docs/app-where-it-looks.png
-                page.screenshot(path=str(REPO / "docs" / f"app-{page_path.replace('_', '-')}.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{url}/{page_path}")
+        expect(page.get_by_role("heading", name=marker).first).to_be_visible()
+        expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if os.environ.get("GWVIZ_SCREENSHOT", "") and page_path != "camstats":  # camstats: docs/app-where-it-looks.png
+            page.screenshot(path=str(REPO / "docs" / f"app-{page_path.replace('_', '-')}.png"), full_page=True)

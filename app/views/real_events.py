@@ -109,7 +109,7 @@ else:
         try:
             l1_event = session.RealEvent("GW190425 (L1 only)", {"L1": l1.data}, SAMPLE_RATE, l1.t0, ev_t,
                                          session.event_window_start(ev_t), [l1.path])
-            pred, cam, window = session.analyse_event(sub, l1_event, method="hirescam")
+            pred, cam, window = session.analyse_event(sub, l1_event, method=session.DEFAULT_METHOD)
         except (ValueError, FloatingPointError) as e:
             common.show_error("", e)
         else:
@@ -118,7 +118,7 @@ else:
                 np.arange(WINDOW_SAMPLES) / SAMPLE_RATE, window, cam,
                 f"GW190425, L1 alone — model: {pred.label} (p = {pred.probabilities[pred.label]:.2f}); "
                 "H1 and V1 did not observe (zero channels)", {"L1": ev_t - l1_event.window_start},
-                cam_label=f"{fig.METHOD_NAMES['hirescam']} for {pred.label}"), key="l1_only_cam")
+                cam_label=f"{fig.METHOD_NAMES[session.DEFAULT_METHOD]} for {pred.label}"), key="l1_only_cam")
     if st.checkbox("What-if: fill the missing H1 and V1 with SIMULATED noise", key="whatif"):
         st.warning("WHAT-IF ONLY — H1 and V1 below are **simulated** Gaussian O3 noise, not data. The result "
                    "says how the model treats L1 evidence alone, not what H1/V1 would have seen.")
