@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from gwviz import session
 from gwviz.constants import CLASSES
-from gwviz.noise import noise_source
+from gwviz.data.noise import noise_source
 
 TARGET_S = 0.25
 TARGET_FIRST_LOAD_S = 3.0

@@ -3,7 +3,7 @@
     python bench/bench_baseline.py [--n 4] [--bank PATH] [--threads 2] [--json OUT.json]
 
 Loads the bank (default: the cached default bank; built first if missing, which takes minutes),
-makes ``n`` noise windows and ``n`` per signal class at network SNR 12 with gwviz.synth, and times
+makes ``n`` noise windows and ``n`` per signal class at network SNR 12 with gwviz.data.synth, and times
 the filter alone on each (process CPU time, summed over threads, and wall time). The CNN
 (shipped weights, or the untrained model if none are shipped: same cost) is timed on the same
 windows with predict_windows. Prints JSON; no pass/fail: the numbers go to docs/baseline.md.

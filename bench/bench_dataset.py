@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from gwviz.constants import CLASSES
-from gwviz.dataset import build_split
-from gwviz.noise import SimulatedNoise
-from gwviz.synth import make_sample
+from gwviz.data.dataset import build_split
+from gwviz.data.noise import SimulatedNoise
+from gwviz.data.synth import make_sample
 
 
 def main() -> None:
@@ -47,8 +47,8 @@ def main() -> None:
     old = 1.0 / np.mean([1.0 / v for v in res["per_class_samples_per_s_1proc"].values()])
     res["old_per_sample_path_all_cores_samples_per_s"] = old * (os.cpu_count() or 1)  # ideal scaling, an upper bound
     with tempfile.TemporaryDirectory() as tmp:
-        from gwviz.batch import get_bank
-        from gwviz.dataset import BANK_PER_CLASS, SPLITS
+        from gwviz.data.batch import get_bank
+        from gwviz.data.dataset import BANK_PER_CLASS, SPLITS
         t = time.perf_counter()
         seed = int(np.random.SeedSequence([0, SPLITS["train"], 2**20]).generate_state(1)[0] >> 1)
         get_bank(Path(tmp) / "train.bank.pt", min(a.builder_n, BANK_PER_CLASS), seed, 0)

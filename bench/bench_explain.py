@@ -31,8 +31,8 @@ import torch
 
 from gwviz.classifier import load_classifier, whiten_window
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
-from gwviz.noise import SimulatedNoise
-from gwviz.synth import make_sample
+from gwviz.data.noise import SimulatedNoise
+from gwviz.data.synth import make_sample
 
 
 def timed(fn, repeats: int) -> dict:

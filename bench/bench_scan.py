@@ -3,7 +3,7 @@
     python bench/bench_scan.py [--duration 3600] [--stride 0.5] [--device cuda] [--batch 256 32]
                                [--weights PATH] [--out bench/results/scan.json]
 
-Simulated O3 noise (gwviz.noise.SimulatedNoise) of ``duration`` seconds in H1, L1 and V1 is scanned
+Simulated O3 noise (gwviz.data.noise.SimulatedNoise) of ``duration`` seconds in H1, L1 and V1 is scanned
 once per batch size after a short warm-up scan; every window is whitened from its own 16-s segment
 (Welch PSD) and classified, as the CLI does. Prints, from one run, the old default batch (32, the
 first value) against the others, windows/s, and the time an hour of 3-detector strain at this
@@ -23,7 +23,7 @@ import torch
 
 from gwviz.classifier import load_classifier
 from gwviz.constants import DETECTORS
-from gwviz.noise import SimulatedNoise
+from gwviz.data.noise import SimulatedNoise
 from gwviz.scan import scan
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from gwviz.batch import BatchMaker, WaveformBank
-from gwviz.model import GWNet
+from gwviz.data.batch import BatchMaker, WaveformBank
+from gwviz.model.network import GWNet
 from gwviz.training import Prefetcher, autocast_for, data_seed, train_step
 
 VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False},

@@ -22,18 +22,18 @@ if [ "$EVAL" != "0" ]; then
   SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="models/h100-ckpt.pt" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
   for w in $W; do
     n=$(basename $(basename $w .safetensors) .pt)
-    timeout $(left) python -m gwviz.calibration $w --out $R/cal_$n --n 100000 --real-data runs/h200/real.npz --n-real 20000 \
+    timeout $(left) python -m gwviz.evaluation.calibration $w --out $R/cal_$n --n 100000 --real-data runs/h200/real.npz --n-real 20000 \
       --device cuda --no-figures --subsets $SUB 2>&1 | tr '\r' '\n' | grep -v 'it/s' | grep -v '^ ' | tail -15
     c=$(ls $R/cal_$n/*-calibrated.safetensors)
     for noise in simulated files; do
       extra=""; [ $noise = files ] && extra="--real-npz runs/h200/real.npz"
-      timeout $(left) python -m gwviz.evaluate --weights $c --noise $noise $extra --n 20000 --batch 1024 --n-roc 2000 \
+      timeout $(left) python -m gwviz.evaluation.evaluate --weights $c --noise $noise $extra --n 20000 --batch 1024 --n-roc 2000 \
         --n-roc-noise 20000 --seed 7 --device cuda --bank runs/evalbank.pt --bank-per-class 1000 \
         --no-figures --no-progress --out $R/eval_${n}_$noise 2>&1 | tail -12
     done
     for sub in $SUB; do
       [ $sub = H1L1V1 ] && continue
-      timeout $(left) python -m gwviz.evaluate --weights $c --noise simulated --subset $sub --n 20000 --batch 1024 --n-roc 2000 \
+      timeout $(left) python -m gwviz.evaluation.evaluate --weights $c --noise simulated --subset $sub --n 20000 --batch 1024 --n-roc 2000 \
         --n-roc-noise 20000 --seed 7 --device cuda --bank runs/evalbank.pt --bank-per-class 1000 \
         --no-figures --no-progress --out $R/eval_${n}_$sub 2>&1 | tail -2
       rm -f $R/eval_${n}_$sub/outputs.npz

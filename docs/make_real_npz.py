@@ -1,6 +1,6 @@
 """Make the trainer's real-noise file runs/h200/real.npz from the bundled GW190521 strain with h5py
 alone (the lent GPU has no gwpy): strain (3, N) of H1, L1, V1, train_range [0, 5734] (16-s segments
-whose windows end before the event) and val_range from gwviz.strain (the held-out windows 18-30 s).
+whose windows end before the event) and val_range from gwviz.data.strain (the held-out windows 18-30 s).
 
     python docs/make_real_npz.py [OUT]      (default runs/h200/real.npz)
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from gwviz.constants import DETECTORS, SAMPLE_RATE
 from gwviz.paths import BUNDLED_DATA
-from gwviz.strain import RealStrain, default_window_range, segment_start_range
+from gwviz.data.strain import RealStrain, default_window_range, segment_start_range
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/h200/real.npz")
 rows, starts = [], set()

@@ -12,7 +12,7 @@ import sys
 import zipfile
 
 DROP = ("lalapps/", "lalpulsar/", "lalinference/", "lalburst/", "lalsuite-7.26.16.data/scripts/")
-KEEP = ("lalapps/data/LIGO-T1800545-",)  # the O3 PSD fits of gwviz.psd (SimNoisePSDaLIGOaLIGOO3LowT1800545, ...)
+KEEP = ("lalapps/data/LIGO-T1800545-",)  # the O3 PSD fits of gwviz.data.psd (SimNoisePSDaLIGOaLIGOO3LowT1800545, ...)
 
 
 def dropped(name: str) -> bool:

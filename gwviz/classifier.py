@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import DEFAULT_RATES, Calibration, detection_statistic
-from .checkpoint import load_weights
+from .evaluation.calibration import DEFAULT_RATES, Calibration, detection_statistic
+from .model.checkpoint import load_weights
 from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
                         SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name,
                         window_start_index)
-from .model import GWNet, ModelConfig
-from .strain import check_strain
-from .psd import welch_psd
-from .whiten import whiten
+from .model.network import GWNet, ModelConfig
+from .data.strain import check_strain
+from .data.psd import welch_psd
+from .data.whiten import whiten
 
 #: Shipped weights (repository's models/ folder).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
@@ -162,7 +162,7 @@ class Classifier:
         self.model = model.to(device).eval()
         self.config, self.info, self.device, self.trained = config or {}, info or {}, device, trained
         cal = self.info.get("calibration")
-        #: :class:`gwviz.calibration.Calibration` of the weights, or None (then decisions are argmax)
+        #: :class:`gwviz.evaluation.calibration.Calibration` of the weights, or None (then decisions are argmax)
         self.calibration = Calibration.from_dict(cal) if cal is not None else None
         #: detector networks the weights accept: all of SUBSETS with the detector mask, else H1L1V1 only
         self.subsets = SUBSETS if self.model.config.detector_mask else SUBSETS[:1]
@@ -258,7 +258,7 @@ class Classifier:
     def explain_window(self, window: np.ndarray, target: str | None = None, method: str = "gradcam",
                        **kwargs) -> np.ndarray:
         """Attribution profile (16384,) of a whitened window for class ``target`` (default: predicted)."""
-        from .explain import explain_window
+        from .explain.attribution import explain_window
         if target is None:
             target = self.classify_window(window).label
         if target not in CLASSES:
@@ -273,7 +273,7 @@ class Classifier:
                 **kwargs) -> tuple[Prediction, np.ndarray, np.ndarray]:
         """:meth:`classify` and :meth:`explain` of the same window, whitened once: (prediction,
         attribution (16384,) of ``target`` (default: the decided class), whitened window (3, 16384))."""
-        from .explain import METHODS
+        from .explain.attribution import METHODS
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.check_detectors(present_detectors(strain))
@@ -288,7 +288,7 @@ class Classifier:
         method: 'gradcam' (captum LayerGradCam on the last residual block, logit of ``target``,
         ReLU, linear upsampling), 'integrated_gradients' (baseline: a whitened noise-only
         window) or 'occlusion'. target: a class name; default the predicted class."""
-        from .explain import METHODS
+        from .explain.attribution import METHODS
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if target is not None and target not in CLASSES:
@@ -300,8 +300,8 @@ class Classifier:
 
 def noise_baseline(seed: int = 12345) -> np.ndarray:
     """A whitened simulated-noise window (3, 16384): the 'no signal' reference for Integrated Gradients."""
-    from .noise import SimulatedNoise
-    from .synth import make_sample
+    from .data.noise import SimulatedNoise
+    from .data.synth import make_sample
     return make_sample("noise", SimulatedNoise(), seed=seed).data
 
 

@@ -4,7 +4,7 @@ Every function returns a ``plotly.graph_objects.Figure`` and touches no files; :
 writes one or more figures as an HTML page that opens offline.
 
 Time axes are seconds from the window's start; strain is whitened (dimensionless); CAMs are drawn
-normalised to [0, 1] (:func:`gwviz.explain.normalise`).
+normalised to [0, 1] (:func:`gwviz.explain.attribution.normalise`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ CAM_TRUE_COLOUR = "rgba(148, 0, 211, 0.9)"
 
 
 def _norm(cam: np.ndarray) -> np.ndarray:
-    from .explain import normalise
+    from .explain.attribution import normalise
     return normalise(cam)
 
 

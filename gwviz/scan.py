@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .calibration import DEFAULT_RATES, detection_statistic
+from .evaluation.calibration import DEFAULT_RATES, detection_statistic
 from .classifier import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
-from .strain import check_strain, read_detectors
+from .data.strain import check_strain, read_detectors
 
 #: merger estimate inside a window [s before its end]: training put mergers in the last 0.1 s
 MERGER_BEFORE_END = 0.05
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the detector-subset weights (every network there is calibrated at the same rates)
     failed = {}
     if a.gwosc is not None:  # fetched first: which detectors observed decides the weights
-        from .noise import fetch_event_strain
+        from .data.noise import fetch_event_strain
         fetched, failed = fetch_event_strain(a.gwosc, a.duration)
         a.files = [str(p) for p in fetched]
         for det, why in failed.items():
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
     if a.simulated is not None:
-        from .noise import SimulatedNoise
+        from .data.noise import SimulatedNoise
         noise = SimulatedNoise().segment(a.simulated, np.random.default_rng(a.seed), gps_start=0.0)
         strain, t0 = {d: x for d, x in zip(DETECTORS, noise.strain) if d in kept}, 0.0
     else:

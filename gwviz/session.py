@@ -1,7 +1,7 @@
 """The thin function layer behind the Streamlit app (``app/``): one call per user action.
 
 Every function here only wires existing gwviz pieces together — injection and whitening go
-through :func:`gwviz.synth.make_sample`, classification and attribution through
+through :func:`gwviz.data.synth.make_sample`, classification and attribution through
 :class:`gwviz.classifier.Classifier` — so the app stays a view and the same results can be had
 from a notebook:
 
@@ -24,13 +24,13 @@ import torch
 
 from .classifier import SUBSET_WEIGHTS, Classifier, Prediction, load_classifier
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
-from .explain import METHODS, normalise, randomisation_check
-from .noise import DATA_DIR_ENV, KNOWN_EVENTS, SimulatedNoise, resolve_data_dir
-from .strain import Strain, read_strain, refuse_pickled_channel, resample
-from .params import OUTSIDE_HINT, SignalParams
+from .explain.attribution import METHODS, normalise, randomisation_check
+from .data.noise import DATA_DIR_ENV, KNOWN_EVENTS, SimulatedNoise, resolve_data_dir
+from .data.strain import Strain, read_strain, refuse_pickled_channel, resample
+from .data.params import OUTSIDE_HINT, SignalParams
 from .paths import BUNDLED_DATA, files_within
 from .constants import window_start_index
-from .synth import Sample, make_sample
+from .data.synth import Sample, make_sample
 
 #: Environment variable naming a weights file to use instead of the shipped one.
 WEIGHTS_ENV = "GWVIZ_WEIGHTS"
@@ -210,7 +210,7 @@ def q_transform(x: np.ndarray, sample_rate: float = SAMPLE_RATE, whiten: bool = 
 
 def asd(x: np.ndarray, sample_rate: float = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
     """Median-Welch ASD of x (D, T) [strain]: (frequencies [Hz] (F,), ASD [1/√Hz] (D, F)), 1-s segments."""
-    from .psd import welch_psd
+    from .data.psd import welch_psd
     from .constants import STRAIN_SCALE
     psd = welch_psd(torch.as_tensor(np.asarray(x) * STRAIN_SCALE), sample_rate).numpy() / STRAIN_SCALE ** 2
     return np.arange(psd.shape[-1]) * 1.0, np.sqrt(psd)
@@ -225,7 +225,7 @@ def antenna_map(gps: float, polarization: float = 0.0, n_ra: int = 72, n_dec: in
     """Sky maps of the antenna response √(F+² + F×²) of each detector at GPS ``gps`` [s].
 
     Returns dict ra (n_ra,) [rad], dec (n_dec,) [rad], response (3, n_dec, n_ra)."""
-    from .detectors import antenna_patterns, gmst
+    from .data.detectors import antenna_patterns, gmst
     ra = np.linspace(0, 2 * np.pi, n_ra)
     dec = np.linspace(-np.pi / 2, np.pi / 2, n_dec)
     rr, dd = (torch.as_tensor(a.ravel()) for a in np.meshgrid(ra, dec))

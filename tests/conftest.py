@@ -42,8 +42,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> str:
     """A narrow (width 2) random GWNet: same code path as the shipped model, 5x faster on a CPU."""
-    from gwviz.checkpoint import save_weights
-    from gwviz.model import GWNet, ModelConfig
+    from gwviz.model.checkpoint import save_weights
+    from gwviz.model.network import GWNet, ModelConfig
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
     cfg = ModelConfig(width=2, hidden=16)

@@ -20,9 +20,9 @@ from test_paths import hand_made
 
 from gwviz import session
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
+from gwviz.data.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.paths import BUNDLED_DATA
-from gwviz.synth import make_sample
+from gwviz.data.synth import make_sample
 
 torch.set_num_threads(1)
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
@@ -101,8 +101,8 @@ def test_explore_rejects_bad_parameters(args, msg) -> None:
 
 
 def test_noise_sources_and_messages(monkeypatch, tmp_path) -> None:
-    """gwviz.noise.noise_source: the one factory (dataset builder, evaluations and app)."""
-    from gwviz.noise import NOISE_KINDS, noise_source
+    """gwviz.data.noise.noise_source: the one factory (dataset builder, evaluations and app)."""
+    from gwviz.data.noise import NOISE_KINDS, noise_source
     assert NOISE_KINDS == ("simulated", "files", "gwosc")
     assert isinstance(noise_source("simulated"), SimulatedNoise)
     src = noise_source("files", data_dir=DATA_DIR)
@@ -250,10 +250,10 @@ def test_explore_noise_sources(env, monkeypatch) -> None:
     assert "REAL" in texts(at.success) and metrics(at)["Network SNR"] == "12.0"
     assert DATA_DIR not in page_text(at)
 
-    def offline(det, start, end, path):  # what gwviz.noise.fetch_to_cache raises without a network
+    def offline(det, start, end, path):  # what gwviz.data.noise.fetch_to_cache raises without a network
         raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: network is unreachable")
 
-    monkeypatch.setattr("gwviz.noise.fetch_to_cache", offline)
+    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", offline)
     ok(at.radio(key="noise_kind").set_value("gwosc").run())
     assert "could not fetch H1" in texts(at.error) and "GWOSC needs internet access" in texts(at.error)
     assert not at.get("plotly_chart")
@@ -565,7 +565,7 @@ def test_scan_page_gwosc_offline_and_online(env, monkeypatch) -> None:
     def offline(det, start, end, path):
         raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: no network")
 
-    monkeypatch.setattr("gwviz.noise.fetch_to_cache", offline)
+    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", offline)
     at = new_app("scan")
     ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
     ok(at.button(key="sc_fetch").click().run())
@@ -574,7 +574,7 @@ def test_scan_page_gwosc_offline_and_online(env, monkeypatch) -> None:
     def online(det, start, end, path):
         path.write_bytes((BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{det}_data_32s.hdf5").read_bytes())
 
-    monkeypatch.setattr("gwviz.noise.fetch_to_cache", online)
+    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", online)
     at = new_app("scan")
     ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
     ok(at.selectbox(key="sc_event").set_value("GW190412").run())  # another event: not the cached failure

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.batch import load_real
-from gwviz.checkpoint import load_weights
+from gwviz.data.batch import load_real
+from gwviz.model.checkpoint import load_weights
 from gwviz.classifier import load_classifier
-from gwviz.model import GWNet
-from gwviz.strain import read_strain
+from gwviz.model.network import GWNet
+from gwviz.data.strain import read_strain
 from test_bad_input import Evil
 
 
@@ -107,9 +107,9 @@ def test_weights_are_checked_before_any_model_is_allocated(tmp_path, monkeypatch
     """A small file whose config asks for a big model fails before allocation: GWNet is only ever
     built on the 'meta' device (no storage) until every check passed. Width 100 is within bounds
     and would allocate 1.9 GB here."""
-    import gwviz.model
+    import gwviz.model.network
     built = []
-    real_init = gwviz.model.GWNet.__init__
+    real_init = gwviz.model.network.GWNet.__init__
 
     def spy(self, *a, **k):
         built.append(torch.empty(0).device.type)  # the default device while this GWNet is built
@@ -117,7 +117,7 @@ def test_weights_are_checked_before_any_model_is_allocated(tmp_path, monkeypatch
 
     path = _write(tmp_path / "big.safetensors", _tiny_state(), {**OK_META, "config": '{"width": 100, "hidden": 4096}'})
     good = _write(tmp_path / "good.safetensors", _tiny_state(), OK_META)
-    monkeypatch.setattr(gwviz.model.GWNet, "__init__", spy)
+    monkeypatch.setattr(gwviz.model.network.GWNet, "__init__", spy)
     with pytest.raises(ValueError, match=r"tensors do not fit GWNet\({'width': 100, 'hidden': 4096}\)"):
         load_classifier(path)
     assert built == ["meta"]
@@ -141,11 +141,11 @@ def test_training_checkpoint_contents_checked(tmp_path):
     assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16, "detector_mask": 0}
 
 
-# --- the waveform bank cache (gwviz.training.parts.get_bank, gwviz.evaluate --bank) ---
+# --- the waveform bank cache (gwviz.training.parts.get_bank, gwviz.evaluation.evaluate --bank) ---
 
 def test_corrupt_bank_cache_is_named_or_rebuilt(tmp_path, monkeypatch):
-    from gwviz.batch import WaveformBank
-    from gwviz.batch import get_bank
+    from gwviz.data.batch import WaveformBank
+    from gwviz.data.batch import get_bank
     monkeypatch.chdir(tmp_path)
     bank = tmp_path / "bank.pt"
     bank.write_bytes(b"\x00" * 100)

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.checkpoint import atomic_torch_save, load_weights, save_weights
+from gwviz.model.checkpoint import atomic_torch_save, load_weights, save_weights
 from gwviz.classifier import load_classifier, whiten_window
-from gwviz.dataset import build_split, read_split
-from gwviz.model import GWNet
-from gwviz.noise import SimulatedNoise, StrainFiles
-from gwviz.strain import check_strain, read_strain
-from gwviz.params import SignalParams
-from gwviz.synth import make_sample
+from gwviz.data.dataset import build_split, read_split
+from gwviz.model.network import GWNet
+from gwviz.data.noise import SimulatedNoise, StrainFiles
+from gwviz.data.strain import check_strain, read_strain
+from gwviz.data.params import SignalParams
+from gwviz.data.synth import make_sample
 
 
 def _strain(n=16 * 4096, rng=np.random.default_rng(0)):
@@ -185,7 +185,7 @@ def test_dataset_resume_keeps_finished_chunks(tmp_path):
     assert np.array_equal(again, strain)  # reproducible from the seed
 
 
-# --- strain checks (gwviz.strain.check_strain: the one place every input strain goes through) ---
+# --- strain checks (gwviz.data.strain.check_strain: the one place every input strain goes through) ---
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "int64", "uint16", "bool", "float16", "complex64",
                                    "complex128", "object", "<U8"])
@@ -365,7 +365,7 @@ def test_gpu_index_beyond_the_machine(monkeypatch):
 
 def test_odd_arguments_are_messages(weights):
     """Found by a sweep of odd arguments: each was a TypeError/RuntimeError or a silent NaN."""
-    from gwviz.noise import SimulatedNoise
+    from gwviz.data.noise import SimulatedNoise
     clf = load_classifier(weights)
     with pytest.raises(ValueError, match=r"^window must be \(3, 16384\) whitened strain, got \(2, 16384\)"):
         clf.classify_window(np.zeros((2, 16384), np.float32))
@@ -379,7 +379,7 @@ def test_odd_arguments_are_messages(weights):
 
 
 def test_rate_must_be_a_number():
-    from gwviz.calibration import Calibration
+    from gwviz.evaluation.calibration import Calibration
     cal = Calibration.from_dict({"thresholds": {"0.01": 1.0}, "fpr_grid": [1, 0.1], "stat_grid": [0, 1], "n_noise": 10})
     assert cal.threshold(0.01) == 1.0
     for rate in (None, "0.01", True, [0.01]):

@@ -16,11 +16,11 @@ from pycbc.types import FrequencySeries, TimeSeries
 from gwviz.baseline import (GRID, LAG_HI, LAG_LO, MATCH_GRID, MatchedFilter, TemplateBank, build_class_bank, compare,
                             fitting_factors, make_samples, match_spectra, matches, reference_response, run,
                             sample_plan, segment_psd, spectra, template, window_cut)
-from gwviz.metrics import roc_curve, tpr_at_fpr
+from gwviz.evaluation.metrics import roc_curve, tpr_at_fpr
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.noise import SimulatedNoise
-from gwviz.params import SignalParams
-from gwviz.synth import make_sample
+from gwviz.data.noise import SimulatedNoise
+from gwviz.data.params import SignalParams
+from gwviz.data.synth import make_sample
 
 torch.set_num_threads(2)
 
@@ -158,9 +158,9 @@ def test_compare_known_scores(tmp_path) -> None:
     assert m["mf"]["accuracy"]["8"]["BBH"] == 0.5 and m["mf"]["accuracy"]["8"]["BNS"] == 1.0
     assert m["mf"]["accuracy"]["noise"] == pytest.approx(0.99)
     assert m["mf"]["roc"]["8"]["auc"] > 0.5
-    fpr, tpr, _ = roc_curve(mf_score[n0:], noise[:50])  # gwviz.metrics: the one ROC of every evaluation
+    fpr, tpr, _ = roc_curve(mf_score[n0:], noise[:50])  # gwviz.evaluation.metrics: the one ROC of every evaluation
     assert tpr_at_fpr(fpr, tpr, 1e-2, 50) is None  # 50 noise samples cannot resolve 1 %
-    # gwviz.evaluate's layout ('<set>/probabilities', ...) pools its sets into the same metrics
+    # gwviz.evaluation.evaluate's layout ('<set>/probabilities', ...) pools its sets into the same metrics
     split = {"roc_noise": slice(0, n0), "roc_BBH_snr8": slice(n0, n0 + 100), "roc_BNS_snr8": slice(n0 + 100, None)}
     np.savez(tmp_path / "eval.npz", **{f"{k}/{f}": v[sl] for k, sl in split.items()
                                         for f, v in (("probabilities", cnn_probs), ("labels", labels), ("snr", snr))})

@@ -1,14 +1,14 @@
-"""BatchNorm re-estimation (gwviz.bnstats): equal-weight statistics, weights untouched, exact mix."""
+"""BatchNorm re-estimation (gwviz.training.bnstats): equal-weight statistics, weights untouched, exact mix."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from gwviz.batch import BatchMaker, WaveformBank
-from gwviz.bnstats import calibration_batches, main, recalibrate
-from gwviz.checkpoint import load_weights
-from gwviz.model import GWNet
+from gwviz.data.batch import BatchMaker, WaveformBank
+from gwviz.training.bnstats import calibration_batches, main, recalibrate
+from gwviz.model.checkpoint import load_weights
+from gwviz.model.network import GWNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

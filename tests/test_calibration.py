@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.calibration import Calibration, detection_statistic, threshold_for
+from gwviz.evaluation.calibration import Calibration, detection_statistic, threshold_for
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,8 +85,8 @@ def test_calibrated_rule_can_overrule_argmax_both_ways() -> None:
 
 @pytest.fixture(scope="module")
 def calibrated_weights(weights, tmp_path_factory) -> str:
-    from gwviz.checkpoint import load_weights, save_weights
-    from gwviz.model import GWNet
+    from gwviz.model.checkpoint import load_weights, save_weights
+    from gwviz.model.network import GWNet
     state, config, info = load_weights(weights)
     model = GWNet.from_config(config)
     model.load_state_dict(state)
@@ -124,7 +124,7 @@ def test_nan_weights_never_give_a_label(weights) -> None:
 
 
 def test_evaluation_reports_both_rules() -> None:
-    from gwviz.evaluate import EvalSet, compute_metrics
+    from gwviz.evaluation.evaluate import EvalSet, compute_metrics
     rng = np.random.default_rng(7)
     n = 4000
     labels = np.arange(n) % 4

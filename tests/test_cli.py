@@ -24,9 +24,9 @@ def blocked(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("module, extra", [
-    ("evaluate", []), ("calibration", ["models/gwviz-resnet54.safetensors"]), ("camstats", []),
-    ("gallery", []), ("baseline", []),
-])  # gwviz.dataset reports it through argparse (exit status 2): tests/test_dataset.py
+    ("evaluation.evaluate", []), ("evaluation.calibration", ["models/gwviz-resnet54.safetensors"]), ("explain.camstats", []),
+    ("explain.gallery", []), ("baseline", []),
+])  # gwviz.data.dataset reports it through argparse (exit status 2): tests/test_dataset.py
 def test_unwritable_out_fails_before_any_work(blocked, module, extra, monkeypatch):
     monkeypatch.chdir(REPO)
     main = importlib.import_module(f"gwviz.{module}").main
@@ -56,23 +56,23 @@ def test_run_cli_turns_errors_into_messages(capsys):
 
 
 def test_command_line_exit_status_and_message(blocked):
-    run = subprocess.run([sys.executable, "-m", "gwviz.evaluate", "--out", str(blocked)], cwd=REPO,
+    run = subprocess.run([sys.executable, "-m", "gwviz.evaluation.evaluate", "--out", str(blocked)], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert run.stderr.strip() == f"python -m gwviz.evaluate: error: --out {blocked}: cannot write there " \
+    assert run.stderr.strip() == f"python -m gwviz.evaluation.evaluate: error: --out {blocked}: cannot write there " \
                                  "(Not a directory); choose a writable folder"
 
 
 @pytest.mark.parametrize("module, args, message", [
-    ("evaluate", ["--roc-snr", "-3"], r"ROC SNRs must be finite and > 0, got \[-3.0\]"),
-    ("evaluate", ["--roc-snr", "nan"], r"ROC SNRs must be finite and > 0, got \[nan\]"),
-    ("evaluate", ["--batch", "0"], r"batch must be >= 1"),
-    ("evaluate", ["--n", "2"], r"n must be >= 4 \(balanced classes\), got 2"),
-    ("evaluate", ["--n-roc", "-1"], r"n_roc, n_roc_noise >= 0"),
+    ("evaluation.evaluate", ["--roc-snr", "-3"], r"ROC SNRs must be finite and > 0, got \[-3.0\]"),
+    ("evaluation.evaluate", ["--roc-snr", "nan"], r"ROC SNRs must be finite and > 0, got \[nan\]"),
+    ("evaluation.evaluate", ["--batch", "0"], r"batch must be >= 1"),
+    ("evaluation.evaluate", ["--n", "2"], r"n must be >= 4 \(balanced classes\), got 2"),
+    ("evaluation.evaluate", ["--n-roc", "-1"], r"n_roc, n_roc_noise >= 0"),
     ("baseline", ["--n", "-1"], r"--n must be >= 1 and --n-noise >= 0, got -1 and None"),
     ("baseline", ["--snr", "12", "0"], r"--snr values must be finite and > 0, got \[12.0, 0.0\]"),
-    ("camstats", ["--n", "0"], r"n must be >= 1, got 0"),
-    ("gallery", ["--snr", "-2"], r"network SNR must be a finite number > 0, got -2.0"),
+    ("explain.camstats", ["--n", "0"], r"n must be >= 1, got 0"),
+    ("explain.gallery", ["--snr", "-2"], r"network SNR must be a finite number > 0, got -2.0"),
 ])
 def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module, args, message):
     """Values that cannot give a result stop the command at once (the baseline used to build its
@@ -84,7 +84,7 @@ def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module,
 
 
 def test_calibration_sizes_are_argparse_errors(tmp_path, capsys):
-    from gwviz.calibration import main
+    from gwviz.evaluation.calibration import main
     with pytest.raises(SystemExit) as stop:
         main([str(REPO / "models" / "gwviz-resnet54.safetensors"), "--n", "10", "--out", str(tmp_path / "o")])
     assert stop.value.code == 2

@@ -1,4 +1,4 @@
-"""The dataset builder (python -m gwviz.dataset) refuses what would give a wrong dataset: bad sizes,
+"""The dataset builder (python -m gwviz.data.dataset) refuses what would give a wrong dataset: bad sizes,
 an unwritable --out, part files of another run, a flat detector; and its workers die with it."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gwviz.dataset import PART_FORMAT, build_split, main, read_split
+from gwviz.data.dataset import PART_FORMAT, build_split, main, read_split
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_cli_rejects_bad_numbers(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
         main(["--out", str(tmp_path / "ds"), "--train", "0", "--test", "0", "--val", "4", *argv])
     assert exit_.value.code == 2
-    assert f"python -m gwviz.dataset: error: {message}" in capsys.readouterr().err
+    assert f"python -m gwviz.data.dataset: error: {message}" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()  # refused before anything was written
 
 
@@ -158,7 +158,7 @@ def _alive(pid: int) -> bool:
 
 def test_workers_die_with_a_killed_builder(tmp_path):
     """kill -9 of the builder left its workers (~315 MB each) computing for minutes (Linux: reads /proc)."""
-    proc = subprocess.Popen([sys.executable, "-m", "gwviz.dataset", "--out", str(tmp_path / "ds"), "--train", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gwviz.data.dataset", "--out", str(tmp_path / "ds"), "--train", "0",
                              "--test", "0", "--val", "4000", "--workers", "2", "--chunk", "4"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
@@ -187,7 +187,7 @@ def test_workers_die_with_a_killed_builder(tmp_path):
 def test_a_failing_sample_stops_the_build(tmp_path, monkeypatch):
     """The first worker error is raised as is, and the chunks not yet started are cancelled instead
     of being computed before the error shows (the workers are forked, so they see this patch)."""
-    import gwviz.dataset as dataset
+    import gwviz.data.dataset as dataset
     real = dataset.make_batch
 
     def failing(seed, split, start, stop, maker):  # simulated noise: the batched path
@@ -206,7 +206,7 @@ def test_simulated_split_rides_the_batched_path_with_true_metadata(tmp_path):
     """Simulated noise: BatchMaker rows with metadata that says what they are (class masses in range,
     network SNR = the target over H1, L1, V1, the merger in the last 0.1 s of the window), the same split
     from the same (seed, n, chunk), and a cached bank beside it."""
-    from gwviz.params import MASS_RANGES
+    from gwviz.data.params import MASS_RANGES
     a = build_split(tmp_path / "a", "val", 8, seed=5, workers=1, chunk=4, progress=False)
     b = build_split(tmp_path / "b", "val", 8, seed=5, workers=1, chunk=4, progress=False)
     x, y, m = read_split(a)

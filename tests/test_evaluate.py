@@ -1,4 +1,4 @@
-"""gwviz.evaluate: ROC/accuracy arithmetic on known inputs, and tiny end-to-end runs
+"""gwviz.evaluation.evaluate: ROC/accuracy arithmetic on known inputs, and tiny end-to-end runs
 (a narrow random-weight GWNet: the metrics' plumbing is under test, not the model)."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.batch import BatchMaker, WaveformBank
+from gwviz.data.batch import BatchMaker, WaveformBank
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
-from gwviz.evaluate import (EvalSet, compute_metrics, iter_set, load_outputs, main, make_noise_source, make_sets,
+from gwviz.evaluation.evaluate import (EvalSet, compute_metrics, iter_set, load_outputs, main, make_noise_source, make_sets,
                             roc_statistic)
-from gwviz.strain import read_real_strain, segment_start_range
-from gwviz.metrics import SNR_EDGES, accuracy_by_snr, confusion_matrix, roc_curve, roc_summary, tpr_at_fpr
+from gwviz.data.strain import read_real_strain, segment_start_range
+from gwviz.evaluation.metrics import SNR_EDGES, accuracy_by_snr, confusion_matrix, roc_curve, roc_summary, tpr_at_fpr
 
 DATA_DIR = str(o3_dir())
 
@@ -172,10 +172,10 @@ def test_predict_set_refuses_non_finite_logits() -> None:
     """A NaN logit would land anywhere in a ROC; the evaluation stops instead."""
     import torch
 
-    from gwviz.batch import BatchMaker, WaveformBank
+    from gwviz.data.batch import BatchMaker, WaveformBank
     from gwviz.classifier import Classifier
-    from gwviz.evaluate import predict_set
-    from gwviz.model import GWNet
+    from gwviz.evaluation.evaluate import predict_set
+    from gwviz.model.network import GWNet
     model = GWNet(width=2, hidden=4)
     with torch.no_grad():
         model.head[-1].bias[2] = float("nan")
@@ -186,7 +186,7 @@ def test_predict_set_refuses_non_finite_logits() -> None:
 
 def test_device_real_noise_file_matches_the_reader(tmp_path) -> None:
     """docs/make_real_npz.py (h5py only, for the GPU machine without gwpy) writes the same strain and
-    held-out range as gwviz.strain.read_real_strain of the bundled GW190521 files."""
+    held-out range as gwviz.data.strain.read_real_strain of the bundled GW190521 files."""
     import subprocess
     import sys
     from pathlib import Path
@@ -204,9 +204,9 @@ def test_device_real_noise_file_matches_the_reader(tmp_path) -> None:
 
 
 def test_cnn_evaluation_and_matched_filter_comparison_score_alike() -> None:
-    """The same scores through the CNN evaluation (gwviz.evaluate) and the matched-filter comparison
+    """The same scores through the CNN evaluation (gwviz.evaluation.evaluate) and the matched-filter comparison
     (gwviz.baseline.method_metrics) give identical TPR at each FPR and identical accuracy at an SNR:
-    both go through gwviz.metrics, the one home of ROC, TPR at FPR and accuracy per SNR bin."""
+    both go through gwviz.evaluation.metrics, the one home of ROC, TPR at FPR and accuracy per SNR bin."""
     from gwviz.baseline import method_metrics
     rng = np.random.default_rng(3)
     n_noise, n_sig = 2000, 300

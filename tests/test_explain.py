@@ -1,4 +1,4 @@
-"""Attribution profiles of gwviz.explain (CPU, batch 1, cheap settings)."""
+"""Attribution profiles of gwviz.explain.attribution (CPU, batch 1, cheap settings)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gwviz.constants import DETECTORS, WINDOW_SAMPLES
-from gwviz.explain import explain_window, normalise, randomisation_check, randomise_weights
-from gwviz.model import GWNet
+from gwviz.explain.attribution import explain_window, normalise, randomisation_check, randomise_weights
+from gwviz.model.network import GWNet
 
 torch.set_num_threads(2)
 
@@ -117,7 +117,7 @@ def test_randomisation_check(
     assert isinstance(rho, float)
     assert -1.0 <= rho <= 1.0
     # a model compared with an exact copy of itself correlates perfectly
-    monkeypatch.setattr("gwviz.explain.randomise_weights", lambda m, seed=0: m)
+    monkeypatch.setattr("gwviz.explain.attribution.randomise_weights", lambda m, seed=0: m)
     p = explain_window(model, x, 1)
     expected = 1.0 if np.ptp(p) > 0 else 0.0  # a constant map is reported as 0
     assert randomisation_check(model, x, target=1) == pytest.approx(expected)

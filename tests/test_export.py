@@ -58,11 +58,11 @@ def test_explore_page_plays_and_offers_downloads(monkeypatch) -> None:
     assert len(at.get("audio")) == 1  # no clean signal to play for noise
 
 
-# --- the matched filter beside the network (gwviz.snr_series) ---------------------------------
+# --- the matched filter beside the network (gwviz.baseline.snr_series) ---------------------------------
 
 def test_matched_filter_finds_the_injection_at_its_optimal_snr(result):
     from gwviz.constants import DETECTORS
-    from gwviz.snr_series import snr_series
+    from gwviz.baseline.snr_series import snr_series
     meta = result.sample.meta
     idx = {d: meta[f"merger_index_{d}"] for d in DETECTORS}
     t, rho = snr_series(result.sample.data, result.sample.white_signal, idx)
@@ -114,7 +114,7 @@ def test_analyse_is_classify_and_explain_of_one_whitening(monkeypatch):
 @pytest.mark.parametrize("n", [1000, 1001])
 def test_analytic_signal_matches_scipy(n):
     from scipy.signal import hilbert
-    from gwviz.snr_series import _analytic
+    from gwviz.baseline.snr_series import _analytic
     w = np.random.default_rng(n).standard_normal((3, n))
     assert np.allclose(_analytic(w), hilbert(w, axis=-1), atol=1e-12)
 

@@ -1,4 +1,4 @@
-"""gwviz.gallery and gwviz.camstats: files written and read back, CAM timing measures on known
+"""gwviz.explain.gallery and gwviz.explain.camstats: files written and read back, CAM timing measures on known
 profiles, tiny CLI runs (a narrow random-weight GWNet; no trained model is needed for the plumbing)."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import lalsimulation as lalsim
 import numpy as np
 import pytest
 
-from gwviz.camstats import cam_measures, claim, newtonian_chirp_time
-from gwviz.camstats import main as camstats_main
+from gwviz.explain.camstats import cam_measures, claim, newtonian_chirp_time
+from gwviz.explain.camstats import main as camstats_main
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.gallery import load_gallery
-from gwviz.gallery import main as gallery_main
-from gwviz.params import chirp_mass
+from gwviz.explain.gallery import load_gallery
+from gwviz.explain.gallery import main as gallery_main
+from gwviz.data.params import chirp_mass
 
 DATA_DIR = str(o3_dir())
 

@@ -1,4 +1,4 @@
-"""Injections into long real strain (gwviz.injections): the same signal, SNR and whitened window as the
+"""Injections into long real strain (gwviz.evaluation.injections): the same signal, SNR and whitened window as the
 one synthesis path (make_sample) gives for the same 16 s, and a scan finds them."""
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import pytest
 
 from gwviz.classifier import whiten_window
 from gwviz.constants import DETECTORS, SAMPLE_RATE
-from gwviz.strain import read_real_strain
-from gwviz.injections import inject, main, summarise
-from gwviz.noise import NoiseSegment
-from gwviz.params import SignalParams
+from gwviz.data.strain import read_real_strain
+from gwviz.evaluation.injections import inject, main, summarise
+from gwviz.data.noise import NoiseSegment
+from gwviz.data.params import SignalParams
 from gwviz.paths import BUNDLED_DATA
-from gwviz.synth import make_sample
+from gwviz.data.synth import make_sample
 
 
 @pytest.fixture(scope="module")

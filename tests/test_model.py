@@ -1,4 +1,4 @@
-"""Shape, parameter-count and init checks of gwviz.model (CPU, batch <= 2)."""
+"""Shape, parameter-count and init checks of gwviz.model.network (CPU, batch <= 2)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
-from gwviz.model import DAIN, GWNet, ModelConfig, ResBlock
+from gwviz.model.network import DAIN, GWNet, ModelConfig, ResBlock
 
 torch.set_num_threads(2)
 
@@ -130,7 +130,7 @@ def test_dain_zero_channel_gives_no_nan() -> None:
 
 
 def test_init(model: GWNet) -> None:
-    from gwviz.model import ResBlock
+    from gwviz.model.network import ResBlock
     branch_bns = {id(b.bn2) for b in model.modules() if isinstance(b, ResBlock)}
     for m in model.modules():
         if isinstance(m, nn.BatchNorm1d):

@@ -1,5 +1,5 @@
 """Security of what the app reads and writes: allowed roots (gwviz.paths), files that come from a page
-(gwviz.gallery.load_gallery), server settings (GWVIZ_WEIGHTS, GWVIZ_TORCH_THREADS) and the
+(gwviz.explain.gallery.load_gallery), server settings (GWVIZ_WEIGHTS, GWVIZ_TORCH_THREADS) and the
 project's .streamlit/config.toml. Every refusal is checked for its type and exact message, and
 that the message does not reveal the server path it refused."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from gwviz import paths, session
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
-from gwviz.gallery import FORMAT, GallerySample, load_gallery, save_gallery
+from gwviz.explain.gallery import FORMAT, GallerySample, load_gallery, save_gallery
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,7 +216,7 @@ def test_strain_files_that_gwpy_would_unpickle_are_refused(tmp_path, monkeypatch
             d.attrs["channel"] = np.void(pickle.dumps(_Boom(str(marker))))
     want = "$GWVIZ_DATA_DIR/gwpy_format/GW190521_data/H1_data_32s.hdf5: attribute 'channel' of 'H1' is not text " \
            "(gwpy would unpickle it); refused"
-    from gwviz.noise import noise_source
+    from gwviz.data.noise import noise_source
     for call in (lambda: noise_source("files", data_dir=tmp_path / "data"),
                  lambda: session.load_gw190521(tmp_path / "data")):
         with pytest.raises(ValueError) as err:
@@ -360,7 +360,7 @@ def test_gallery_never_reads_other_files(tmp_path, monkeypatch) -> None:
         with pytest.raises(ValueError) as err:
             load_gallery(path, name="g.h5")
         assert str(err.value) == message
-    monkeypatch.setattr("gwviz.gallery.MAX_SAMPLES", 3)
+    monkeypatch.setattr("gwviz.explain.gallery.MAX_SAMPLES", 3)
     with pytest.raises(ValueError, match=re.escape("g.h5: 4 samples; at most 3 are read")):
         load_gallery(hand_made(tmp_path / "many.h5"), name="g.h5")
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from gwviz import session
-from gwviz.noise import KNOWN_EVENTS
+from gwviz.data.noise import KNOWN_EVENTS
 from gwviz.paths import BUNDLED_DATA
 from gwviz.scan import cluster, main, scan
-from gwviz.strain import read_detectors
+from gwviz.data.strain import read_detectors
 
 GW190521 = [BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5" for d in ("H1", "L1", "V1")]
 
@@ -118,7 +118,7 @@ def test_cli_gwosc_fetches_into_the_cache_and_says_what_was_missing(tmp_path, mo
             raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: not observing")
         path.write_bytes((BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5").read_bytes())
 
-    monkeypatch.setattr("gwviz.noise.fetch_to_cache", fake)
+    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", fake)
     rep = main(["--gwosc", "GW190425", "--out", str(tmp_path / "o"), "--no-progress", "--method", "gradcam"])
     assert rep["detectors"] == "L1" and rep["triggers"][0]["label"] == "BNS"
     assert set(rep["gwosc"]["not_fetched"]) == {"H1", "V1"} and rep["weights"].endswith("subsets.safetensors")
@@ -131,7 +131,7 @@ def test_cli_gwosc_fetches_into_the_cache_and_says_what_was_missing(tmp_path, mo
 
 
 def test_uploads_are_stored_by_content_in_the_cache_only(tmp_path, monkeypatch):
-    from gwviz import strain as strain_mod
+    from gwviz.data import strain as strain_mod
     data = GW190521[1].read_bytes()
     p = strain_mod.cache_upload(data, "../../etc/L1 data.HDF5", tmp_path)
     assert p.parent == tmp_path / "uploads" and p.suffix == ".hdf5" and p.read_bytes() == data
@@ -165,7 +165,7 @@ def test_scan_memory_is_bounded_by_the_batch_not_the_strain():
     of one detector at a time are the peak)."""
     import tracemalloc
 
-    from gwviz.noise import SimulatedNoise
+    from gwviz.data.noise import SimulatedNoise
     x = SimulatedNoise().segment(600.0, np.random.default_rng(3)).strain
     strain = dict(zip(("H1", "L1", "V1"), x))
     clf = session.default_classifier()

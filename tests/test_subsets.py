@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.batch import BatchMaker, WaveformBank, subset_probabilities
-from gwviz.checkpoint import check_model_config
+from gwviz.data.batch import BatchMaker, WaveformBank, subset_probabilities
+from gwviz.model.checkpoint import check_model_config
 from gwviz.classifier import SUBSET_WEIGHTS, load_classifier
 from gwviz.constants import DETECTORS, SUBSETS, subset_detectors, subset_name
-from gwviz.model import GWNet, add_detector_mask
-from gwviz.noise import KNOWN_EVENTS, SimulatedNoise
+from gwviz.model.network import GWNet, add_detector_mask
+from gwviz.data.noise import KNOWN_EVENTS, SimulatedNoise
 from gwviz.paths import BUNDLED_DATA
 from gwviz.scan import main as scan_main
 from gwviz.scan import scan, time_slide_background
-from gwviz.strain import read_detectors
-from gwviz.synth import Injection, synthesize
+from gwviz.data.strain import read_detectors
+from gwviz.data.synth import Injection, synthesize
 
 GW190425_L1 = BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5"
 GW190521 = [BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5" for d in DETECTORS]
@@ -160,7 +160,7 @@ def test_scan_cli_takes_a_detector_subset_and_refuses_duplicates(tmp_path):
 def test_integrated_gradients_keeps_an_absent_detector_absent(subset_clf, monkeypatch):
     """IG walks from a baseline to the window: the baseline's channel of an absent detector is zero
     too, so the network never sees that detector appear half-way."""
-    import gwviz.explain as explain
+    import gwviz.explain.attribution as explain
     seen = {}
     real = explain.explain_window
 

@@ -10,13 +10,13 @@ from pycbc.psd import welch as pycbc_welch
 from pycbc.types import FrequencySeries, TimeSeries
 
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.detectors import antenna_patterns, gmst, time_delays
-from gwviz.noise import NoiseSegment, SimulatedNoise, StrainFiles
-from gwviz.params import SignalParams, draw_params
-from gwviz.psd import analytic_psd, welch_psd
+from gwviz.data.detectors import antenna_patterns, gmst, time_delays
+from gwviz.data.noise import NoiseSegment, SimulatedNoise, StrainFiles
+from gwviz.data.params import SignalParams, draw_params
+from gwviz.data.psd import analytic_psd, welch_psd
 from gwviz.constants import STRAIN_SCALE
-from gwviz.synth import Injection, make_sample, project, synthesize
-from gwviz.waveforms import polarisations
+from gwviz.data.synth import Injection, make_sample, project, synthesize
+from gwviz.data.waveforms import polarisations
 
 FS = SAMPLE_RATE
 DF_WIN = FS / WINDOW_SAMPLES  # 0.25 Hz
@@ -299,9 +299,9 @@ def test_bad_noise_segments_refused():
         make_sample("noise", SimulatedNoise(), segment=_segment((good * 1e21).astype(np.int64)), seed=0)
     with pytest.raises(ValueError, match=r"noise segment must be \(3, N\) at 4096 Hz"):
         make_sample("noise", SimulatedNoise(), segment=_segment(good[:2]), seed=0)
-    with pytest.raises(ValueError, match="segment must be a gwviz.noise.NoiseSegment"):
+    with pytest.raises(ValueError, match="segment must be a gwviz.data.noise.NoiseSegment"):
         make_sample("noise", SimulatedNoise(), segment=good, seed=0)
-    with pytest.raises(ValueError, match="params must be a gwviz.params.SignalParams"):
+    with pytest.raises(ValueError, match="params must be a gwviz.data.params.SignalParams"):
         make_sample("BBH", SimulatedNoise(), params={"mass1": 30}, seed=0)
     with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
         make_sample("noise", SimulatedNoise(), seed=0, dtype=torch.float16)
@@ -312,7 +312,7 @@ def test_signal_that_cannot_reach_its_snr_is_refused(monkeypatch):
     waveform with no power in the window (the guard behind the parameter checks)."""
     with pytest.raises(ValueError, match=r"cannot scale the BBH signal .* SNR 1e\+300: SNR 1e\+300 overflows"):
         make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=1e300), seed=0)
-    import gwviz.synth as synth
+    import gwviz.data.synth as synth
     zero = synth.polarisations(SignalParams("BBH", 30, 20, snr=10))
     zero.hp[:], zero.hc[:] = 0.0, 0.0
     monkeypatch.setattr(synth, "polarisations", lambda params, fs: zero)
@@ -338,5 +338,5 @@ def test_synthesize_checks_shapes():
             synthesize(noise, FS, Injection(**{**ok, **change}))
     with pytest.raises(TypeError):  # keyword-only: positional tensors cannot be swapped silently
         Injection(hp, hp, 7 * FS, b3, b3, b3, b1, b1)
-    with pytest.raises(ValueError, match="injection must be a gwviz.synth.Injection"):
+    with pytest.raises(ValueError, match="injection must be a gwviz.data.synth.Injection"):
         synthesize(noise, FS, hp)

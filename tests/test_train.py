@@ -12,18 +12,18 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from gwviz.checkpoint import FORMAT, load_weights
+from gwviz.model.checkpoint import FORMAT, load_weights
 from gwviz.classifier import load_classifier
 
 from gwviz import training as train
-from gwviz.model import GWNet
+from gwviz.model.network import GWNet
 from gwviz.training import loop
 
 REPO = Path(__file__).resolve().parent.parent
 
 SMOKE = str(REPO / "configs" / "smoke.yaml")
 # 4 steps per epoch of 4 samples (2 per rank under DDP), 2 epochs; evaluation (4 samples) every 2 steps, each
-# after re-estimating the BatchNorm statistics over 2 batches (so resume and DDP tests cover gwviz.bnstats too)
+# after re-estimating the BatchNorm statistics over 2 batches (so resume and DDP tests cover gwviz.training.bnstats too)
 TINY = ["model.width=4", "model.hidden=16", "batch_size=4", "samples_per_epoch=16", "epochs=2", "val_samples=4",
         "val_batch=4", "bank_per_class=2", "val_bank_per_class=2", "workers=1", "log_every=1",
         "eval_every_steps=2", "bn_batches=2"]
@@ -205,7 +205,7 @@ def test_diverged_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
 def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
     """p_real is drawn per sample, so BatchNorm never sees an all-real or all-simulated batch by luck."""
     import numpy as np
-    from gwviz.batch import BatchMaker, WaveformBank
+    from gwviz.data.batch import BatchMaker, WaveformBank
     bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
     rng = np.random.default_rng(0)
     strain = rng.standard_normal((3, 20 * 4096)) * 1e-21

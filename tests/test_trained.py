@@ -7,9 +7,9 @@ import pytest
 
 import gwviz
 from gwviz.constants import SAMPLE_RATE
-from gwviz.noise import SimulatedNoise
-from gwviz.params import draw_params
-from gwviz.synth import make_sample
+from gwviz.data.noise import SimulatedNoise
+from gwviz.data.params import draw_params
+from gwviz.data.synth import make_sample
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_cam_peaks_at_loud_bbh_merger(clf):
 
 def test_classify_raw_strain_api(clf):
     """The public API on raw strain: 16 s in, window = the 4 s ending 2 s before the end."""
-    from gwviz.noise import SimulatedNoise
+    from gwviz.data.noise import SimulatedNoise
     seg = SimulatedNoise().segment(16.0, np.random.default_rng(3))
     strain = dict(zip(("H1", "L1", "V1"), seg.strain))
     pred = clf.classify(strain, sample_rate=4096)

@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from gwviz.noise import noise_source as make_noise
+from gwviz.data.noise import noise_source as make_noise
 from gwviz import paths, session
 from gwviz.classifier import Classifier
 

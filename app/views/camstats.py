@@ -1,4 +1,4 @@
-"""Where the network looks, over many samples: the CAM timing statistics (gwviz.camstats) of the
+"""Where the network looks, over many samples: the CAM timing statistics (gwviz.explain.camstats) of the
 shipped weights, and a small live sample computed on request."""
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import streamlit as st
 from gwapp import common
 
 from gwviz import session
-from gwviz.camstats import collect, figures, summarise
+from gwviz.explain.camstats import collect, figures, summarise
 from gwviz.constants import CLASSES
-from gwviz.gallery import METHOD_LABELS
-from gwviz.noise import noise_source
+from gwviz.explain.gallery import METHOD_LABELS
+from gwviz.data.noise import noise_source
 from gwviz.paths import REPO
 
 st.title("Where does the network look?")
 st.markdown(
     "Sasaoka et al. (2023, Fig. 2) report Grad-CAM attention at the merger for BBH, earlier for NSBH, earliest for "
-    "BNS and flat for noise. `python -m gwviz.camstats` tests that claim over many samples: the time of each map's "
+    "BNS and flat for noise. `python -m gwviz.explain.camstats` tests that claim over many samples: the time of each map's "
     "peak and its weighted centroid relative to the merger, and how flat it is (normalised entropy, 1 = flat). "
     "Method details and the comparison: `docs/gradcam.md`.")
 methods = list(METHOD_LABELS)
@@ -31,7 +31,7 @@ try:
     true = pre["stats"]["true"]
 except (OSError, ValueError, KeyError, TypeError) as e:
     st.warning(f"No precomputed statistics for {METHOD_LABELS[method]} ({type(e).__name__}); "
-               "make them with `python -m gwviz.camstats --method ... --out docs/camstats/...`, or use the live sample.")
+               "make them with `python -m gwviz.explain.camstats --method ... --out docs/camstats/...`, or use the live sample.")
 else:
     (st.success if pre["stats"]["true"]["claim"]["holds"] else st.error)(pre["statement"])
     rows = []

@@ -1,4 +1,4 @@
-"""Explore: pick a source and noise, inject (gwviz.synth.make_sample), whiten, classify, explain."""
+"""Explore: pick a source and noise, inject (gwviz.data.synth.make_sample), whiten, classify, explain."""
 from __future__ import annotations
 
 import math
@@ -10,10 +10,10 @@ from gwapp import figures as fig
 
 from gwviz import export, session
 from gwviz.plots import page_html
-from gwviz.snr_series import snr_series
+from gwviz.baseline.snr_series import snr_series
 from gwviz.constants import CLASSES, DETECTORS, MERGER_SPAN
-from gwviz.explain import METHODS
-from gwviz.params import MASS_RANGES, O3_GPS_SPAN
+from gwviz.explain.attribution import METHODS
+from gwviz.data.params import MASS_RANGES, O3_GPS_SPAN
 
 DEFAULT_MASSES = {"BBH": (36.0, 29.0), "NSBH": (10.0, 1.4), "BNS": (1.5, 1.3)}
 NOISE_LABELS = {"simulated": "Simulated O3 (offline)", "files": "Real O3 from the data directory",

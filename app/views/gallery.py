@@ -1,7 +1,7 @@
-"""Gallery: browse per-class Grad-CAM galleries written by ``python -m gwviz.gallery`` (gallery.h5 files).
+"""Gallery: browse per-class Grad-CAM galleries written by ``python -m gwviz.explain.gallery`` (gallery.h5 files).
 
 Files come from $GWVIZ_GALLERY_DIR (listed, never typed) or from an upload; "Generate" writes only
-into $GWVIZ_GALLERY_DIR/small. Nothing read here is unpickled (gwviz.gallery.load_gallery: h5py + JSON)."""
+into $GWVIZ_GALLERY_DIR/small. Nothing read here is unpickled (gwviz.explain.gallery.load_gallery: h5py + JSON)."""
 from __future__ import annotations
 
 import io
@@ -12,14 +12,14 @@ import streamlit as st
 from gwapp import common
 
 from gwviz import paths, session
-from gwviz.gallery import METHOD_LABELS
+from gwviz.explain.gallery import METHOD_LABELS
 from gwviz.constants import CLASSES
 
 LABEL = f"${common.GALLERY_ENV}"
 st.title("CAM gallery")
 st.markdown("Samples of every class at a fixed SNR with the class-activation map (HiResCAM or Grad-CAM, as the file "
             "says) of the predicted class (orange) and, when the "
-            "model is wrong, of the true class (purple, dotted). Written by `python -m gwviz.gallery --out DIR`; "
+            "model is wrong, of the true class (purple, dotted). Written by `python -m gwviz.explain.gallery --out DIR`; "
             f"this page reads every `gallery.h5` in the gallery folder (`{LABEL}`, set when the app is started) "
             "or a `gallery.h5` you upload.")
 root = common.gallery_root()
@@ -27,13 +27,13 @@ root = common.gallery_root()
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the gallery …")
 def _load(path: str, mtime: float):  # mtime in the key: a regenerated file is read again
-    from gwviz.gallery import load_gallery
+    from gwviz.explain.gallery import load_gallery
     return load_gallery(path, name=paths.display(path, root, LABEL))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the uploaded gallery …")
 def _load_upload(data: bytes, name: str):
-    from gwviz.gallery import load_gallery
+    from gwviz.explain.gallery import load_gallery
     return load_gallery(io.BytesIO(data), name=name)  # read from memory: the upload never touches the disk
 
 
@@ -59,13 +59,13 @@ with st.expander("Make a small gallery here", expanded=not _find(root)):
     gal_method = c[3].selectbox("Map", cam_methods, index=cam_methods.index(session.DEFAULT_METHOD),
                                 format_func=METHOD_LABELS.get, key="gal_method")
     st.caption(f"Makes {n} sample(s) per class at network SNR {snr:g} (seed {seed}) with the app's model in "
-               f"simulated noise, like `python -m gwviz.gallery --n {n} --snr {snr:g} --seed {seed} "
+               f"simulated noise, like `python -m gwviz.explain.gallery --n {n} --snr {snr:g} --seed {seed} "
                f"--method {gal_method} --out {LABEL}/small`.")
     if st.button("Generate", key="gal_make"):
         try:
             root.mkdir(parents=True, exist_ok=True)  # the configured root itself, never a page path
             out = paths.resolve_within("small", root, LABEL, must_exist=False)  # refuses a symlink out
-            from gwviz.gallery import make_gallery
+            from gwviz.explain.gallery import make_gallery
             with st.spinner(f"Making {n * len(CLASSES)} samples with {METHOD_LABELS[gal_method]} …"):
                 make_gallery(common.classifier(), out, n, snr, seed, method=gal_method, weights=common.weights_label())
         except (ValueError, OSError, FloatingPointError) as e:
@@ -90,7 +90,7 @@ elif found:
         path = paths.resolve_within(choice, root, LABEL)  # again at read time: the tree may have changed
         return _load(str(path), path.stat().st_mtime)
 else:
-    st.warning(f"No gallery.h5 in {LABEL} yet. Make one above, upload one, or run `python -m gwviz.gallery --n 4 "
+    st.warning(f"No gallery.h5 in {LABEL} yet. Make one above, upload one, or run `python -m gwviz.explain.gallery --n 4 "
                f"--out <folder>` and start the app with {common.GALLERY_ENV}=<folder>.")
     st.stop()
 
@@ -100,7 +100,7 @@ except (ValueError, OSError) as e:
     common.show_error("Cannot read the gallery: ", e)  # the message starts with the file's name
     st.stop()
 
-from gwviz.gallery import fig2, sample_figure  # noqa: E402 - only after the module was found usable
+from gwviz.explain.gallery import fig2, sample_figure  # noqa: E402 - only after the module was found usable
 
 a = gal.attrs
 trained = bool(a.get("trained", True))

@@ -10,7 +10,7 @@ from gwapp import figures as fig
 
 from gwviz import session
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from gwviz.params import MASS_RANGES
+from gwviz.data.params import MASS_RANGES
 
 st.title("Learn: from strain to an explained decision")
 clf = common.classifier()

@@ -10,8 +10,8 @@ from gwapp import figures as fig
 from gwviz import paths, session
 from gwviz.classifier import EDGE_GUARD
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
-from gwviz.explain import METHODS
-from gwviz.noise import KNOWN_EVENTS
+from gwviz.explain.attribution import METHODS
+from gwviz.data.noise import KNOWN_EVENTS
 
 st.title("Real events")
 clf = common.classifier()

@@ -10,9 +10,9 @@ from gwapp import figures as fig
 
 from gwviz import paths, session
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
-from gwviz.noise import KNOWN_EVENTS, SimulatedNoise, fetch_event_strain
+from gwviz.data.noise import KNOWN_EVENTS, SimulatedNoise, fetch_event_strain
 from gwviz.scan import MERGER_BEFORE_END, report_figures, scan, window_rate
-from gwviz.strain import MAX_UPLOAD_BYTES, STRAIN_SUFFIXES, cache_upload, read_detectors
+from gwviz.data.strain import MAX_UPLOAD_BYTES, STRAIN_SUFFIXES, cache_upload, read_detectors
 
 BUNDLED = {
     "GW190521 (bundled: H1, L1, V1)": tuple(str(paths.BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{d}_data_32s.hdf5")

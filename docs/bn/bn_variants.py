@@ -1,23 +1,23 @@
 """One-off experiment behind models/README.md "BatchNorm statistics": one set of weights, four sets of
 BatchNorm running statistics, evaluated on simulated and on held-out real O3 noise.
 
-    python -m gwviz.bnstats W.safetensors W-bn-sim.safetensors --device cuda                      # simulated only
-    python -m gwviz.bnstats W.safetensors W-bn.safetensors --device cuda --real-data real.npz --p-real 0.2
-    python -m gwviz.bnstats W.safetensors W-bn-real.safetensors --device cuda --real-data real.npz --p-real 1
+    python -m gwviz.training.bnstats W.safetensors W-bn-sim.safetensors --device cuda                      # simulated only
+    python -m gwviz.training.bnstats W.safetensors W-bn.safetensors --device cuda --real-data real.npz --p-real 0.2
+    python -m gwviz.training.bnstats W.safetensors W-bn-real.safetensors --device cuda --real-data real.npz --p-real 1
     python docs/bn/bn_variants.py real.npz W.safetensors W-bn-sim.safetensors W-bn.safetensors W-bn-real.safetensors
 
 real.npz is the trainer's real-noise file (train.py load_real: strain, train_range, val_range); the
 real-noise windows come from its val_range, which training never drew from. 20,000 samples per set
 (balanced classes, SNR 8-24) plus 20,000 noise and 2,000 signals per class at SNR 8 and 12 for the
-ROC, seed 7, waveform bank seed 2**20 + 7 (as gwviz.evaluate). Writes bn_variants.json next to itself.
+ROC, seed 7, waveform bank seed 2**20 + 7 (as gwviz.evaluation.evaluate). Writes bn_variants.json next to itself.
 """
 import json
 import sys
 from pathlib import Path
 
-from gwviz.batch import BatchMaker, WaveformBank, load_real
+from gwviz.data.batch import BatchMaker, WaveformBank, load_real
 from gwviz.classifier import load_classifier
-from gwviz.evaluate import evaluate
+from gwviz.evaluation.evaluate import evaluate
 
 real_npz, weights = sys.argv[1], sys.argv[2:]
 bank = WaveformBank.build(1000, seed=2**20 + 7, progress=False).to("cuda")

@@ -3,14 +3,14 @@ very whitened windows the CNN sees, and compared with the CNN.
 
 Choices (docs/baseline.md has the numbers):
 
-* Data: the whitened (3, 16384) window of :func:`gwviz.synth.make_sample`, zero-padded, so the
+* Data: the whitened (3, 16384) window of :func:`gwviz.data.synth.make_sample`, zero-padded, so the
   filter sees exactly the 4 s the CNN sees. Whitened noise is white with unit variance above
   15 Hz, so the optimal template is the raw template passed through the *same* whitening filter
-  (:func:`gwviz.whiten.whitening_filter` of the segment's median-Welch PSD). The PSD is estimated
+  (:func:`gwviz.data.whiten.whitening_filter` of the segment's median-Welch PSD). The PSD is estimated
   on the noise-only segment we drew (make_sample does not return the raw segment with the signal
   in it; a signal barely moves the median of 31 periodograms).
-* Templates: h+ from :func:`gwviz.waveforms.polarisations` (the one waveform path, the class
-  approximants of :data:`gwviz.params.APPROXIMANTS`), face-on, cut to the 4.75 s before the
+* Templates: h+ from :func:`gwviz.data.waveforms.polarisations` (the one waveform path, the class
+  approximants of :data:`gwviz.data.params.APPROXIMANTS`), face-on, cut to the 4.75 s before the
   amplitude peak (4 s of window + the whitening filter's 0.5-s reach + a 0.1-s start taper) and
   0.0625 s after it. Filtering is two-phase (complex), so h× of any orientation is covered.
 * Bank: stochastic placement per class in (m1, m2) with the match of 4-s whitened templates
@@ -26,7 +26,7 @@ Choices (docs/baseline.md has the numbers):
 
 Layout: :mod:`~gwviz.baseline.bank` (templates, placement, fitting factors), :mod:`~gwviz.baseline.filter`
 (the filter and its statistic), :mod:`~gwviz.baseline.compare` (samples, scores of both methods, metrics
-through :mod:`gwviz.metrics`, figure, :func:`run`) and ``python -m gwviz.baseline`` (:mod:`~gwviz.baseline.cli`).
+through :mod:`gwviz.evaluation.metrics`, figure, :func:`run`) and ``python -m gwviz.baseline`` (:mod:`~gwviz.baseline.cli`).
 """
 from .bank import (CUT, GRID, LAG_HI, LAG_LO, MATCH_GRID, MIN_MATCH, PATIENCE, TemplateBank, build_bank,
                    build_class_bank, default_bank_path, fitting_factors, load_or_build_bank, match_spectra, matches,

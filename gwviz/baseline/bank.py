@@ -13,12 +13,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..constants import CLASSES, F_LOWER_SNR, MERGER_SPAN, SAMPLE_RATE, WINDOW_SAMPLES
-from ..detectors import detector_geometry
-from ..params import MASS_RANGES, SIGNAL_CLASSES, SignalParams, chirp_mass, draw_sky
-from ..psd import analytic_psd
+from ..data.detectors import detector_geometry
+from ..data.params import MASS_RANGES, SIGNAL_CLASSES, SignalParams, chirp_mass, draw_sky
+from ..data.psd import analytic_psd
 from ..constants import STRAIN_SCALE
-from ..waveforms import polarisations
-from ..whiten import whitening_filter
+from ..data.waveforms import polarisations
+from ..data.whiten import whitening_filter
 
 #: Raw template kept before / after the amplitude peak [samples]: 4.75 s and 0.0625 s at 4096 Hz.
 PRE: int = 19456
@@ -43,7 +43,7 @@ MIN_MATCH: float = 0.9
 PATIENCE: int = 100
 #: During placement, a 64-template chunk (ordered by chirp-mass distance) matching below this ends the scan.
 FAR_MATCH: float = 0.5
-#: Welch segment of the PSD used for whitening [s] (what gwviz.synth uses).
+#: Welch segment of the PSD used for whitening [s] (what gwviz.data.synth uses).
 WELCH_SECONDS: float = 1.0
 
 
@@ -164,7 +164,7 @@ def build_class_bank(kind: str, min_match: float = MIN_MATCH, seed: int = 0, pat
     """Stochastic bank of class ``kind``: a proposal joins unless some template matches it at
     ≥ ``min_match``; stops after ``patience`` rejections in a row (covers ~1 - 1/patience of the
     proposal measure) or ``max_proposals``. ``ranges``: ((m1 lo, hi), (m2 lo, hi)) [M☉] inside the
-    class range (default: the whole class range, :data:`gwviz.params.MASS_RANGES`)."""
+    class range (default: the whole class range, :data:`gwviz.data.params.MASS_RANGES`)."""
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"kind must be one of {SIGNAL_CLASSES}, got {kind!r}")
     ranges = MASS_RANGES[kind] if ranges is None else tuple(tuple(map(float, r)) for r in ranges)

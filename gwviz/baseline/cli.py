@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..constants import CLASSES
-from ..params import SIGNAL_CLASSES
+from ..data.params import SIGNAL_CLASSES
 from ..paths import writable_dir
 from .bank import MIN_MATCH, PATIENCE, default_bank_path, fitting_factors, load_or_build_bank
 from .compare import compare, run, write_plot

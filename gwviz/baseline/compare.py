@@ -1,5 +1,5 @@
 """The matched filter beside the CNN on the same windows: samples, scores of both, metrics through
-:mod:`gwviz.metrics`, the comparison figure and :func:`run` (:mod:`gwviz.baseline`)."""
+:mod:`gwviz.evaluation.metrics`, the comparison figure and :func:`run` (:mod:`gwviz.baseline`)."""
 from __future__ import annotations
 
 import json
@@ -13,14 +13,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..constants import CLASSES, DETECTORS, SEGMENT_DURATION, WINDOW_SAMPLES
-from ..params import SIGNAL_CLASSES
-from ..metrics import accuracy_by_snr, roc_curve, tpr_at_fpr
-from ..synth import make_sample
+from ..data.params import SIGNAL_CLASSES
+from ..evaluation.metrics import accuracy_by_snr, roc_curve, tpr_at_fpr
+from ..data.synth import make_sample
 from .filter import MatchedFilter, segment_psd
 from .bank import TemplateBank, load_or_build_bank
 
 
-# Evaluation on samples made with gwviz.synth.make_sample, side by side with the CNN.
+# Evaluation on samples made with gwviz.data.synth.make_sample, side by side with the CNN.
 
 @dataclass
 class SampleSet:
@@ -50,7 +50,7 @@ def make_samples(n: int, seed: int, snr_values=(8.0, 12.0), n_noise: int | None 
     """Deterministic samples from ``seed``: each gets its own generator (SeedSequence(seed).spawn),
     a 16-s segment from ``noise_source`` (default SimulatedNoise) and make_sample with that
     segment; n_noise defaults to 3 n len(snr_values) (as many noise as signal samples)."""
-    from ..noise import SimulatedNoise
+    from ..data.noise import SimulatedNoise
     noise_source = noise_source if noise_source is not None else SimulatedNoise()
     n_noise = 3 * n * len(snr_values) if n_noise is None else n_noise
     plan = sample_plan(n, snr_values, n_noise)
@@ -100,12 +100,12 @@ def save_outputs(path: str | os.PathLike, samples: SampleSet, outputs: dict, **e
 
 def _load_outputs(src) -> dict | None:
     """An outputs .npz (or dict) with CNN-style (probs) or MF-style (best_class) keys, as a dict.
-    gwviz.evaluate's files ('<set>/probabilities', ...) are read with all their sets pooled."""
+    gwviz.evaluation.evaluate's files ('<set>/probabilities', ...) are read with all their sets pooled."""
     if src is None:
         return None
     z = dict(np.load(src, allow_pickle=False)) if not isinstance(src, dict) else dict(src)
     sets = sorted({k.split("/")[0] for k in z if "/" in k})
-    if sets:  # gwviz.evaluate layout: '<set>/probabilities', '<set>/labels', ...: pool all sets
+    if sets:  # gwviz.evaluation.evaluate layout: '<set>/probabilities', '<set>/labels', ...: pool all sets
         z = {f: np.concatenate([z[f"{n}/{f}"] for n in sets]) for f in ("probabilities", "labels", "snr")
              if all(f"{n}/{f}" in z for n in sets)}
     alias = {"labels": ("labels", "label", "y"), "snr": ("snr", "snrs", "snr_network"),
@@ -136,7 +136,7 @@ def _load_outputs(src) -> dict | None:
 
 
 def roc(noise: np.ndarray, signal: np.ndarray, fprs=(1e-2, 1e-3), max_points: int = 400) -> tuple[dict, dict]:
-    """Signal-vs-noise ROC through :mod:`gwviz.metrics` (the one home of ROC and TPR at FPR):
+    """Signal-vs-noise ROC through :mod:`gwviz.evaluation.metrics` (the one home of ROC and TPR at FPR):
     ({fpr, tpr lists (≤ max_points), auc}, {'1e-2': TPR or None, ...}); (None, None...) for no signals."""
     if len(signal) == 0:
         return {"fpr": [], "tpr": [], "auc": None}, {f"{f:g}": None for f in fprs}
@@ -171,7 +171,7 @@ def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: 
         per_class = {c: roc(noise, score[sel & (labels == CLASSES.index(c))], fprs)[1] for c in SIGNAL_CLASSES}
         res["tpr_at_fpr"][key] = {f"{f:g}": {"all": tpr_all[f"{f:g}"], **{c: per_class[c][f"{f:g}"] for c in SIGNAL_CLASSES}}
                                   for f in fprs}
-    # accuracy per SNR through gwviz.metrics: one bin per injected SNR value (a handful), else 2-wide bins
+    # accuracy per SNR through gwviz.evaluation.metrics: one bin per injected SNR value (a handful), else 2-wide bins
     values = np.unique(snr[labels > 0])
     discrete = len(values) <= 12
     acc = {"noise": float(np.mean(pred[labels == 0] == 0))}

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from ..psd import welch_psd
+from ..data.psd import welch_psd
 from ..constants import STRAIN_SCALE
-from ..whiten import whitening_filter
+from ..data.whiten import whitening_filter
 from .bank import DELAY, GRID, LAG_HI, LAG_LO, POST, PRE, TC_LO, TemplateBank, WELCH_SECONDS, _band, spectra
 
 

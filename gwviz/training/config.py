@@ -8,7 +8,7 @@ import os
 
 import yaml
 
-from ..params import SNR_RANGE
+from ..data.params import SNR_RANGE
 
 # -----------------------------------------------------------------------------
 # config
@@ -32,7 +32,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "p_real": 0.0,              # fraction of batches in real noise (needs real_data)
     "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
-                                # gwviz.batch.subset_probabilities); validation always uses all three
+                                # gwviz.data.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
     "compile": False,           # torch.compile (CUDA only)
     "bf16": False,              # bf16 autocast (CUDA only)
@@ -41,7 +41,7 @@ DEFAULTS: dict = {
     "log_every": 10,            # steps between metric rows
     "eval_every_steps": 0,      # 0: evaluate at every epoch end (and at the last step)
     "bn_batches": 0,            # > 0: before each evaluation, re-estimate BatchNorm statistics over this many
-                                # training-distribution batches (gwviz.bnstats). Off by default: it steadies the
+                                # training-distribution batches (gwviz.training.bnstats). Off by default: it steadies the
                                 # validation numbers but moves the noise/signal operating point (models/README.md)
     "max_steps": None,          # stop early (also --max-steps)
 }

@@ -6,8 +6,8 @@
 
 Data. Nothing is read from disk: a bank of waveforms per class (``bank_per_class``, built once with
 all CPU cores, cached in <out>/bank.pt) lives on the training device, and every step draws fresh sky
-positions, SNRs, merger times and noise through gwviz.batch.BatchMaker (the one synthesis path,
-gwviz.synth.synthesize). The SNR range follows ``curriculum`` (high to low SNR, ending at the paper's
+positions, SNRs, merger times and noise through gwviz.data.batch.BatchMaker (the one synthesis path,
+gwviz.data.synth.synthesize). The SNR range follows ``curriculum`` (high to low SNR, ending at the paper's
 8-24). Validation: ``val_samples`` at SNR 8-24 from a separate waveform bank (seed + 1, cached in
 <out>/val_bank.pt) and a separate noise stream, identical at every evaluation (cached on the device
 when it fits in ``val_cache_gib``, otherwise regenerated chunk by chunk from the same seeds).
@@ -29,7 +29,7 @@ so a kill mid-write leaves the previous checkpoint intact.
 
 Outputs in --out: ckpt.pt (training checkpoint: model, optimiser, step, RNG states, config; loaded
 with weights_only=True), best.safetensors / last.safetensors (weights + config + provenance, via
-gwviz.checkpoint.save_weights), metrics.csv, tb/ (TensorBoard), bank.pt, val_bank.pt (+ .json keys).
+gwviz.model.checkpoint.save_weights), metrics.csv, tb/ (TensorBoard), bank.pt, val_bank.pt (+ .json keys).
 
 Tests: tests/test_train.py (CPU). Throughput: bench/bench_train.py.
 """
@@ -48,11 +48,11 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..batch import BatchMaker, WaveformBank, get_bank, load_real
-from ..checkpoint import FORMAT, atomic_torch_save, save_weights
-from ..bnstats import recalibrate
+from ..data.batch import BatchMaker, WaveformBank, get_bank, load_real
+from ..model.checkpoint import FORMAT, atomic_torch_save, save_weights
+from .bnstats import recalibrate
 from ..constants import DETECTORS
-from ..model import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
+from ..model.network import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
 from ..paths import writable_dir
 from .config import DEFAULTS, apply_overrides, load_config, lr_at, snr_range_at, validate_config
 from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, data_seed, pick_device, to_cpu,

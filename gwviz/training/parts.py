@@ -13,11 +13,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..batch import BatchMaker
+from ..data.batch import BatchMaker
 from ..classifier import check_device
 from ..constants import CLASSES, DETECTORS, WINDOW_SAMPLES
-from ..model import MASK_INPUT_TENSORS
-from ..params import SNR_RANGE
+from ..model.network import MASK_INPUT_TENSORS
+from ..data.params import SNR_RANGE
 
 
 def autocast_for(device: torch.device, bf16: bool):
@@ -72,7 +72,7 @@ class Prefetcher:
 
 
 def widen_adam_state(opt_state: dict, model: torch.nn.Module) -> dict:
-    """Adam's state for :func:`gwviz.model.add_detector_mask`: the moments of the widened tensors get
+    """Adam's state for :func:`gwviz.model.network.add_detector_mask`: the moments of the widened tensors get
     zeros for the new input channels (as if those weights had never had a gradient)."""
     index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
     state = {k: dict(v) for k, v in opt_state["state"].items()}

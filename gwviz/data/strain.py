@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import (DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
+from ..constants import (DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         WINDOW_END_MARGIN, WINDOW_OFFSET)
-from .paths import DATA_ENV as DATA_DIR_ENV
-from .paths import files_within
+from ..paths import DATA_ENV as DATA_DIR_ENV
+from ..paths import files_within
 
 #: file suffixes read as strain (HDF5 first: the layouts :func:`refuse_pickled_channel` inspects)
 STRAIN_SUFFIXES: tuple[str, ...] = (".hdf5", ".h5", ".gwf")
@@ -246,7 +246,7 @@ def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
 
 
 def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.strain.read_strain`),
+    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.data.strain.read_strain`),
     resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
     strains = [read_strain(f) for f in files]
     dets = [s.detector for s in strains]

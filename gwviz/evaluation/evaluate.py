@@ -1,9 +1,9 @@
 """Test-set evaluation: accuracy (overall, per class, per network-SNR bin), confusion matrix and ROC.
 
-    python -m gwviz.evaluate --weights models/gwviz-resnet54.safetensors --n 40000 --noise simulated \\
+    python -m gwviz.evaluation.evaluate --weights models/gwviz-resnet54.safetensors --n 40000 --noise simulated \\
         --seed 1 --out results/eval [--device cuda] [--batch 256]
 
-Samples come fresh from :class:`gwviz.batch.BatchMaker` (the one synthesis path) with a waveform
+Samples come fresh from :class:`gwviz.data.batch.BatchMaker` (the one synthesis path) with a waveform
 bank built from its own seed. Every set is drawn from a torch generator seeded by (seed, set name),
 so the same seed, batch size, bank and device give the same samples again (:func:`iter_set`),
 e.g. for a matched-filter baseline beside the CNN (the raw outputs go to ``outputs.npz``).
@@ -34,11 +34,11 @@ import torch
 
 from .calibration import detection_statistic
 from .metrics import roc_summary, rule_metrics
-from .constants import CLASSES, SUBSETS
-from .noise import DATA_DIR_ENV
-from .strain import default_window_range, read_real_strain, segment_start_range
-from .params import SIGNAL_CLASSES, SNR_RANGE
-from .paths import run_cli, writable_dir
+from ..constants import CLASSES, SUBSETS
+from ..data.noise import DATA_DIR_ENV
+from ..data.strain import default_window_range, read_real_strain, segment_start_range
+from ..data.params import SIGNAL_CLASSES, SNR_RANGE
+from ..paths import run_cli, writable_dir
 
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 #: Window start of the model relative to its 16-s segment's start [s].
@@ -145,12 +145,12 @@ def roc_set_name(kind: str, snr: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# metrics (the functions themselves live in gwviz.metrics)
+# metrics (the functions themselves live in gwviz.evaluation.metrics)
 
 
 def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
     """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) (the calibrated statistic
-    λ, :func:`gwviz.calibration.detection_statistic`: non-finite logits refused) or of p(kind)."""
+    λ, :func:`gwviz.evaluation.calibration.detection_statistic`: non-finite logits refused) or of p(kind)."""
     if statistic == "1-p_noise":
         return detection_statistic(logits)
     z = torch.as_tensor(logits, dtype=torch.float64)
@@ -164,7 +164,7 @@ def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
 
 
 def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:
-    """metrics.json content from :func:`make_sets` output. With a :class:`gwviz.calibration.Calibration`,
+    """metrics.json content from :func:`make_sets` output. With a :class:`gwviz.evaluation.calibration.Calibration`,
     also the calibrated rule at each of its rates under ``calibrated``."""
     main = sets["main"]
     y, p = main.labels, main.predicted
@@ -263,7 +263,7 @@ def write_json(obj: dict, path: str | os.PathLike) -> None:
 
 def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
     """accuracy_vs_snr.html, confusion.html, roc.html (plotly.min.js beside them)."""
-    from .plots import accuracy_vs_snr_figure, confusion_figure, roc_figure, write_page
+    from ..plots import accuracy_vs_snr_figure, confusion_figure, roc_figure, write_page
     out = Path(out)
     bins = metrics["snr_bins"]
     note = [] if metrics.get("trained", True) else ["UNTRAINED MODEL (random weights): numbers are meaningless."]
@@ -297,7 +297,7 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
     """(BatchMaker, description dict) for simulated noise or real noise (p_real = 1): the files in
     ``data_dir``, or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy needed).
     ``subset`` (e.g. "H1L1"): every window observed by that detector network only."""
-    from .batch import BatchMaker, WaveformBank
+    from ..data.batch import BatchMaker, WaveformBank
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
     loaded = bool(bank_path and Path(bank_path).exists())
@@ -315,7 +315,7 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
     if noise == "simulated":
         return BatchMaker(bank.to(device), device, subset=subset), info
     if real_npz:  # the trainer's real-noise file: its val_range was never trained on
-        from .batch import load_real
+        from ..data.batch import load_real
         strain, _, val_range = load_real(real_npz)
         info.update({"real_npz": str(real_npz), "segment_start_samples": list(val_range)})
         return BatchMaker(bank.to(device), device, real_strain=strain, real_range=val_range, p_real=1.0,
@@ -345,10 +345,10 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
 
 
 def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[float, float] | None = None):
-    """Noise source for :func:`gwviz.synth.make_sample`: SimulatedNoise, or StrainFiles over the
+    """Noise source for :func:`gwviz.data.synth.make_sample`: SimulatedNoise, or StrainFiles over the
     real files (:func:`find_real_files`) with windows in ``gps_range`` (default
     :func:`default_window_range`). Returns (source, description dict)."""
-    from .noise import noise_source
+    from ..data.noise import noise_source
     if noise == "simulated":
         return noise_source("simulated"), {"noise": noise}
     if noise != "files":
@@ -362,14 +362,14 @@ def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[
 
 def load(args):
     """The classifier named by the common CLI options (also applies --threads)."""
-    from .classifier import load_classifier
+    from ..classifier import load_classifier
     if args.threads:
         torch.set_num_threads(args.threads)
     return load_classifier(args.weights, args.device, allow_untrained=args.allow_untrained)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m gwviz.evaluate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m gwviz.evaluation.evaluate", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=4000, help="samples in the main set (classes balanced)")
     ap.add_argument("--batch", type=int, default=256)
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_total = sum(len(s.labels) for s in sets.values())
     spec = {**info, "seed": args.seed, "batch": args.batch, "device": args.device, "n": args.n,
             "n_roc": args.n_roc, "n_roc_noise": args.n_roc_noise, "roc_snrs": list(args.roc_snr),
-            "set_names": list(sets), "how_to_regenerate": "gwviz.evaluate.iter_set(maker, n, seed, name, labels, "
+            "set_names": list(sets), "how_to_regenerate": "gwviz.evaluation.evaluate.iter_set(maker, n, seed, name, labels, "
             "snr_range, batch) with the same bank (bank_seed, bank_per_class) on the same device"}
     metrics = {**compute_metrics(sets, calibration), "subset": args.subset, "weights": str(args.weights or "shipped"), "trained": bool(clf.trained),
                "model_info": clf.info, "spec": spec,
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(metrics, out / "metrics.json")
     save_outputs(sets, out / "outputs.npz", spec)
     if args.no_figures:
-        print(f"figures skipped; later: gwviz.evaluate.write_figures(json.load(open('{out}/metrics.json')), '{out}')",
+        print(f"figures skipped; later: gwviz.evaluation.evaluate.write_figures(json.load(open('{out}/metrics.json')), '{out}')",
               file=sys.stderr)
     else:
         write_figures(metrics, out)
@@ -419,4 +419,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.evaluate")
+    run_cli(main, "python -m gwviz.evaluation.evaluate")

@@ -13,7 +13,7 @@ window of every threshold, on a log grid down to 1/N) and the thresholds for the
 The **calibrated rule** at rate α calls a window a signal when λ > threshold(α), and then names the
 most probable signal class; otherwise 'noise'. The argmax rule (the paper's) is kept beside it.
 
-    python -m gwviz.calibration models/gwviz-resnet54.safetensors --n 100000 --device cuda \\
+    python -m gwviz.evaluation.calibration models/gwviz-resnet54.safetensors --n 100000 --device cuda \\
         --real-data real.npz --n-real 20000 --out runs/cal   # writes calibrated weights + JSON + HTML
 
 The calibration is stored in the weights file's metadata (``info["calibration"]``), so
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import CLASSES, SUBSETS
-from .paths import run_cli, writable_dir
+from ..constants import CLASSES, SUBSETS
+from ..paths import run_cli, writable_dir
 
 #: False-positive rates per window that every calibration provides thresholds for.
 DEFAULT_RATES: tuple[float, ...] = (1e-2, 1e-3)
@@ -177,11 +177,11 @@ def survival_figure(cal: Calibration, others: dict[str, np.ndarray] | None = Non
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .batch import BatchMaker, WaveformBank, load_real
-    from .checkpoint import save_weights
-    from .classifier import load_classifier
+    from ..data.batch import BatchMaker, WaveformBank, load_real
+    from ..model.checkpoint import save_weights
+    from ..classifier import load_classifier
 
-    p = argparse.ArgumentParser(prog="python -m gwviz.calibration", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gwviz.evaluation.calibration", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="gwviz .safetensors weights to calibrate")
     p.add_argument("--out", required=True, help="folder for <name>-calibrated.safetensors, calibration.json, .html")
     p.add_argument("--n", type=int, default=100_000, help="simulated-noise windows (>= 1000)")
@@ -237,11 +237,11 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "calibration.json").write_text(json.dumps({**report, "calibration": first.to_dict()}, indent=1))
     np.savez_compressed(out / "noise_statistics.npz", **stats)
     if not a.no_figures:
-        from .plots import write_page
+        from ..plots import write_page
         write_page(out / "calibration.html", [survival_figure(first, others)], "Detection statistic on noise", "directory")
     print(json.dumps(report, indent=1))
     return report
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.calibration")
+    run_cli(main, "python -m gwviz.evaluation.calibration")

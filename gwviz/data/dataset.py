@@ -1,15 +1,15 @@
 """Dataset builder: HDF5 splits of (3, 16384) whitened windows with their metadata.
 
-    python -m gwviz.dataset --out data/ --train 96000 --val 96000 --test 544000 --seed 0 \
+    python -m gwviz.data.dataset --out data/ --train 96000 --val 96000 --test 544000 --seed 0 \
         [--noise simulated|files|gwosc] [--data-dir DIR] [--workers N]
 
 The class of sample i cycles noise, BBH, NSBH, BNS. In simulated noise the samples ride the batched
-torch path of the trainer (:class:`gwviz.batch.BatchMaker`, through the one synthesis path): a
+torch path of the trainer (:class:`gwviz.data.batch.BatchMaker`, through the one synthesis path): a
 waveform bank per split (``min(n, 1024)`` intrinsic draws per class, seeded by (seed, split), cached
 as ``<out>/<split>.bank.pt``) and batches of 16 whose sky positions, SNRs, merger times and noise
 are drawn from a generator seeded by (seed, split, first sample of the chunk), so the split is a
 pure function of (seed, split, n, chunk). In real noise ('files', 'gwosc') sample i is
-:func:`gwviz.synth.make_sample` with every draw from ``SeedSequence([seed, split, i])``. Work is cut
+:func:`gwviz.data.synth.make_sample` with every draw from ``SeedSequence([seed, split, i])``. Work is cut
 into chunks written atomically to ``<out>/<split>.parts/``; an interrupted run resumes by skipping
 finished chunks, and the final ``<out>/<split>.h5`` is assembled when all chunks exist.
 
@@ -32,10 +32,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .constants import CLASSES, WINDOW_SAMPLES
+from ..constants import CLASSES, WINDOW_SAMPLES
 from .batch import die_with_parent
 from .noise import noise_source
-from .paths import DATA_ENV, run_cli, writable_dir
+from ..paths import DATA_ENV, run_cli, writable_dir
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Numeric metadata columns stored per sample (NaN where a column does not apply, e.g. noise).
@@ -175,7 +175,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     seed : int
         Non-negative; sample i is a function of (seed, split, i) alone.
     noise, data_dir :
-        Noise source (see :func:`gwviz.noise.noise_source`), built here first so that bad data fails
+        Noise source (see :func:`gwviz.data.noise.noise_source`), built here first so that bad data fails
         before any worker starts.
     workers : int or None
         Processes (>= 1; None: all cores).
@@ -268,7 +268,7 @@ def _int_at_least(lo: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m gwviz.dataset", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m gwviz.data.dataset", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--train", type=_int_at_least(0), default=96000, help="samples (0: skip the split)")
@@ -294,4 +294,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.dataset")
+    run_cli(main, "python -m gwviz.data.dataset")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import DETECTORS, SAMPLE_RATE
+from ..constants import DETECTORS, SAMPLE_RATE
 
 
 def _analytic(w: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Waveforms are the expensive part on the CPU and the cheap part to reuse: a :class:`WaveformBank`
 holds polarisations of many intrinsic draws (masses, inclination, coalescence phase) made by
-:func:`gwviz.waveforms.polarisations`; every batch then draws fresh sky positions, polarisation
+:func:`gwviz.data.waveforms.polarisations`; every batch then draws fresh sky positions, polarisation
 angles, merger times, SNRs and noise, so no two samples repeat. No dataset on disk.
 """
 from __future__ import annotations
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, SUBSETS, WINDOW_SAMPLES,
+from ..constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, SUBSETS, WINDOW_SAMPLES,
                         subset_detectors)
 from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
 from .strain import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE, draw_params
 from .psd import analytic_psd, interpolate_psd, welch_psd
-from .constants import STRAIN_SCALE
+from ..constants import STRAIN_SCALE
 from .synth import Injection, synthesize
 from .waveforms import polarisations
 
@@ -156,7 +156,7 @@ class WaveformBank:
                 raise ValueError(f"n_per_class {n}, seed {seed}")
         except Exception:  # noqa: BLE001 - no usable record: say what to do instead
             raise ValueError(f"{path}: corrupt or foreign waveform bank cache ({why[:300]}); delete it and it is "
-                             "rebuilt (train.py and gwviz.evaluate --bank build and save a missing bank)") from None
+                             "rebuilt (train.py and gwviz.evaluation.evaluate --bank build and save a missing bank)") from None
         warnings.warn(f"{path}: corrupt waveform bank cache ({why[:300]}); rebuilding it as {record} records "
                       f"(n_per_class={n}, seed={seed})", RuntimeWarning, stacklevel=2)
         bank = cls.build(n, seed=seed)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
+from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
                         WINDOW_END_MARGIN, WINDOW_SAMPLES, window_start_index)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
@@ -121,7 +121,7 @@ def _check_batch(noise, sample_rate, inj: "Injection | None") -> None:
     if inj is None:
         return
     if not isinstance(inj, Injection):
-        raise ValueError(f"injection must be a gwviz.synth.Injection, got {type(inj).__name__}")
+        raise ValueError(f"injection must be a gwviz.data.synth.Injection, got {type(inj).__name__}")
     hp, hc, peak_index = inj.hp, inj.hc, inj.peak_index
     if not (isinstance(hp, torch.Tensor) and isinstance(hc, torch.Tensor) and hp.ndim == 2 and hp.shape == hc.shape
             and hp.shape[0] == b):
@@ -222,14 +222,14 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})")
     rng = rng if rng is not None else np.random.default_rng(seed)
     if params is not None and not isinstance(params, SignalParams):
-        raise ValueError(f"params must be a gwviz.params.SignalParams, got {type(params).__name__}")
+        raise ValueError(f"params must be a gwviz.data.params.SignalParams, got {type(params).__name__}")
     if params is not None and params.kind != kind:
         raise ValueError(f"params are for {params.kind}, asked for {kind}")
     if kind != "noise" and params is None:
         params = draw_params(kind, rng, **draw_kwargs)
     seg = segment if segment is not None else noise_source.segment(SEGMENT_DURATION, rng)
     if not isinstance(seg, NoiseSegment):
-        raise ValueError(f"segment must be a gwviz.noise.NoiseSegment, got {type(seg).__name__}")
+        raise ValueError(f"segment must be a gwviz.data.noise.NoiseSegment, got {type(seg).__name__}")
     shape = np.shape(seg.strain)
     if len(shape) != 2 or shape[0] != len(DETECTORS) or seg.sample_rate != SAMPLE_RATE:
         raise ValueError(f"noise segment must be ({len(DETECTORS)}, N) at {SAMPLE_RATE} Hz, "

@@ -1,14 +1,14 @@
 """Injections into real strain, found by a scan: does the network recover in long real data what the
 model card says it recovers in single windows?
 
-    python -m gwviz.injections --out DIR [--n 40] [--snr 12] [--seed 0] [--weights W] [--data-dir D]
+    python -m gwviz.evaluation.injections --out DIR [--n 40] [--snr 12] [--seed 0] [--weights W] [--data-dir D]
 
-Each injection is a signal drawn as in training (:func:`gwviz.params.draw_params`: class, masses, sky,
+Each injection is a signal drawn as in training (:func:`gwviz.data.params.draw_params`: class, masses, sky,
 orientation) at network optimal SNR ``--snr``, added to the real GW190521 H1/L1/V1 strain (bundled, or
 ``--data-dir``) with its merger in the held-out stretch 18–29 s after the data start (the trainer
 never saw it; the event itself is at 16 s). The SNR is defined exactly as in training (the part of
 the signal inside the 4-s window that ends ``merger_offset`` after the merger, from 20 Hz, with the
-Welch PSD of the surrounding 16 s of noise; :func:`gwviz.synth.snr_scale`). The 17 s around it are
+Welch PSD of the surrounding 16 s of noise; :func:`gwviz.data.synth.snr_scale`). The 17 s around it are
 then scanned every 0.1 s (:func:`gwviz.scan.scan`): the injection is *found* when a trigger lies within
 0.25 s of its merger (:data:`MATCH`), and *right* when that trigger has the injected class. Writes
 ``injections.json`` with the efficiency per class next to the model card's window-level accuracy at
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .constants import (DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_END_MARGIN, WINDOW_SAMPLES)
-from .detectors import antenna_patterns, gmst, time_delays
-from .params import SIGNAL_CLASSES, SignalParams, draw_params
-from .paths import run_cli, writable_dir
-from .psd import interpolate_psd, welch_psd
-from .synth import project, snr_scale
-from .waveforms import polarisations
+from ..constants import (DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_END_MARGIN, WINDOW_SAMPLES)
+from ..data.detectors import antenna_patterns, gmst, time_delays
+from ..data.params import SIGNAL_CLASSES, SignalParams, draw_params
+from ..paths import run_cli, writable_dir
+from ..data.psd import interpolate_psd, welch_psd
+from ..data.synth import project, snr_scale
+from ..data.waveforms import polarisations
 
 #: Merger times [s after the data start] of injections into the bundled 32 s of GW190521: the
 #: stretch held out of training, ≥ 2 s after the event and with 16 s of data for every window.
@@ -72,7 +72,7 @@ def run_injections(classifier, strain: dict[str, np.ndarray], t0: float, n: int,
                    rate: float = 0.01, progress: bool = True) -> list[dict]:
     """``n`` injections per signal class into ``strain`` (32 s from GPS ``t0``, H1/L1/V1), each
     scanned on its own; one dict per injection (class, masses, merger time, SNRs, found, label, λ)."""
-    from .scan import scan
+    from ..scan import scan
     x = np.stack([strain[d] for d in DETECTORS])
     rng = np.random.default_rng(seed)
     rows = []
@@ -109,10 +109,10 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .classifier import load_classifier
-    from .strain import read_real_strain
-    from .paths import BUNDLED_DATA
-    ap = argparse.ArgumentParser(prog="python -m gwviz.injections", description=__doc__.split("\n\n")[0])
+    from ..classifier import load_classifier
+    from ..data.strain import read_real_strain
+    from ..paths import BUNDLED_DATA
+    ap = argparse.ArgumentParser(prog="python -m gwviz.evaluation.injections", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for injections.json")
     ap.add_argument("--n", type=int, default=40, help="injections per signal class")
     ap.add_argument("--snr", type=float, default=12.0, help="network optimal SNR of every injection")
@@ -142,4 +142,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.injections")
+    run_cli(main, "python -m gwviz.evaluation.injections")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .constants import CLASSES, MERGER_SPAN, WINDOW_DURATION
+from ..constants import CLASSES, MERGER_SPAN, WINDOW_DURATION
 
 SIGNAL_CLASSES: tuple[str, ...] = tuple(c for c in CLASSES if c != "noise")
 

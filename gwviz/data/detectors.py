@@ -13,7 +13,7 @@ import lal
 import numpy as np
 import torch
 
-from .constants import DETECTORS
+from ..constants import DETECTORS
 
 
 @lru_cache(maxsize=None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .constants import DETECTORS
+from ..constants import DETECTORS
 
 FORMAT = "gwviz-gwnet-v1"
 
@@ -62,7 +62,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
         File name for messages.
     shapes : dict, optional
         Tensor name -> shape of the file: where ``width`` or ``hidden`` is absent it is read
-        from them (older checkpoints), else :class:`gwviz.model.ModelConfig`'s default is used.
+        from them (older checkpoints), else :class:`gwviz.model.network.ModelConfig`'s default is used.
         The tensors are then checked against the result, so nothing is guessed silently.
 
     Returns
@@ -76,7 +76,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
         Not a dict; width/hidden not an int (bools, floats and strings refused), < 1 or above
         :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`.
     """
-    from .model import ModelConfig
+    from .network import ModelConfig
     if not isinstance(config, dict):
         raise ValueError(f"{source}: model config must be a JSON object like {{\"width\": 8, \"hidden\": 64}}, "
                          f"got {type(config).__name__}")
@@ -104,7 +104,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
 def expected_tensors(config: dict) -> dict[str, tuple[tuple[int, ...], bool]]:
     """Name -> (shape, is floating point) of GWNet(config)'s state dict, built on the 'meta'
     device: shapes without allocating a single weight."""
-    from .model import GWNet, ModelConfig
+    from .network import GWNet, ModelConfig
     with torch.device("meta"):
         model = GWNet.from_config(ModelConfig.from_dict(config))
     return {k: (tuple(v.shape), v.is_floating_point()) for k, v in model.state_dict().items()}
@@ -152,7 +152,7 @@ def _json_field(meta: dict, key: str, source: str, default: str | None = None):
     text = meta.get(key, default)
     if text is None:
         raise ValueError(f"{source}: safetensors metadata lacks {key!r}; not gwviz weights (write them with "
-                         "gwviz.checkpoint.save_weights)")
+                         "gwviz.model.checkpoint.save_weights)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

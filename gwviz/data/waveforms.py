@@ -17,7 +17,7 @@ import lal
 import lalsimulation as lalsim
 import numpy as np
 
-from .constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from .params import SignalParams
 
 #: Seconds of signal kept before the amplitude peak: 4-s window + 1-s half whitening filter + slack.

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
+from ..constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
-from .paths import CACHE_ENV, DATA_ENV, files_within
-from .paths import root as paths_root
+from ..paths import CACHE_ENV, DATA_ENV, files_within
+from ..paths import root as paths_root
 from .psd import analytic_psd
 from .strain import MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, flat_runs, read_strain, resample
 
@@ -180,7 +180,7 @@ class StrainFiles:
                 window: tuple[float, float] | None = None) -> NoiseSegment:
         """A random segment of ``duration`` [s]; ``window`` = (start, end) offsets [s] of the model's
         window inside it (default: the 4 s ending 2 s before the end), which must avoid known events."""
-        from .constants import WINDOW_DURATION, window_start_index
+        from ..constants import WINDOW_DURATION, window_start_index
         rng = rng or np.random.default_rng()
         n = int(round(duration * self.sample_rate))
         if window is None:

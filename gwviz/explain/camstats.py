@@ -1,9 +1,9 @@
 """Where does Grad-CAM look, relative to the merger? Statistics over many samples at fixed SNR.
 
-    python -m gwviz.camstats --weights models/gwviz-resnet54.safetensors --n 1000 --snr 15 --seed 0 \\
+    python -m gwviz.explain.camstats --weights models/gwviz-resnet54.safetensors --n 1000 --snr 15 --seed 0 \\
         --out results/camstats [--noise simulated|files] [--device cuda]
 
-For every sample (``n`` per class, :func:`gwviz.synth.make_sample`, network SNR ``snr``) and for
+For every sample (``n`` per class, :func:`gwviz.data.synth.make_sample`, network SNR ``snr``) and for
 the CAM of the predicted and of the true class:
 
 - peak offset: time of the CAM maximum − geocentric merger time [s] (negative: before the merger);
@@ -31,9 +31,9 @@ import lal
 import numpy as np
 from scipy.stats import spearmanr
 
-from .constants import CLASSES, F_LOWER_SNR, SAMPLE_RATE, WINDOW_SAMPLES
-from .params import SIGNAL_CLASSES
-from .paths import run_cli, writable_dir
+from ..constants import CLASSES, F_LOWER_SNR, SAMPLE_RATE, WINDOW_SAMPLES
+from ..data.params import SIGNAL_CLASSES
+from ..paths import run_cli, writable_dir
 
 TARGETS: tuple[str, ...] = ("pred", "true")
 #: |median peak offset| of BBH below this counts as "attention at the merger" [s] (a CAM bin is 7.8 ms,
@@ -79,7 +79,7 @@ def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: b
     'cam_<target>' (N, 512) CAMs averaged over each Grad-CAM bin."""
     from tqdm.auto import tqdm
 
-    from .synth import make_sample
+    from ..data.synth import make_sample
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     rows: dict[str, list] = {}
@@ -175,8 +175,8 @@ def _fmt(v) -> str:
 def randomisation(classifier, noise_source, n: int, snr: float, seed: int, method: str = "gradcam") -> dict:
     """Adebayo et al. (2018) check on ``n`` signal samples (classes in turn): Spearman ρ between
     the Grad-CAM (predicted class) of the trained model and of a randomly re-initialised copy."""
-    from .explain import randomisation_check
-    from .synth import make_sample
+    from .attribution import randomisation_check
+    from ..data.synth import make_sample
     rhos = []
     seeds = np.random.SeedSequence([seed, 99]).generate_state(max(n, 0))
     for i, s in enumerate(seeds):
@@ -189,7 +189,7 @@ def randomisation(classifier, noise_source, n: int, snr: float, seed: int, metho
 
 def figures(d: dict[str, np.ndarray], target: str = "pred", sample_rate: float = SAMPLE_RATE) -> list:
     """Histograms of offsets per class, scatter vs chirp mass and τ₀, flatness, mean CAM vs time to merger."""
-    from .plots import histogram_figure, scatter_figure
+    from ..plots import histogram_figure, scatter_figure
     sig = [k for k in SIGNAL_CLASSES if (d["kind"] == k).any()]
     by = lambda key, kinds: {k: d[key][d["kind"] == k] for k in kinds}  # noqa: E731
     who = "predicted" if target == "pred" else "true"
@@ -215,7 +215,7 @@ def mean_cam_figure(d: dict[str, np.ndarray], target: str = "pred", sample_rate:
     (no merger) against time − window end. All-zero CAMs are left out."""
     import plotly.graph_objects as go
 
-    from .plots import CLASS_COLOURS
+    from ..plots import CLASS_COLOURS
     step = WINDOW_SAMPLES // CAM_BINS
     t_bin = (np.arange(CAM_BINS) * step + step / 2) / sample_rate  # bin centres in the window [s]
     grid = np.arange(-WINDOW_SAMPLES / sample_rate, 0.1, step / sample_rate)
@@ -241,9 +241,9 @@ def mean_cam_figure(d: dict[str, np.ndarray], target: str = "pred", sample_rate:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .evaluate import add_common_args, load, make_noise_source, write_json
-    from .plots import write_page
-    ap = argparse.ArgumentParser(prog="python -m gwviz.camstats", description=__doc__.split("\n")[0])
+    from ..evaluation.evaluate import add_common_args, load, make_noise_source, write_json
+    from ..plots import write_page
+    ap = argparse.ArgumentParser(prog="python -m gwviz.explain.camstats", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=1000, help="samples per class (noise, BBH, NSBH, BNS)")
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals")
@@ -276,4 +276,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.camstats")
+    run_cli(main, "python -m gwviz.explain.camstats")

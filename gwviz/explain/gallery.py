@@ -1,9 +1,9 @@
 """Grad-CAM gallery: N samples per class at fixed SNR, with the CAM of the predicted and the true class.
 
-    python -m gwviz.gallery --weights models/gwviz-resnet54.safetensors --n 4 --snr 15 --seed 0 \\
+    python -m gwviz.explain.gallery --weights models/gwviz-resnet54.safetensors --n 4 --snr 15 --seed 0 \\
         --out results/gallery [--noise simulated|files]
 
-Samples come from :func:`gwviz.synth.make_sample` (the CPU path, full metadata). Writes
+Samples come from :func:`gwviz.data.synth.make_sample` (the CPU path, full metadata). Writes
 
 - ``gallery.h5``: per sample data (3, 16384), white_signal (3, 16384), cam (16384,) for the
   predicted class, cam_true (16384,) for the true class, probabilities (4,), metadata as JSON;
@@ -25,8 +25,8 @@ from typing import BinaryIO
 import h5py
 import numpy as np
 
-from .constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from .paths import run_cli, writable_dir
+from ..constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from ..paths import run_cli, writable_dir
 
 FORMAT = "gwviz-gallery-v1"
 
@@ -78,7 +78,7 @@ def make_entries(classifier, noise_source, n: int, snr: float, seed: int, classe
     """``n`` samples of each class at network SNR ``snr``, seeds from (seed, class index)."""
     from tqdm.auto import tqdm
 
-    from .synth import make_sample
+    from ..data.synth import make_sample
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     out = []
@@ -263,7 +263,7 @@ def load_gallery(source: str | os.PathLike | BinaryIO, name: str | None = None) 
 def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2, sample_rate: float = SAMPLE_RATE,
                   label: str = "Grad-CAM"):
     """Strain + CAM figure of one gallery sample (:func:`gwviz.plots.strain_cam_figure`)."""
-    from .plots import strain_cam_figure
+    from ..plots import strain_cam_figure
     cams = {f"{label} ({s.predicted}, predicted)": s.cam}
     if s.predicted != s.kind:
         cams[f"{label} ({s.kind}, true)"] = s.cam_true
@@ -273,7 +273,7 @@ def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2,
 
 def fig2(samples: list[GallerySample], trained: bool = True, display_step: int = 2, label: str = "Grad-CAM"):
     """Sasaoka et al. (2023) Fig. 2 from the first sample of each class present."""
-    from .plots import fig2_figure
+    from ..plots import fig2_figure
     first = {}
     for s in samples:
         first.setdefault(s.kind, s)
@@ -288,7 +288,7 @@ def fig2(samples: list[GallerySample], trained: bool = True, display_step: int =
 
 def write_pages(gallery: Gallery, out: str | os.PathLike, display_step: int = 2) -> list[Path]:
     """index.html and fig2.html for a gallery."""
-    from .plots import write_page
+    from ..plots import write_page
     out = Path(out)
     a = gallery.attrs
     trained = bool(a.get("trained", True))
@@ -312,12 +312,12 @@ def make_gallery(classifier, out: str | os.PathLike, n: int, snr: float, seed: i
     ``noise_source`` defaults to simulated O3 noise; ``info`` is merged into the file's attributes
     (how the noise was made); ``weights`` is how the attributes name the weights. The app calls
     this with its already loaded classifier and an ``out`` inside its gallery root."""
-    from .noise import SimulatedNoise
+    from ..data.noise import SimulatedNoise
     source = noise_source if noise_source is not None else SimulatedNoise()
     samples = make_entries(classifier, source, n, snr, seed, progress=progress, method=method)
     attrs = {"noise": "simulated", **(info or {}), "weights": weights, "trained": bool(classifier.trained),
              "snr": snr, "seed": seed, "n_per_class": n, "noise_source": getattr(source, "name", "simulated"),
-             "method": method, "cam": f"{method} (gwviz.explain), raw; cam: predicted class, cam_true: true class"}
+             "method": method, "cam": f"{method} (gwviz.explain.attribution), raw; cam: predicted class, cam_true: true class"}
     out = Path(out)
     save_gallery(out / "gallery.h5", samples, attrs)
     gallery = load_gallery(out / "gallery.h5")
@@ -326,8 +326,8 @@ def make_gallery(classifier, out: str | os.PathLike, n: int, snr: float, seed: i
 
 
 def main(argv: list[str] | None = None) -> Gallery:
-    from .evaluate import add_common_args, load, make_noise_source
-    ap = argparse.ArgumentParser(prog="python -m gwviz.gallery", description=__doc__.split("\n")[0])
+    from ..evaluation.evaluate import add_common_args, load, make_noise_source
+    ap = argparse.ArgumentParser(prog="python -m gwviz.explain.gallery", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=4, help="samples per class")
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals (paper: 15)")
@@ -345,4 +345,4 @@ def main(argv: list[str] | None = None) -> Gallery:
 
 
 if __name__ == "__main__":
-    run_cli(main, "python -m gwviz.gallery")
+    run_cli(main, "python -m gwviz.explain.gallery")

@@ -1,5 +1,5 @@
 """The one home of evaluation metrics: ROC, TPR at a fixed false-positive rate, accuracy per network-SNR
-bin, confusion matrices. The CNN evaluation (:mod:`gwviz.evaluate`), the matched-filter comparison
+bin, confusion matrices. The CNN evaluation (:mod:`gwviz.evaluation.evaluate`), the matched-filter comparison
 (:mod:`gwviz.baseline`) and the calibration all score through these functions, so "TPR at FPR 1e-3"
 means one thing everywhere. Scores are "higher = more signal-like"; no function here knows a model.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import CLASSES
-from .params import SIGNAL_CLASSES, SNR_RANGE
+from ..constants import CLASSES
+from ..data.params import SIGNAL_CLASSES, SNR_RANGE
 
 #: Unit network-SNR bins from 8 to 24 (16 bins).
 SNR_EDGES: np.ndarray = np.arange(SNR_RANGE[0], SNR_RANGE[1] + 1.0, 1.0)

@@ -8,7 +8,7 @@ accuracy on noise still swung between 0.61 and 0.84 from one epoch to the next
 still averages the statistics with equal weight over a fixed mix (``torch.optim.swa_utils.update_bn``),
 e.g. to give older weights steady statistics; the weights are unchanged.
 
-    python -m gwviz.bnstats IN.safetensors OUT.safetensors --device cuda [--real-data real.npz --p-real 0.2]
+    python -m gwviz.training.bnstats IN.safetensors OUT.safetensors --device cuda [--real-data real.npz --p-real 0.2]
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import json
 
 import torch
 
-from .batch import BatchMaker
-from .params import SNR_RANGE
+from ..data.batch import BatchMaker
+from ..data.params import SNR_RANGE
 
 
 def calibration_batches(maker: BatchMaker, n_batches: int, batch: int, seed: int,
@@ -53,11 +53,11 @@ def recalibrate(model: torch.nn.Module, maker: BatchMaker, n_batches: int = 32, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .batch import WaveformBank, load_real
-    from .checkpoint import load_weights, save_weights
-    from .model import GWNet
+    from ..data.batch import WaveformBank, load_real
+    from ..model.checkpoint import load_weights, save_weights
+    from ..model.network import GWNet
 
-    p = argparse.ArgumentParser(prog="python -m gwviz.bnstats", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gwviz.training.bnstats", description=__doc__.split("\n")[0])
     p.add_argument("weights", help="gwviz .safetensors or training checkpoint")
     p.add_argument("out", help="output .safetensors (same weights, new BatchNorm statistics)")
     p.add_argument("--batches", type=int, default=64)
