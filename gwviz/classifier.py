@@ -100,8 +100,10 @@ def present_detectors(strain) -> tuple[str, ...]:
 
 
 def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tensor:
-    """(B, k, T) windows of ``detectors`` -> (B, 3, T) with all-zero channels for the absent ones
-    (how a detector-mask network is told that a detector did not observe)."""
+    """(B, k, T) windows of ``detectors`` -> (B, 3, T) with all-zero channels for the absent ones.
+
+    How a detector-mask network is told that a detector did not observe; ``white`` itself when all three.
+    """
     if tuple(detectors) == DETECTORS:
         return white
     out = white.new_zeros(white.shape[0], len(DETECTORS), white.shape[-1])
@@ -111,10 +113,25 @@ def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tens
 
 def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
                   min_duration: float = SEGMENT_DURATION) -> tuple[np.ndarray, float]:
-    """Validate raw strain (dict H1/L1/V1 -> 1D arrays, ≥ ``min_duration`` s), whiten it with a
-    median-Welch PSD of the whole input and cut the 4-s window starting ``window_start`` [s] after
-    the first sample (default: the 4 s ending 2 s before the end). Returns ((3, 16384) float32, start [s]);
-    a detector absent from ``strain`` is an all-zero channel (for detector-mask weights only)."""
+    """Validate raw strain, whiten it with a median-Welch PSD of the whole input and cut the 4-s window.
+
+    ``strain``: dict H1/L1/V1 -> equal-length 1-D arrays [strain] at ``sample_rate`` [Hz] (default 4096),
+    ≥ ``min_duration`` s (default 16); a detector absent from ``strain`` is an all-zero channel (for
+    detector-mask weights only). ``window_start``: window start after the first sample [s], at least
+    ``EDGE_GUARD`` (1 s) from either end (default: the 4 s ending 2 s before the end).
+
+    Returns
+    -------
+    window : (3, 16384) float32 ndarray
+    start : float
+        Window start after the first sample [s], on the sample grid.
+
+    Raises
+    ------
+    ValueError
+        Bad strain (:func:`gwviz.data.strain.check_strain`), a bad ``window_start``, or a window that
+        whitens to non-finite or flat values.
+    """
     dets = present_detectors(strain)
     x = check_strain(strain, sample_rate, min_duration, dets)
     n = x.shape[-1]
@@ -136,10 +153,12 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
 
 def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int,
                     detectors: tuple[str, ...] = DETECTORS) -> torch.Tensor:
-    """Whiten checked raw strain segments (B, k, N) [strain] of ``detectors`` with each one's own
-    median-Welch PSD and cut the 4-s windows starting at sample ``i0``: (B, k, 16384) float32, on the
-    segments' device. The one whitening of real input (classify, explain, scan). ValueError naming
-    the detectors (and segments) whose window came out non-finite or flat."""
+    """Whiten checked raw strain segments with each one's own median-Welch PSD and cut the 4-s windows.
+
+    ``segments`` (B, k, N) [strain] of ``detectors`` -> (B, k, 16384) float32 windows starting at sample
+    ``i0``, on the segments' device. The one whitening of real input (classify, explain, scan). ValueError
+    naming the detectors (and segments) whose window came out non-finite or flat.
+    """
     t = segments.to(torch.float64) * STRAIN_SCALE
     white = whiten(t, welch_psd(t, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES].float()
     # check_strain refuses what is known to break whitening; this catches what it cannot foresee
@@ -155,7 +174,20 @@ def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int,
 
 
 class Classifier:
-    """A trained (or, clearly flagged, untrained) GWNet with whitening in front of it."""
+    """A trained (or, clearly flagged, untrained) GWNet with whitening in front of it.
+
+    Parameters
+    ----------
+    model : GWNet
+        Moved to ``device`` (default 'cpu') and put in eval mode.
+    config, info : dict or None, optional
+        Model config and provenance of the weights (default None: ``{}``); ``info`` may hold
+        ``calibration`` and ``calibration_subsets`` ({subset: calibration}; ValueError if malformed).
+    device : str, optional
+        Where the model runs.
+    trained : bool, optional
+        False for a randomly initialised model (the app labels it). Default True.
+    """
 
     def __init__(self, model: GWNet, config: dict | None = None, info: dict | None = None, device: str = "cpu",
                  trained: bool = True):
@@ -172,8 +204,11 @@ class Classifier:
         self._subset_cals = {k: Calibration.from_dict(v) for k, v in subs.items()}
 
     def calibration_for(self, subset: str = SUBSETS[0]) -> Calibration | None:
-        """The calibration of detector network ``subset`` ("H1L1", ...), or None where the weights carry
-        none for it (decisions are then argmax). ValueError for a subset the weights were not trained on."""
+        """The calibration of detector network ``subset``, or None where the weights carry none for it.
+
+        ``subset``: "H1L1", ...; default "H1L1V1". Without a calibration, decisions are argmax. ValueError for an
+        unknown subset or one the weights were not trained on.
+        """
         subset_detectors(subset)
         if subset not in self.subsets:
             raise ValueError(f"these weights were trained for {'/'.join(self.subsets)} only, not {subset}: a missing "
@@ -182,8 +217,10 @@ class Classifier:
         return self.calibration if subset == SUBSETS[0] else self._subset_cals.get(subset)
 
     def check_detectors(self, detectors) -> str:
-        """The network name of ``detectors`` (e.g. ("L1", "V1") -> "L1V1") if these weights accept it,
-        else ValueError saying which weights do. Called before any whitening."""
+        """The network name of ``detectors`` (e.g. ("L1", "V1") -> "L1V1") if these weights accept it.
+
+        ValueError otherwise, saying which weights do. Called before any whitening.
+        """
         name = subset_name(detectors)
         if name not in self.subsets:
             raise ValueError(f"these weights were trained on {'/'.join(self.subsets)} only and the strain has {name}: "
@@ -193,7 +230,11 @@ class Classifier:
 
     @torch.no_grad()
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, 4) for whitened windows x (N, 3, 16384)."""
+        """Class probabilities (N, 4) for whitened windows x (N, 3, 16384), ``batch_size`` (default 256) at a time.
+
+        All-zero channels are absent detectors. ValueError for a wrong shape, NaN/inf, an all-zero window or a
+        network the weights do not accept; FloatingPointError for non-finite probabilities (broken weights).
+        """
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
             raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
@@ -213,9 +254,18 @@ class Classifier:
         return out.numpy()
 
     def classify_window(self, window: np.ndarray, window_start: float = 0.0, rate: float = DEFAULT_RATES[0]) -> Prediction:
-        """Classify one whitened window (3, 16384); ``rate``: false-positive rate per window of the
-        calibrated rule (one of the calibrated rates, e.g. 1e-2 or 1e-3). Raises FloatingPointError
-        if the network's output is not finite (broken weights), never a silent label."""
+        """Classify one whitened window (3, 16384) (an all-zero channel is an absent detector).
+
+        ``window_start`` [s] (default 0) is only recorded in the :class:`Prediction`. ``rate``: false-positive rate
+        per window of the calibrated rule (one of the calibrated rates, e.g. 1e-2 or 1e-3; default 1e-2).
+
+        Raises
+        ------
+        ValueError
+            An uncalibrated ``rate``, wrong shape, NaN/inf, an all-zero window, a network the weights do not accept.
+        FloatingPointError
+            The network's output is not finite (broken weights), never a silent label.
+        """
         if self.calibration is not None:
             self.calibration.threshold(rate)  # an uncalibrated rate is refused before any work
         x = torch.as_tensor(np.asarray(window), dtype=torch.float32)
@@ -248,16 +298,40 @@ class Classifier:
                  rate: float = DEFAULT_RATES[0]) -> Prediction:
         """Classify raw (unwhitened) strain {'H1','L1','V1'} -> equal-length arrays, ≥ 16 s.
 
-        The whole input estimates the PSD; the model sees the 4 s from ``window_start`` [s]
-        (default: the 4 s ending 2 s before the end). ``rate``: false-positive rate per window of
-        the calibrated decision (default 1e-2). Raises ValueError on bad input."""
+        The whole input estimates the PSD; the model sees the 4 s from ``window_start``.
+
+        Parameters
+        ----------
+        strain : dict of str to 1-D array
+            Strain [strain] (see :func:`whiten_window`).
+        sample_rate : float, optional
+            Sample rate [Hz]. Default 4096.
+        window_start : float or None, optional
+            Window start after the first sample [s]; default None: the 4 s ending 2 s before the end.
+        rate : float, optional
+            False-positive rate per window of the calibrated decision. Default 1e-2.
+
+        Returns
+        -------
+        Prediction
+
+        Raises
+        ------
+        ValueError
+            Bad input (see :meth:`classify_window` for the rest).
+        """
         self.check_detectors(present_detectors(strain))
         window, start = whiten_window(strain, sample_rate, window_start)
         return self.classify_window(window, start, rate)
 
     def explain_window(self, window: np.ndarray, target: str | None = None, method: str = "gradcam",
                        **kwargs) -> np.ndarray:
-        """Attribution profile (16384,) of a whitened window for class ``target`` (default: predicted)."""
+        """Attribution profile (16384,) of a whitened window (3, 16384) for class ``target``.
+
+        ``target`` defaults to the decided class (:meth:`classify_window`); ``method`` and ``kwargs`` go to
+        :func:`gwviz.explain.attribution.explain_window` (Integrated Gradients gets a noise baseline with the
+        window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target.
+        """
         from .explain.attribution import explain_window
         if target is None:
             target = self.classify_window(window).label
@@ -271,8 +345,18 @@ class Classifier:
     def analyse(self, strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
                 target: str | None = None, method: str = "gradcam", rate: float = DEFAULT_RATES[0],
                 **kwargs) -> tuple[Prediction, np.ndarray, np.ndarray]:
-        """:meth:`classify` and :meth:`explain` of the same window, whitened once: (prediction,
-        attribution (16384,) of ``target`` (default: the decided class), whitened window (3, 16384))."""
+        """:meth:`classify` and :meth:`explain` of the same window, whitened once.
+
+        Arguments as in :meth:`classify` and :meth:`explain`; ``target`` defaults to the decided class.
+
+        Returns
+        -------
+        prediction : Prediction
+        attribution : (16384,) ndarray
+            Of ``target``.
+        window : (3, 16384) float32 ndarray
+            The whitened window.
+        """
         from .explain.attribution import METHODS
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -285,9 +369,12 @@ class Classifier:
                 target: str | None = None, method: str = "gradcam", **kwargs) -> np.ndarray:
         """Attribution (16384,) aligned sample by sample with the window :meth:`classify` sees.
 
-        method: 'gradcam' (captum LayerGradCam on the last residual block, logit of ``target``,
-        ReLU, linear upsampling), 'integrated_gradients' (baseline: a whitened noise-only
-        window) or 'occlusion'. target: a class name; default the predicted class."""
+        ``strain``, ``sample_rate``, ``window_start`` as in :meth:`classify`. method: 'gradcam' (default; captum
+        LayerGradCam on the last residual block, logit of ``target``, ReLU, linear upsampling),
+        'integrated_gradients' (baseline: a whitened noise-only window) or 'occlusion'; ``kwargs`` go to
+        :func:`gwviz.explain.attribution.explain_window`. target: a class name; default the predicted class.
+        ValueError for an unknown method or target, or bad strain.
+        """
         from .explain.attribution import METHODS
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -299,15 +386,21 @@ class Classifier:
 
 
 def noise_baseline(seed: int = 12345) -> np.ndarray:
-    """A whitened simulated-noise window (3, 16384): the 'no signal' reference for Integrated Gradients."""
+    """A whitened simulated-noise window (3, 16384) float32: the 'no signal' reference for Integrated Gradients.
+
+    Made with ``seed`` (default 12345).
+    """
     from .data.noise import SimulatedNoise
     from .data.synth import make_sample
     return make_sample("noise", SimulatedNoise(), seed=seed).data
 
 
 def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device that exists here; ValueError for a malformed name, CUDA on a
-    machine without a usable GPU, or a GPU index beyond the ones present."""
+    """``device`` (str or torch.device) as a torch.device that exists here.
+
+    ValueError for a malformed name, a type other than 'cpu'/'cuda', CUDA on a machine without a usable GPU,
+    or a GPU index beyond the ones present.
+    """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -323,11 +416,27 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", allow_untrained: bool = False) -> Classifier:
-    """Load a classifier. ``path`` None: the shipped weights in models/.
+    """Load a classifier from a .safetensors file or a weights-only training checkpoint.
 
-    A .safetensors file or a weights-only training checkpoint. Foreign or corrupt files raise
-    ValueError. With ``allow_untrained`` and no shipped weights, returns a randomly initialised
-    model with ``trained=False`` (the app labels it)."""
+    Parameters
+    ----------
+    path : str, path-like or None, optional
+        Default None: the shipped weights in models/.
+    device : str, optional
+        Default 'cpu'.
+    allow_untrained : bool, optional
+        With no shipped weights, return a randomly initialised model (seed 0) with ``trained=False``
+        (the app labels it). Default False.
+
+    Returns
+    -------
+    Classifier
+
+    Raises
+    ------
+    ValueError
+        Foreign, corrupt or missing files, a bad path or device.
+    """
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a weights file path (str or os.PathLike) or None, got {type(path).__name__}")
     check_device(device)

@@ -36,8 +36,23 @@ STRAIN_SCALE: float = 1e21
 
 
 def window_start_index(n_segment: int, sample_rate: int = SAMPLE_RATE) -> int:
-    """First sample of the model's window in a segment of ``n_segment`` samples: the window is the
-    4 s ending 2 s before the segment's end (the one home of that rule)."""
+    """First sample of the model's window in a segment of ``n_segment`` samples.
+
+    The window is the 4 s ending 2 s before the segment's end (the one home of that rule).
+
+    Parameters
+    ----------
+    n_segment : int
+        Samples in the segment.
+    sample_rate : int, optional
+        Sample rate of the segment [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    int
+        Index of the window's first sample; negative when the segment is shorter than
+        ``WINDOW_DURATION + WINDOW_END_MARGIN`` (6 s).
+    """
     return n_segment - int((WINDOW_END_MARGIN + WINDOW_DURATION) * sample_rate)
 
 
@@ -46,14 +61,46 @@ WINDOW_OFFSET: float = SEGMENT_DURATION - WINDOW_END_MARGIN - WINDOW_DURATION
 
 
 def subset_detectors(subset: str) -> tuple[str, ...]:
-    """The detectors of a network name such as "H1L1" (order of DETECTORS). ValueError otherwise."""
+    """The detectors of a network name such as "H1L1", in the order of ``DETECTORS``.
+
+    Parameters
+    ----------
+    subset : str
+        One of ``SUBSETS``.
+
+    Returns
+    -------
+    tuple of str
+        The detectors, e.g. ``("H1", "L1")``.
+
+    Raises
+    ------
+    ValueError
+        ``subset`` is not a str in ``SUBSETS``.
+    """
     if not isinstance(subset, str) or subset not in SUBSETS:
         raise ValueError(f"detector subset must be one of {SUBSETS}, got {subset!r}")
     return tuple(d for d in DETECTORS if d in subset)
 
 
 def subset_name(detectors) -> str:
-    """Network name of an iterable of detector names ({"V1", "L1"} -> "L1V1"). ValueError if empty or unknown."""
+    """Network name of an iterable of detector names ({"V1", "L1"} -> "L1V1").
+
+    Parameters
+    ----------
+    detectors : iterable of str
+        Detector names from ``DETECTORS``, in any order.
+
+    Returns
+    -------
+    str
+        The names run together in the order of ``DETECTORS``.
+
+    Raises
+    ------
+    ValueError
+        ``detectors`` is empty or names a detector not in ``DETECTORS``.
+    """
     dets = set(detectors)
     if not dets or dets - set(DETECTORS):
         raise ValueError(f"detectors must be a non-empty subset of {DETECTORS}, got {sorted(dets)}")

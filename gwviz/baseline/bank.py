@@ -54,8 +54,27 @@ def _band(n: int, f_low: float = F_LOWER_SNR) -> torch.Tensor:
 
 
 def template(kind: str, mass1: float, mass2: float) -> np.ndarray:
-    """Raw face-on h+ of a non-spinning binary [masses in M☉], shape (PRE + POST,), amplitude peak
-    at index PRE, start tapered, scaled to unit peak (the filter normalises anyway)."""
+    """Raw face-on h+ of a non-spinning binary, cut around its peak, start tapered, unit peak.
+
+    Scaled to unit peak because the filter normalises anyway.
+
+    Parameters
+    ----------
+    kind : {'BBH', 'NSBH', 'BNS'}
+        Signal class (picks the approximant).
+    mass1, mass2 : float
+        Component masses [M☉] (swapped as :class:`SignalParams` does).
+
+    Returns
+    -------
+    (PRE + POST,) float32 ndarray
+        Amplitude peak at index PRE.
+
+    Raises
+    ------
+    ValueError
+        Masses invalid for the class, or the waveform cannot be made.
+    """
     pol = polarisations(SignalParams(kind, mass1, mass2, snr=10.0))
     h = pol.hp[pol.peak_index - PRE:pol.peak_index + POST].copy()
     h[:TAPER] *= 0.5 * (1 - np.cos(np.pi * np.arange(TAPER) / TAPER))
@@ -63,7 +82,19 @@ def template(kind: str, mass1: float, mass2: float) -> np.ndarray:
 
 
 def spectra(waveforms: np.ndarray | torch.Tensor, n: int = GRID) -> torch.Tensor:
-    """rFFT (T, n // 2 + 1) complex64 of templates (T, PRE + POST) placed with their peak at index 0."""
+    """rFFT of templates placed with their peak at index 0 of an ``n``-sample grid.
+
+    Parameters
+    ----------
+    waveforms : (T, PRE + POST) array or tensor
+        Templates (:func:`template`).
+    n : int, optional
+        FFT grid [samples]. Default ``GRID`` (24576).
+
+    Returns
+    -------
+    (T, n // 2 + 1) complex64 tensor
+    """
     w = torch.as_tensor(waveforms, dtype=torch.float32)
     buf = torch.zeros(w.shape[0], n)
     buf[:, :w.shape[1]] = w
@@ -71,28 +102,75 @@ def spectra(waveforms: np.ndarray | torch.Tensor, n: int = GRID) -> torch.Tensor
 
 
 def reference_response(n: int, detector: str = "H1") -> torch.Tensor:
-    """Whitening response (n // 2 + 1,) of the O3 fit of ``detector`` (bank placement's metric),
-    times the 20-Hz band mask."""
+    """Whitening response of the O3 fit of ``detector`` (bank placement's metric), times the 20-Hz band mask.
+
+    Parameters
+    ----------
+    n : int
+        FFT grid [samples].
+    detector : str, optional
+        Default 'H1'.
+
+    Returns
+    -------
+    (n // 2 + 1,) float32 tensor
+    """
     psd = torch.tensor(analytic_psd(detector, 1.0 / WELCH_SECONDS, int(SAMPLE_RATE * WELCH_SECONDS) // 2 + 1))
     return whitening_filter(psd * STRAIN_SCALE ** 2, SAMPLE_RATE, n).float() * _band(n)
 
 
 def window_cut(specs: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
-    """Whitened templates (T, CUT + POST) from spectra on GRID: the 4 s before the peak + POST."""
+    """Whitened templates from spectra on GRID: the 4 s before the peak + POST.
+
+    Parameters
+    ----------
+    specs : (T, GRID // 2 + 1) complex tensor
+        :func:`spectra` output.
+    response : (GRID // 2 + 1,) tensor
+        Whitening response (:func:`reference_response`).
+
+    Returns
+    -------
+    (T, CUT + POST) tensor
+        Peak at index CUT.
+    """
     tw = torch.fft.irfft(specs * response, n=GRID, dim=-1)
     return torch.roll(tw, CUT, dims=-1)[:, :CUT + POST]
 
 
 def match_spectra(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Band-limited (≥ 20 Hz), unit-norm rFFTs on MATCH_GRID of real vectors x (..., L); matches are
-    max-over-lag |Σ a b*| of these (the normalisation of pycbc.filter.match)."""
+    """Band-limited (≥ 20 Hz), unit-norm rFFTs on MATCH_GRID of real vectors.
+
+    Matches are max-over-lag |Σ a b*| of these (the normalisation of pycbc.filter.match).
+
+    Parameters
+    ----------
+    x : (..., L) array or tensor
+        Real vectors, L ≤ MATCH_GRID.
+
+    Returns
+    -------
+    (..., MATCH_GRID // 2 + 1) complex64 tensor
+    """
     s = torch.fft.rfft(torch.as_tensor(x, dtype=torch.float32), n=MATCH_GRID, dim=-1) * _band(MATCH_GRID)
     return s / s.abs().square().sum(-1, keepdim=True).sqrt()
 
 
 def matches(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Match (maximised over time and phase) of each row of a (F,) or (A, F) with each of b (B, F);
-    a, b from :func:`match_spectra`. Returns (B,) or (A, B)."""
+    """Match (maximised over time and phase) of each row of ``a`` with each row of ``b``.
+
+    Parameters
+    ----------
+    a : (F,) or (A, F) complex tensor
+        From :func:`match_spectra`.
+    b : (B, F) complex tensor
+        From :func:`match_spectra`.
+
+    Returns
+    -------
+    (B,) or (A, B) tensor
+        Matches in [0, 1].
+    """
     x = a[..., None, :] * b.conj()
     re = torch.fft.irfft(x, n=MATCH_GRID, dim=-1)
     im = torch.fft.irfft(-1j * x, n=MATCH_GRID, dim=-1)
@@ -121,8 +199,19 @@ def _propose(kind: str, rng: np.random.Generator, ranges) -> tuple[float, float]
 
 @dataclass
 class TemplateBank:
-    """Templates (T, PRE + POST) float32 (raw face-on h+, unit peak at index PRE) with their class
-    index (T,), masses mass1, mass2 (T,) [M☉] and placement info."""
+    """Templates of the matched-filter baseline with their classes and masses.
+
+    Attributes
+    ----------
+    waveforms : (T, PRE + POST) float32 ndarray
+        Raw face-on h+, unit peak at index PRE.
+    label : (T,) int ndarray
+        Class index in ``CLASSES``.
+    mass1, mass2 : (T,) ndarray
+        Component masses [M☉].
+    info : dict
+        Placement info (min_match, seed, proposals, ...); per class after :meth:`concat`.
+    """
 
     waveforms: np.ndarray
     label: np.ndarray
@@ -134,6 +223,7 @@ class TemplateBank:
         return len(self.label)
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the bank to ``path`` as .npz, atomically (a temporary file renamed); the folder is created."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -143,6 +233,13 @@ class TemplateBank:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TemplateBank":
+        """Read a bank written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            Not a readable gwviz template bank, or waveforms of the wrong shape.
+        """
         try:
             z = np.load(path)
             bank = cls(z["waveforms"], z["label"], z["mass1"], z["mass2"], json.loads(str(z["info"])))
@@ -154,6 +251,7 @@ class TemplateBank:
 
     @classmethod
     def concat(cls, banks: list["TemplateBank"]) -> "TemplateBank":
+        """One bank of several single-class banks; ``info`` becomes {class name: that bank's info}."""
         return cls(np.concatenate([b.waveforms for b in banks]), np.concatenate([b.label for b in banks]),
                    np.concatenate([b.mass1 for b in banks]), np.concatenate([b.mass2 for b in banks]),
                    {CLASSES[int(b.label[0])]: b.info for b in banks})
@@ -161,10 +259,37 @@ class TemplateBank:
 
 def build_class_bank(kind: str, min_match: float = MIN_MATCH, seed: int = 0, patience: int = PATIENCE,
                      max_proposals: int = 20000, progress: bool = True, ranges=None) -> TemplateBank:
-    """Stochastic bank of class ``kind``: a proposal joins unless some template matches it at
-    ≥ ``min_match``; stops after ``patience`` rejections in a row (covers ~1 - 1/patience of the
-    proposal measure) or ``max_proposals``. ``ranges``: ((m1 lo, hi), (m2 lo, hi)) [M☉] inside the
-    class range (default: the whole class range, :data:`gwviz.data.params.MASS_RANGES`)."""
+    """Stochastic bank of class ``kind``: a proposal joins unless some template matches it at ≥ ``min_match``.
+
+    Placement stops after ``patience`` rejections in a row (covers ~1 - 1/patience of the proposal measure)
+    or ``max_proposals``. Matches use the H1 O3 fit as metric (:func:`reference_response`).
+
+    Parameters
+    ----------
+    kind : {'BBH', 'NSBH', 'BNS'}
+    min_match : float, optional
+        Minimal match, in (0, 1). Default ``MIN_MATCH`` (0.9).
+    seed : int, optional
+        Seed of the proposals (with the class). Default 0.
+    patience : int, optional
+        Rejections in a row that end the class. Default ``PATIENCE`` (100).
+    max_proposals : int, optional
+        Default 20000.
+    progress : bool, optional
+        Show a progress bar. Default True.
+    ranges : ((float, float), (float, float)) or None, optional
+        ((m1 lo, hi), (m2 lo, hi)) [M☉] inside the class range; default None: the whole class range
+        (:data:`gwviz.data.params.MASS_RANGES`).
+
+    Returns
+    -------
+    TemplateBank
+
+    Raises
+    ------
+    ValueError
+        Unknown class, ranges outside the class range, ``min_match`` outside (0, 1).
+    """
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"kind must be one of {SIGNAL_CLASSES}, got {kind!r}")
     ranges = MASS_RANGES[kind] if ranges is None else tuple(tuple(map(float, r)) for r in ranges)
@@ -215,19 +340,26 @@ def build_class_bank(kind: str, min_match: float = MIN_MATCH, seed: int = 0, pat
 
 
 def build_bank(min_match: float = MIN_MATCH, seed: int = 0, patience: int = PATIENCE, progress: bool = True) -> TemplateBank:
-    """Banks of all three signal classes, concatenated."""
+    """Banks of all three signal classes (:func:`build_class_bank`, same arguments), concatenated."""
     return TemplateBank.concat([build_class_bank(k, min_match, seed, patience, progress=progress)
                                 for k in SIGNAL_CLASSES])
 
 
 def default_bank_path(min_match: float, seed: int, patience: int) -> Path:
+    """Cache file of a bank built with these settings (``min_match``, ``seed``, ``patience``).
+
+    ``$GWVIZ_CACHE/banks/mf-bank-mm<mm>-seed<s>-p<p>.npz`` (``~/.cache/gwviz`` when $GWVIZ_CACHE is unset).
+    """
     cache = Path(os.environ.get("GWVIZ_CACHE", Path.home() / ".cache" / "gwviz"))
     return cache / "banks" / f"mf-bank-mm{min_match:g}-seed{seed}-p{patience}.npz"
 
 
 def load_or_build_bank(path: str | os.PathLike | None = None, min_match: float = MIN_MATCH, seed: int = 0,
                        patience: int = PATIENCE) -> TemplateBank:
-    """Load the bank at ``path`` (default: a cache file named by the settings) or build and save it."""
+    """Load the bank at ``path``, or build it (:func:`build_bank`) and save it there.
+
+    ``path`` defaults to :func:`default_bank_path` of the settings; ValueError for an unreadable bank file.
+    """
     path = Path(path) if path is not None else default_bank_path(min_match, seed, patience)
     if path.exists():
         return TemplateBank.load(path)
@@ -238,11 +370,33 @@ def load_or_build_bank(path: str | os.PathLike | None = None, min_match: float =
 
 def fitting_factors(bank: TemplateBank, kind: str, n: int, seed: int = 1, top: int = 3,
                     progress: bool = True, ranges=None) -> np.ndarray:
-    """Fitting factor of ``n`` random injections of class ``kind`` (masses uniform in ``ranges``,
-    default the class range; isotropic orientation: a random mix of h+ and h×) against the whole bank.
+    """Fitting factor of ``n`` random injections of class ``kind`` against the whole bank.
 
-    The torch matches pick the ``top`` best templates; the reported value is pycbc.filter.match
-    (white PSD, from 20 Hz) of the 4-s whitened injection with those templates. Returns (n,)."""
+    Injections have masses uniform in ``ranges`` (default the class range) and isotropic orientation (a
+    random mix of h+ and h×). The torch matches pick the ``top`` best templates; the reported value is
+    pycbc.filter.match (white PSD, from 20 Hz) of the 4-s whitened injection with those templates.
+
+    Parameters
+    ----------
+    bank : TemplateBank
+        The bank under test.
+    kind : {'BBH', 'NSBH', 'BNS'}
+    n : int
+        Injections.
+    seed : int, optional
+        Default 1.
+    top : int, optional
+        Candidates checked with pycbc. Default 3.
+    progress : bool, optional
+        Default True.
+    ranges : ((float, float), (float, float)) or None, optional
+        ((m1 lo, hi), (m2 lo, hi)) [M☉]. Default None: ``MASS_RANGES[kind]``.
+
+    Returns
+    -------
+    (n,) ndarray
+        Fitting factors in [0, 1].
+    """
     from pycbc.filter import match
     from pycbc.types import TimeSeries
 

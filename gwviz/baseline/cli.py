@@ -19,6 +19,18 @@ from .compare import compare, run, write_plot
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command line of ``python -m gwviz.baseline`` (see ``--help``); returns the metrics written to ``--out``.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Arguments; default None: ``sys.argv[1:]``.
+
+    Raises
+    ------
+    ValueError
+        ``--n`` < 1, ``--n-noise`` < 0, an SNR not finite and > 0, or errors of the bank and the samples.
+    """
     p = argparse.ArgumentParser(prog="python -m gwviz.baseline", description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=20, help="samples per signal class and SNR value")
     p.add_argument("--n-noise", type=int, default=None, help="noise samples (default: as many as signals)")

@@ -24,9 +24,21 @@ from .bank import TemplateBank, load_or_build_bank
 
 @dataclass
 class SampleSet:
-    """Samples in a fixed order: labels (N,) class index; snr (N,) target network SNR (0 for
-    noise); windows (N, 3, 16384) float32 whitened; psds (N, 3, 2049) median-Welch PSD of each
-    noise segment [1/Hz × STRAIN_SCALE²]; meta: one dict per sample."""
+    """Samples in a fixed order, shared by both methods.
+
+    Attributes
+    ----------
+    labels : (N,) int ndarray
+        Class index.
+    snr : (N,) ndarray
+        Target network SNR (0 for noise).
+    windows : (N, 3, 16384) float32 ndarray
+        Whitened windows.
+    psds : (N, 3, 2049) ndarray
+        Median-Welch PSD of each noise segment [1/Hz × STRAIN_SCALE²].
+    meta : list of dict
+        One :attr:`gwviz.data.synth.Sample.meta` per sample.
+    """
 
     labels: np.ndarray
     snr: np.ndarray
@@ -36,7 +48,15 @@ class SampleSet:
 
 
 def sample_plan(n: int, snr_values, n_noise: int) -> list[tuple[str, float]]:
-    """(class, network SNR) of every sample: n_noise noise, then n of each signal class at each SNR."""
+    """(class, network SNR) of every sample, in order.
+
+    ``n_noise`` noise (SNR 0), then ``n`` of each signal class at each SNR of ``snr_values``.
+
+    Raises
+    ------
+    ValueError
+        ``n`` or ``n_noise`` negative or both 0; with ``n`` > 0, no SNR value or one not finite and > 0.
+    """
     if n < 0 or n_noise < 0 or n + n_noise == 0:
         raise ValueError(f"need n >= 0 and n_noise >= 0, not both 0; got n={n}, n_noise={n_noise}")
     snrs = [float(s) for s in snr_values]
@@ -47,9 +67,35 @@ def sample_plan(n: int, snr_values, n_noise: int) -> list[tuple[str, float]]:
 
 def make_samples(n: int, seed: int, snr_values=(8.0, 12.0), n_noise: int | None = None,
                  noise_source=None, progress: bool = True) -> SampleSet:
-    """Deterministic samples from ``seed``: each gets its own generator (SeedSequence(seed).spawn),
-    a 16-s segment from ``noise_source`` (default SimulatedNoise) and make_sample with that
-    segment; n_noise defaults to 3 n len(snr_values) (as many noise as signal samples)."""
+    """Deterministic samples from ``seed``, each with its own generator (``SeedSequence(seed).spawn``).
+
+    Each sample gets a 16-s segment from ``noise_source`` and :func:`gwviz.data.synth.make_sample` with that
+    segment; its PSD is measured on the noise alone.
+
+    Parameters
+    ----------
+    n : int
+        Samples per signal class and SNR value.
+    seed : int
+        Seed of all draws.
+    snr_values : sequence of float, optional
+        Network SNRs of the signals. Default (8, 12).
+    n_noise : int or None, optional
+        Noise samples; default None: 3 n len(snr_values) (as many noise as signal samples).
+    noise_source : object, optional
+        Default None: :class:`gwviz.data.noise.SimulatedNoise`.
+    progress : bool, optional
+        Default True.
+
+    Returns
+    -------
+    SampleSet
+
+    Raises
+    ------
+    ValueError
+        From :func:`sample_plan` or :func:`gwviz.data.synth.make_sample`.
+    """
     from ..data.noise import SimulatedNoise
     noise_source = noise_source if noise_source is not None else SimulatedNoise()
     n_noise = 3 * n * len(snr_values) if n_noise is None else n_noise
@@ -69,8 +115,14 @@ def make_samples(n: int, seed: int, snr_values=(8.0, 12.0), n_noise: int | None 
 
 
 def score_mf(samples: SampleSet, bank: TemplateBank, progress: bool = True) -> dict[str, np.ndarray]:
-    """Matched-filter outputs per sample: score (network SNR), best_class, template, rho (N, 3),
-    tc, cpu_s and wall_s (process CPU time and wall time of the filter alone [s])."""
+    """Matched-filter outputs per sample.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``score`` (network SNR), ``best_class``, ``template``, ``rho`` (N, 3), ``tc``, ``cpu_s`` and ``wall_s``
+        (process CPU time and wall time of the filter alone [s]), each (N,) unless said.
+    """
     mf = MatchedFilter(bank)
     rows = []
     for x, psd in tqdm(list(zip(samples.windows, samples.psds)), desc="matched filter", disable=not progress):
@@ -83,8 +135,14 @@ def score_mf(samples: SampleSet, bank: TemplateBank, progress: bool = True) -> d
 
 
 def score_cnn(samples: SampleSet, classifier) -> dict[str, np.ndarray]:
-    """Classifier outputs on the same windows: probs (N, 4), score = 1 - p(noise), pred, cpu_s and
-    wall_s per sample [s] (batch time / N)."""
+    """Classifier outputs on the same windows.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``probs`` (N, 4), ``score`` = 1 − p(noise), ``pred``, ``cpu_s`` and ``wall_s`` per sample [s] (batch
+        time / N).
+    """
     t0, w0 = time.process_time(), time.perf_counter()
     probs = classifier.predict_windows(samples.windows)
     n = len(probs)
@@ -93,7 +151,7 @@ def score_cnn(samples: SampleSet, classifier) -> dict[str, np.ndarray]:
 
 
 def save_outputs(path: str | os.PathLike, samples: SampleSet, outputs: dict, **extra) -> None:
-    """Per-sample outputs as .npz: labels, snr, the method's arrays, and extra scalars/strings."""
+    """Per-sample outputs as .npz at ``path``: labels, snr, the method's arrays, and ``extra`` scalars/strings."""
     np.savez(path, labels=samples.labels, snr=samples.snr, **outputs,
              **{k: np.asarray(v) for k, v in extra.items()})
 
@@ -136,8 +194,24 @@ def _load_outputs(src) -> dict | None:
 
 
 def roc(noise: np.ndarray, signal: np.ndarray, fprs=(1e-2, 1e-3), max_points: int = 400) -> tuple[dict, dict]:
-    """Signal-vs-noise ROC through :mod:`gwviz.evaluation.metrics` (the one home of ROC and TPR at FPR):
-    ({fpr, tpr lists (≤ max_points), auc}, {'1e-2': TPR or None, ...}); (None, None...) for no signals."""
+    """Signal-vs-noise ROC through :mod:`gwviz.evaluation.metrics` (the one home of ROC and TPR at FPR).
+
+    Parameters
+    ----------
+    noise, signal : (N,) ndarray
+        Scores (higher = more signal-like).
+    fprs : sequence of float, optional
+        Default (1e-2, 1e-3).
+    max_points : int, optional
+        Most points kept of the curve. Default 400.
+
+    Returns
+    -------
+    curve : dict
+        ``fpr``, ``tpr`` lists and ``auc``; empty lists and None with no signals.
+    tpr : dict
+        {'0.01': TPR or None, ...}: None with no signals or fewer than 1/FPR noise scores.
+    """
     if len(signal) == 0:
         return {"fpr": [], "tpr": [], "auc": None}, {f"{f:g}": None for f in fprs}
     fpr, tpr, _ = roc_curve(signal, noise)
@@ -148,9 +222,35 @@ def roc(noise: np.ndarray, signal: np.ndarray, fprs=(1e-2, 1e-3), max_points: in
 
 def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: float = 0.5,
                    threshold_fpr: float = 1e-2) -> dict:
-    """ROC signal-vs-noise at each SNR in ``snr_points`` (signals within ± snr_tol), TPR at each FPR
-    overall and per class, and accuracy per SNR bin. MF-style outputs are called 'noise' below the
-    noise-score threshold of FPR ``threshold_fpr`` (the largest noise score if that is unresolved)."""
+    """ROC, TPR at fixed FPR and accuracy per SNR of one method's outputs.
+
+    ROC signal-vs-noise at each SNR in ``snr_points`` (signals within ± snr_tol), TPR at each FPR
+    overall and per class, and accuracy per SNR bin (one bin per injected SNR value if there are ≤ 12,
+    else 2-wide bins from 8 to 26). MF-style outputs are called 'noise' below the noise-score threshold of
+    FPR ``threshold_fpr`` (the largest noise score if that is unresolved).
+
+    Parameters
+    ----------
+    o : dict
+        Outputs (:func:`_load_outputs`): ``labels``, ``snr``, ``score`` and ``pred`` or ``best_class``.
+    snr_points : sequence of float, optional
+        Default (8, 12).
+    fprs : sequence of float, optional
+        Default (1e-2, 1e-3).
+    snr_tol : float, optional
+        Default 0.5.
+    threshold_fpr : float, optional
+        Default 1e-2.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        No noise samples.
+    """
     labels, snr, score = o["labels"], o["snr"], o["score"]
     noise = score[labels == 0]
     if len(noise) == 0:
@@ -191,9 +291,35 @@ def method_metrics(o: dict, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: 
 
 
 def compare(cnn_npz, mf_npz, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol: float = 0.5) -> dict:
-    """Side-by-side metrics of the CNN (.npz with labels, snr, probs; None to skip) and the matched
-    filter (.npz from :func:`run`): ROC at each SNR, TPR at each FPR (overall, per class and the
-    CNN/MF ratio per class), accuracy per SNR bin, CPU time per sample."""
+    """Side-by-side metrics of the CNN and the matched filter (:func:`method_metrics` of each).
+
+    ROC at each SNR, TPR at each FPR (overall, per class and the CNN/MF ratio per class), accuracy per SNR
+    bin, CPU time per sample.
+
+    Parameters
+    ----------
+    cnn_npz : path, dict or None
+        CNN outputs (labels, snr, probs; gwviz.evaluation.evaluate's outputs.npz is read with its sets
+        pooled); None to skip.
+    mf_npz : path, dict or None
+        Matched-filter outputs (from :func:`run`).
+    snr_points : sequence of float, optional
+        Network SNRs of the ROCs. Default (8, 12).
+    fprs : sequence of float, optional
+        Default (1e-2, 1e-3).
+    snr_tol : float, optional
+        Signals within ± snr_tol of each point. Default 0.5.
+
+    Returns
+    -------
+    dict
+        ``settings``, ``cnn``, ``mf`` and ``tpr_ratio_cnn_over_mf`` (where both are there).
+
+    Raises
+    ------
+    ValueError
+        Outputs without labels, SNRs, predictions or noise samples.
+    """
     out = {"settings": {"snr_points": list(snr_points), "fprs": list(fprs), "snr_tol": snr_tol}}
     for name, src in (("cnn", cnn_npz), ("mf", mf_npz)):
         o = _load_outputs(src)
@@ -210,7 +336,10 @@ def compare(cnn_npz, mf_npz, snr_points=(8.0, 12.0), fprs=(1e-2, 1e-3), snr_tol:
 
 
 def write_plot(metrics: dict, path: str | os.PathLike) -> None:
-    """Plotly HTML: ROC curves (log FPR) of both methods at each SNR, and accuracy per SNR bin."""
+    """Plotly HTML at ``path``: ROC curves (log FPR) of both methods at each SNR, and accuracy per SNR bin.
+
+    ValueError if ``metrics`` (:func:`compare`) hold neither method.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -245,9 +374,34 @@ def write_plot(metrics: dict, path: str | os.PathLike) -> None:
 def run(n: int, seed: int, snr_values=(8.0, 12.0), classifier=None, n_noise: int | None = None,
         out: str | os.PathLike | None = None, bank: TemplateBank | None = None, noise_source=None,
         progress: bool = True) -> dict:
-    """Make the samples once (:func:`make_samples`), score them with the matched filter and, if
-    given, with ``classifier`` (a :class:`gwviz.classifier.Classifier`: predict_windows on the same
-    whitened windows); write mf.npz, cnn.npz, metrics.json and roc.html to ``out``; return metrics."""
+    """Make the samples once, score them with the matched filter and, if given, with ``classifier``.
+
+    Parameters
+    ----------
+    n : int
+        Samples per signal class and SNR value.
+    seed : int
+        Seed of all draws.
+    snr_values : sequence of float, optional
+        Network SNRs of the signals. Default (8, 12).
+    classifier : Classifier or None, optional
+        A :class:`gwviz.classifier.Classifier` (predict_windows on the same whitened windows). Default None.
+    n_noise : int or None, optional
+        Noise samples; default None: as many as signal samples.
+    out : path or None, optional
+        Folder for mf.npz, cnn.npz, metrics.json and roc.html. Default None: nothing written.
+    bank : TemplateBank or None, optional
+        Default None: :func:`load_or_build_bank` with its defaults.
+    noise_source : object, optional
+        Default None: simulated O3 noise.
+    progress : bool, optional
+        Default True.
+
+    Returns
+    -------
+    dict
+        :func:`compare` metrics with the settings of the run.
+    """
     bank = bank if bank is not None else load_or_build_bank()
     samples = make_samples(n, seed, snr_values, n_noise, noise_source, progress)
     mf = score_mf(samples, bank, progress)

@@ -17,9 +17,21 @@ from .bank import DELAY, GRID, LAG_HI, LAG_LO, POST, PRE, TC_LO, TemplateBank, W
 
 @dataclass
 class FilterResult:
-    """stat: max network SNR √Σρ_d²; template: best template index; label: its class index;
-    rho: (3,) per-detector |ρ| of the best template at their maxima; tc: geocentric time of the best
-    (sample index in the window)."""
+    """Best match of one window against the bank.
+
+    Attributes
+    ----------
+    stat : float
+        Max network SNR √Σρ_d².
+    template : int
+        Best template index.
+    label : int
+        Its class index.
+    rho : (3,) ndarray
+        Per-detector |ρ| of the best template at their maxima.
+    tc : int
+        Geocentric time of the best (sample index in the window).
+    """
 
     stat: float
     template: int
@@ -29,7 +41,20 @@ class FilterResult:
 
 
 class MatchedFilter:
-    """Matched filter of whitened windows with a :class:`TemplateBank` (see the module docstring)."""
+    """Matched filter of whitened windows with a :class:`TemplateBank` (see the module docstring).
+
+    Parameters
+    ----------
+    bank : TemplateBank
+        Non-empty.
+    chunk : int, optional
+        Templates filtered at once. Default 64.
+
+    Raises
+    ------
+    ValueError
+        An empty bank.
+    """
 
     def __init__(self, bank: TemplateBank, chunk: int = 64):
         if len(bank) == 0:
@@ -48,16 +73,43 @@ class MatchedFilter:
         self.tail_pos = LAG_HI - self.lags  # tail(k) = Σ_{16384 - k <= m <= tail1}
 
     def response(self, psd: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Per-detector whitening response (3, GRID // 2 + 1) × band mask from a Welch PSD
-        (3, 2049) [1/Hz × STRAIN_SCALE²] of the segment."""
+        """Per-detector whitening response × band mask from a Welch PSD of the segment.
+
+        Parameters
+        ----------
+        psd : (3, 2049) array or tensor
+            PSD [1/Hz × STRAIN_SCALE²] (:func:`segment_psd`).
+
+        Returns
+        -------
+        (3, GRID // 2 + 1) float32 tensor
+
+        Raises
+        ------
+        ValueError
+            ``psd`` is not (3, F).
+        """
         psd = torch.as_tensor(psd, dtype=torch.float64)
         if psd.ndim != 2 or psd.shape[0] != len(DETECTORS):
             raise ValueError(f"psd must be ({len(DETECTORS)}, F), got {tuple(psd.shape)}")
         return whitening_filter(psd, SAMPLE_RATE, GRID).float() * self.band
 
     def prepare(self, window: np.ndarray | torch.Tensor, psd: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whitening response (3, F) of ``psd`` and the rFFT of the zero-padded whitened window
-        (3, 16384) times that response (the filter applies it to the template side)."""
+        """Whitening response of ``psd`` and the window's spectrum times that response.
+
+        The spectrum is the rFFT of the zero-padded whitened ``window`` (3, 16384); the filter applies the
+        response to the template side.
+
+        Returns
+        -------
+        window_spectrum : (3, GRID // 2 + 1) complex tensor
+        response : (3, GRID // 2 + 1) tensor
+
+        Raises
+        ------
+        ValueError
+            The window is not finite or not (3, 16384), or ``psd`` is not (3, F).
+        """
         x = torch.as_tensor(window, dtype=torch.float32)
         if x.shape != (len(DETECTORS), WINDOW_SAMPLES) or not torch.isfinite(x).all():
             raise ValueError(f"window must be finite, shape ({len(DETECTORS)}, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
@@ -66,8 +118,25 @@ class MatchedFilter:
 
     def rho2(self, window: np.ndarray | torch.Tensor, psd: np.ndarray | torch.Tensor,
              templates: slice | None = None, prepared: tuple | None = None) -> torch.Tensor:
-        """|ρ_d(k)|² (T, 3, LAG_HI - LAG_LO + 1) with the template peak at sample k in [LAG_LO, LAG_HI]
-        of the whitened window (3, 16384), normalised by the template energy inside the window."""
+        """|ρ_d(k)|² with the template peak at sample k in [LAG_LO, LAG_HI] of the whitened window.
+
+        Normalised by the template energy inside the window.
+
+        Parameters
+        ----------
+        window : (3, 16384) array or tensor
+            Whitened window.
+        psd : (3, 2049) array or tensor
+            Welch PSD of its segment (:func:`segment_psd`).
+        templates : slice or None, optional
+            Templates to filter; default None: all.
+        prepared : tuple or None, optional
+            :meth:`prepare` output, to skip recomputing it. Default None.
+
+        Returns
+        -------
+        (T, 3, LAG_HI - LAG_LO + 1) tensor
+        """
         dr, resp = prepared if prepared is not None else self.prepare(window, psd)
         s = self.specs[templates or slice(None)]
         x = dr * s.conj()[:, None]  # (C, 3, F) window x whitened template, one-sided
@@ -82,6 +151,21 @@ class MatchedFilter:
         return (re.square() + im.square()) / sigma2.clamp_min(1e-30)
 
     def __call__(self, window: np.ndarray | torch.Tensor, psd: np.ndarray | torch.Tensor) -> FilterResult:
+        """Best network SNR over templates and geocentric times in [TC_LO, TC_HI] of one window.
+
+        Each detector's |ρ|² is maximised over ±DELAY samples around t_c, then summed over detectors.
+
+        Parameters
+        ----------
+        window : (3, 16384) array or tensor
+            Whitened window.
+        psd : (3, 2049) array or tensor
+            Welch PSD [1/Hz × STRAIN_SCALE²] of its segment (:func:`segment_psd`).
+
+        Returns
+        -------
+        FilterResult
+        """
         prepared = self.prepare(window, psd)
         best = (-1.0, 0, 0, None)
         for i in range(0, len(self.bank), self.chunk):
@@ -98,7 +182,7 @@ class MatchedFilter:
 
 
 def segment_psd(strain: np.ndarray) -> torch.Tensor:
-    """Median-Welch PSD (3, 2049) [1/Hz × STRAIN_SCALE²] of a raw segment (3, N) [strain]."""
+    """Median-Welch PSD (3, 2049) [1/Hz × STRAIN_SCALE²] of a raw segment (3, N) [strain], 1-s segments."""
     return welch_psd(torch.as_tensor(strain * STRAIN_SCALE, dtype=torch.float64), SAMPLE_RATE, WELCH_SECONDS)
 
 

@@ -32,13 +32,35 @@ def _analytic(w: np.ndarray) -> np.ndarray:
 
 def snr_series(data: np.ndarray, template: np.ndarray, merger_index: dict[str, int] | np.ndarray,
                sample_rate: float = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """Matched-filter SNR of whitened ``data`` (3, N) [σ] with whitened ``template`` (3, N)
-    (the clean signal whitened with the data's filter), as a function of where the template's
-    merger sits in the window.
+    """Matched-filter SNR of whitened data with its whitened template, against the template's merger position.
 
-    Returns (times [s] (N,), |ρ| (3, N)): row d, column j is |ρ_d| with detector d's merger moved
-    to sample j of the window (j = merger_index[d] means the true position). Columns whose shift
-    moves the whole template out of the window are 0."""
+    Parameters
+    ----------
+    data : (3, N) ndarray
+        Whitened data [σ].
+    template : (3, N) ndarray
+        The clean signal whitened with the data's filter, non-zero in every detector.
+    merger_index : dict of str to int, or (3,) array
+        Sample of each detector's merger in the window (:attr:`gwviz.data.synth.Sample.meta`'s
+        ``merger_index_<det>``).
+    sample_rate : float, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    times : (N,) ndarray
+        Sample times in the window [s].
+    rho : (3, N) ndarray
+        Row d, column j is |ρ_d| with detector d's merger moved to sample j of the window
+        (j = merger_index[d] means the true position). Columns whose shift moves the whole template out
+        of the window are 0.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ or are not (3, N), non-finite values, or a template that is zero in a detector
+        (a noise sample).
+    """
     x = np.asarray(data, dtype=np.float64)
     w = np.asarray(template, dtype=np.float64)
     if x.shape != w.shape or x.ndim != 2 or x.shape[0] != len(DETECTORS) or not np.isfinite(x).all() \

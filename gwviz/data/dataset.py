@@ -71,8 +71,28 @@ def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int, ba
 
 
 def make_batch(seed: int, split: str, start: int, stop: int, maker):
-    """Samples start..stop-1 of a simulated-noise split: (strain (n, 3, 16384) float32, label (n,),
-    meta columns) from ``maker`` (a BatchMaker on the split's bank), deterministic in (seed, split, start)."""
+    """Samples start..stop-1 of a simulated-noise split, deterministic in (seed, split, start).
+
+    Made in batches of ``BATCH`` rows; the class of sample i is ``CLASSES[i % 4]``.
+
+    Parameters
+    ----------
+    seed : int
+        The dataset's seed.
+    split : {'train', 'val', 'test'}
+    start, stop : int
+        First and one-past-last sample index.
+    maker : BatchMaker
+        A BatchMaker on the split's waveform bank.
+
+    Returns
+    -------
+    strain : (n, 3, 16384) float32 ndarray
+    label : (n,) ndarray
+        Class indices.
+    meta : dict of str to (n,) float64 ndarray
+        The :data:`META_COLUMNS`.
+    """
     import torch
     g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, SPLITS[split], start]).generate_state(1)[0]))
     out, labels, metas = [], [], []
@@ -86,7 +106,27 @@ def make_batch(seed: int, split: str, start: int, stop: int, maker):
 
 
 def sample_at(seed: int, split: str, i: int, source):
-    """The i-th sample of a split (deterministic)."""
+    """The i-th sample of a split (deterministic: every draw from ``SeedSequence([seed, split, i])``).
+
+    Parameters
+    ----------
+    seed : int
+        The dataset's seed.
+    split : {'train', 'val', 'test'}
+    i : int
+        Sample index; its class is ``CLASSES[i % 4]``.
+    source : object
+        Noise source (:func:`gwviz.data.noise.noise_source`).
+
+    Returns
+    -------
+    Sample
+
+    Raises
+    ------
+    ValueError
+        From :func:`gwviz.data.synth.make_sample`.
+    """
     from .synth import make_sample
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS[split], i]))
     return make_sample(CLASSES[i % len(CLASSES)], source, rng=rng)
@@ -170,15 +210,27 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     out : path
         Output folder (created).
     split : {'train', 'val', 'test'}
-    n, chunk : int
-        Samples in the split and per part file (both >= 1).
+    n : int
+        Samples in the split (>= 1).
     seed : int
-        Non-negative; sample i is a function of (seed, split, i) alone.
-    noise, data_dir :
+        Non-negative. In real noise sample i is a function of (seed, split, i) alone; in simulated noise
+        also of ``n`` (the bank has min(n, 1024) draws per class) and ``chunk`` (batch seeds per chunk).
+    noise : {'simulated', 'files', 'gwosc'}, optional
         Noise source (see :func:`gwviz.data.noise.noise_source`), built here first so that bad data fails
-        before any worker starts.
-    workers : int or None
-        Processes (>= 1; None: all cores).
+        before any worker starts. Default 'simulated'.
+    data_dir : str or None, optional
+        Real strain for ``noise='files'``; default None: $GWVIZ_DATA_DIR.
+    workers : int or None, optional
+        Processes (>= 1); default None: all cores.
+    chunk : int, optional
+        Samples per part file (>= 1). Default 64.
+    progress : bool, optional
+        Show a tqdm bar. Default True.
+
+    Returns
+    -------
+    Path
+        The split file.
 
     Raises
     ------
@@ -209,7 +261,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     jobs = [(run, a, min(a + chunk, n), str(parts / f"{a:09d}-{min(a + chunk, n):09d}.h5")) for a in range(0, n, chunk)]
     todo = [j for j in jobs if not Path(j[-1]).exists()]
     bar = tqdm(total=n, initial=n - sum(j[2] - j[1] for j in todo), desc=f"{split}", unit="sample", disable=not progress)
-    # fork (where it exists) keeps the builder the workers' parent, which _die_with_parent watches
+    # fork (where it exists) keeps the builder the workers' parent, which die_with_parent watches
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(noise, data_dir, seed, os.getpid(), str(bank_path) if bank_path else None))
@@ -245,7 +297,25 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
 
 
 def read_split(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Load (strain (N, 3, 16384), label (N,), meta columns) from a split file; ValueError if corrupt."""
+    """Load a split file written by :func:`build_split`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A split file (``<out>/<split>.h5``).
+
+    Returns
+    -------
+    strain : (N, 3, 16384) float32 ndarray
+    label : (N,) int8 ndarray
+    meta : dict of str to (N,) float64 ndarray
+        One entry per ``meta/<name>`` dataset.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not HDF5, or lacks ``strain``, ``label`` or ``meta``.
+    """
     try:
         with h5py.File(path, "r") as f:
             return f["strain"][...], f["label"][...], {c: f[f"meta/{c}"][...] for c in f["meta"]}
@@ -268,6 +338,13 @@ def _int_at_least(lo: int):
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring): build the splits asked for, in order train, val, test.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Arguments; default None: ``sys.argv[1:]``.
+    """
     ap = argparse.ArgumentParser(prog="python -m gwviz.data.dataset", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)

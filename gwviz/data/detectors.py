@@ -28,22 +28,73 @@ def _detector_arrays(detectors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
 
 
 def detector_geometry(detectors: tuple[str, ...] = DETECTORS, device=None, dtype=torch.float64):
-    """Response tensors (D, 3, 3) and Earth-fixed locations (D, 3) [m]."""
+    """Response tensors and Earth-fixed locations of detectors, from ``lal.CachedDetectors``.
+
+    Parameters
+    ----------
+    detectors : tuple of str, optional
+        Detector prefixes. Default ``DETECTORS`` (H1, L1, V1).
+    device : torch.device or str, optional
+        Device of the tensors. Default None (the CPU).
+    dtype : torch.dtype, optional
+        Default torch.float64.
+
+    Returns
+    -------
+    resp : (D, 3, 3) tensor
+        Response tensors (dimensionless).
+    loc : (D, 3) tensor
+        Locations [m].
+
+    Raises
+    ------
+    ValueError
+        A detector LAL does not know.
+    """
     resp, loc = _detector_arrays(tuple(detectors))
     return (torch.as_tensor(resp, device=device, dtype=dtype), torch.as_tensor(loc, device=device, dtype=dtype))
 
 
 def gmst(gps: float | np.ndarray) -> np.ndarray:
-    """Greenwich mean sidereal time [rad] at GPS time(s) [s]."""
+    """Greenwich mean sidereal time at GPS time(s).
+
+    Parameters
+    ----------
+    gps : float or ndarray
+        GPS time(s) [s].
+
+    Returns
+    -------
+    ndarray
+        GMST [rad], the shape of ``gps`` (0-d for a scalar).
+    """
     return np.vectorize(lambda t: lal.GreenwichMeanSiderealTime(lal.LIGOTimeGPS(float(t))))(gps)
 
 
 def antenna_patterns(ra: torch.Tensor, dec: torch.Tensor, psi: torch.Tensor, gmst_rad: torch.Tensor,
                      detectors: tuple[str, ...] = DETECTORS) -> tuple[torch.Tensor, torch.Tensor]:
-    """F+ and F× of each detector.
+    """F+ and F× of each detector (LAL's ``XLALComputeDetAMResponse``, batched).
 
-    Args: ra, dec, psi [rad] and gmst [rad], each shape (B,).
-    Returns: (fp, fc), each (B, D).
+    Parameters
+    ----------
+    ra, dec, psi : (B,) tensor
+        Right ascension, declination and polarisation angle [rad].
+    gmst_rad : (B,) tensor
+        Greenwich mean sidereal time [rad].
+    detectors : tuple of str, optional
+        Default ``DETECTORS`` (H1, L1, V1).
+
+    Returns
+    -------
+    fp : (B, D) tensor
+        F+ (dimensionless), on the device and dtype of ``ra``.
+    fc : (B, D) tensor
+        F×.
+
+    Raises
+    ------
+    ValueError
+        A detector LAL does not know.
     """
     resp, _ = detector_geometry(detectors, ra.device, ra.dtype)
     gha = gmst_rad - ra
@@ -57,7 +108,27 @@ def antenna_patterns(ra: torch.Tensor, dec: torch.Tensor, psi: torch.Tensor, gms
 
 def time_delays(ra: torch.Tensor, dec: torch.Tensor, gmst_rad: torch.Tensor,
                 detectors: tuple[str, ...] = DETECTORS) -> torch.Tensor:
-    """Arrival time at each detector minus arrival time at the geocentre [s], shape (B, D)."""
+    """Arrival time at each detector minus arrival time at the geocentre.
+
+    Parameters
+    ----------
+    ra, dec : (B,) tensor
+        Right ascension and declination [rad].
+    gmst_rad : (B,) tensor
+        Greenwich mean sidereal time [rad].
+    detectors : tuple of str, optional
+        Default ``DETECTORS`` (H1, L1, V1).
+
+    Returns
+    -------
+    (B, D) tensor
+        Delays [s] (positive: later than at the geocentre).
+
+    Raises
+    ------
+    ValueError
+        A detector LAL does not know.
+    """
     _, loc = detector_geometry(detectors, ra.device, ra.dtype)
     phi = ra - gmst_rad
     n = torch.stack([dec.cos() * phi.cos(), dec.cos() * phi.sin(), dec.sin()], -1)  # (B, 3) towards source
@@ -65,5 +136,22 @@ def time_delays(ra: torch.Tensor, dec: torch.Tensor, gmst_rad: torch.Tensor,
 
 
 def uniform_gmst(n: int, generator: torch.Generator | None = None, device=None, dtype=torch.float64) -> torch.Tensor:
-    """Uniform GMST [rad]: for sky-isotropic sources the time of day only rotates the sky."""
+    """Uniform GMST in [0, 2π): for sky-isotropic sources the time of day only rotates the sky.
+
+    Parameters
+    ----------
+    n : int
+        Number of draws.
+    generator : torch.Generator or None, optional
+        Random source. Default None (torch's global one).
+    device : torch.device or str, optional
+        Default None (the CPU).
+    dtype : torch.dtype, optional
+        Default torch.float64.
+
+    Returns
+    -------
+    (n,) tensor
+        GMST [rad].
+    """
     return torch.rand(n, generator=generator, device=device, dtype=dtype) * (2 * math.pi)

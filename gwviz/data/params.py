@@ -34,21 +34,69 @@ O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
 OUTSIDE_HINT = " (pass allow_outside=True to override)"
 
 def is_real_number(x) -> bool:
-    """True for a finite int/float (Python or numpy), False for bool, NaN, inf, str, arrays, None."""
+    """True for a finite int/float (Python or numpy), False for bool, NaN, inf, str, arrays, None.
+
+    Parameters
+    ----------
+    x : object
+        Any value.
+
+    Returns
+    -------
+    bool
+    """
     return (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
             and math.isfinite(x))
 
 
 def check_class(kind: str) -> str:
+    """Check a class name.
+
+    Parameters
+    ----------
+    kind : str
+        One of ``CLASSES`` ('noise', 'BBH', 'NSBH', 'BNS').
+
+    Returns
+    -------
+    str
+        ``kind`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not a str in ``CLASSES``.
+    """
     if not isinstance(kind, str) or kind not in CLASSES:
         raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
     return kind
 
 
 def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = False) -> tuple[float, float]:
-    """Validate component masses [M☉] for a signal class; returns (mass1, mass2) with mass1 the
-    heavier for BBH/BNS and the black hole for NSBH. Masses outside the class range raise
-    ValueError unless ``allow_outside``; bools, NaN, inf and non-positive masses always raise."""
+    """Validate the component masses of a signal class.
+
+    Parameters
+    ----------
+    kind : str
+        Signal class, one of ``SIGNAL_CLASSES`` ('BBH', 'NSBH', 'BNS').
+    mass1, mass2 : float
+        Component masses [M☉].
+    allow_outside : bool, optional
+        Accept masses outside the class range of ``MASS_RANGES``. Default False.
+
+    Returns
+    -------
+    mass1 : float
+        The heavier mass for BBH/BNS (swapped if needed), the black hole for NSBH (never swapped) [M☉].
+    mass2 : float
+        The other mass [M☉].
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not a signal class; a mass is a bool, NaN, inf, non-numeric or non-positive (always); the
+        masses are outside the class range and ``allow_outside`` is False.
+    """
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"class {kind!r} has no masses; signal classes are {SIGNAL_CLASSES}")
     for name, m in (("mass1", mass1), ("mass2", mass2)):
@@ -66,14 +114,40 @@ def check_masses(kind: str, mass1: float, mass2: float, allow_outside: bool = Fa
 
 
 def check_snr(snr: float) -> float:
-    """The network optimal SNR as a float; ValueError unless a finite number > 0 (bools refused)."""
+    """The network optimal SNR as a float.
+
+    Parameters
+    ----------
+    snr : float
+        Network optimal SNR (dimensionless).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        ``snr`` is not a finite number > 0 (bools refused).
+    """
     if not (is_real_number(snr) and snr > 0):
         raise ValueError(f"network SNR must be a finite number > 0, got {snr!r}")
     return float(snr)
 
 
 def chirp_mass(mass1: float, mass2: float) -> float:
-    """Chirp mass [M☉] of component masses [M☉]."""
+    """Chirp mass (m1 m2)^(3/5) / (m1 + m2)^(1/5) of two component masses.
+
+    Parameters
+    ----------
+    mass1, mass2 : float
+        Component masses [M☉].
+
+    Returns
+    -------
+    float
+        Chirp mass [M☉].
+    """
     return (mass1 * mass2) ** 0.6 / (mass1 + mass2) ** 0.2
 
 
@@ -81,9 +155,37 @@ def chirp_mass(mass1: float, mass2: float) -> float:
 class SignalParams:
     """Everything that defines one injected signal.
 
-    Masses in M☉; ra, dec, polarization, inclination, coa_phase in rad; gps in s; merger_offset is
-    how far before the window's end the geocentric merger lands, in [0, 4) s; snr is the network optimal
-    SNR. Every number must be finite (ValueError otherwise); an explicit approximant must be known to LAL.
+    Every number must be finite; an explicit approximant must be known to LAL. ``__post_init__``
+    validates and normalises the fields (floats; mass1 the heavier for BBH/BNS).
+
+    Attributes
+    ----------
+    kind : str
+        Signal class: 'BBH', 'NSBH' or 'BNS'.
+    mass1, mass2 : float
+        Component masses [M☉]; mass1 is the heavier (BBH, BNS) or the black hole (NSBH).
+    snr : float
+        Target network optimal SNR (> 0).
+    ra, dec : float, optional
+        Right ascension and declination [rad], dec in [-π/2, π/2]. Default 0.
+    polarization, inclination, coa_phase : float, optional
+        Polarisation angle, inclination and coalescence phase [rad]. Default 0.
+    gps : float, optional
+        GPS time of the geocentric merger [s]. Default the start of ``O3_GPS_SPAN``.
+    merger_offset : float, optional
+        How far before the window's end the geocentric merger lands [s], in [0, 4) (training used
+        [0, ``MERGER_SPAN``]). Default 0.05.
+    approximant : str or None, optional
+        LAL approximant name; None (default) becomes ``APPROXIMANTS[kind]``.
+    allow_outside : bool, optional
+        Accept masses outside ``MASS_RANGES[kind]``. Default False; not in ``to_dict`` or the repr.
+
+    Raises
+    ------
+    ValueError
+        Unknown class; invalid masses or SNR (see ``check_masses``, ``check_snr``); a non-finite angle or
+        time; dec outside [-π/2, π/2]; merger_offset outside [0, 4) s; ``allow_outside`` not a bool; an
+        unknown approximant.
     """
 
     kind: str
@@ -128,9 +230,16 @@ class SignalParams:
 
     @property
     def chirp_mass(self) -> float:
+        """Chirp mass [M☉] of ``mass1`` and ``mass2``."""
         return chirp_mass(self.mass1, self.mass2)
 
     def to_dict(self) -> dict:
+        """The fields as a dict, without ``allow_outside``, with ``chirp_mass`` [M☉] added.
+
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         d.pop("allow_outside")
         d["chirp_mass"] = self.chirp_mass
@@ -138,7 +247,21 @@ class SignalParams:
 
 
 def draw_sky(rng: np.random.Generator) -> dict[str, float]:
-    """Isotropic sky position and orientation [rad]: ra, dec, polarization, inclination, coa_phase."""
+    """Isotropic sky position and orientation.
+
+    ra uniform in [0, 2π), dec with sin(dec) uniform in [-1, 1], polarization uniform in [0, π),
+    inclination with cos(inclination) uniform in [-1, 1], coa_phase uniform in [0, 2π).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    dict of str to float
+        Keys ra, dec, polarization, inclination, coa_phase [rad].
+    """
     return dict(
         ra=rng.uniform(0, 2 * math.pi),
         dec=math.asin(rng.uniform(-1, 1)),
@@ -150,7 +273,34 @@ def draw_sky(rng: np.random.Generator) -> dict[str, float]:
 
 def draw_params(kind: str, rng: np.random.Generator, snr_range: tuple[float, float] = SNR_RANGE,
                 merger_span: float = MERGER_SPAN, gps_span: tuple[float, float] = O3_GPS_SPAN) -> SignalParams:
-    """Draw one signal of class ``kind`` from the paper's distributions."""
+    """Draw one signal of class ``kind`` from the paper's distributions.
+
+    Masses uniform in ``MASS_RANGES[kind]``, sky from :func:`draw_sky`, SNR, GPS time and merger offset
+    uniform in their ranges.
+
+    Parameters
+    ----------
+    kind : str
+        Signal class: 'BBH', 'NSBH' or 'BNS'.
+    rng : numpy.random.Generator
+        Random source.
+    snr_range : (float, float), optional
+        Range of the network optimal SNR. Default ``SNR_RANGE`` (8, 24).
+    merger_span : float, optional
+        The merger offset is uniform in [0, merger_span] [s]. Default ``MERGER_SPAN`` (0.1 s).
+    gps_span : (float, float), optional
+        Range of the GPS time [s]. Default ``O3_GPS_SPAN``.
+
+    Returns
+    -------
+    SignalParams
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not a signal class, or the drawn values fail :class:`SignalParams`'s checks (e.g. a
+        ``merger_span`` reaching 4 s).
+    """
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"draw_params needs a signal class {SIGNAL_CLASSES}, got {kind!r}")
     (lo1, hi1), (lo2, hi2) = MASS_RANGES[kind]

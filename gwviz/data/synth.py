@@ -36,9 +36,24 @@ def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tens
             n: int, sample_rate: float) -> torch.Tensor:
     """Detector strains F+·h+(t−τ) + F×·h×(t−τ), with fractional shifts done in the frequency domain.
 
-    Args: hp, hc (B, L) polarisations; fp, fc (B, D) antenna patterns; shift (B, D) delays [s]
-    (positive: later); n output samples (≥ L; the buffer is zero-padded); sample_rate [Hz].
-    Returns: (B, D, n).
+    The shift is circular over the ``n``-sample buffer.
+
+    Parameters
+    ----------
+    hp, hc : (B, L) tensor
+        Polarisations (any common scale, e.g. × STRAIN_SCALE).
+    fp, fc : (B, D) tensor
+        Antenna patterns.
+    shift : (B, D) tensor
+        Delays τ [s] (positive: later).
+    n : int
+        Output samples (≥ L; the buffer is zero-padded).
+    sample_rate : float
+        Sample rate [Hz].
+
+    Returns
+    -------
+    (B, D, n) tensor
     """
     hpf = torch.fft.rfft(hp, n=n, dim=-1)[:, None]  # (B, 1, F)
     hcf = torch.fft.rfft(hc, n=n, dim=-1)[:, None]
@@ -50,8 +65,20 @@ def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tens
 def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float = F_LOWER_SNR) -> torch.Tensor:
     """Optimal matched-filter SNR ρ = √(4 Δf Σ_{f≥f_low} |h̃(f)|² / S(f)) of each row.
 
-    Args: h (..., N) strain; psd (..., N // 2 + 1) one-sided PSD on the same grid (Δf = fs / N);
-    sample_rate [Hz]; f_low [Hz]. Returns: (...,).
+    Parameters
+    ----------
+    h : (..., N) tensor
+        Strain (scaled like √psd, e.g. × STRAIN_SCALE with psd × STRAIN_SCALE²).
+    psd : (..., N // 2 + 1) tensor
+        One-sided PSD [1/Hz] on the same grid (Δf = fs / N).
+    sample_rate : float
+        Sample rate fs [Hz].
+    f_low : float, optional
+        Lower frequency cutoff [Hz]. Default ``F_LOWER_SNR`` (20 Hz).
+
+    Returns
+    -------
+    (...,) tensor
     """
     n = h.shape[-1]
     hf = torch.fft.rfft(h, dim=-1) / sample_rate
@@ -64,9 +91,26 @@ def snr_scale(hw: torch.Tensor, snr_psd: torch.Tensor, snr: torch.Tensor, sample
               present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The factor that brings signals to a network optimal SNR (the one home of that rule).
 
-    Args: hw (B, D, 16384) signal inside the model's window; snr_psd (B or 1, D, 8193) PSD on the
-    window's grid; snr (B,) target; present (B, D) bool or None: detectors counted. Returns
-    (scale (B,), per-detector SNR of ``hw`` before scaling (B, D), zero where absent)."""
+    Parameters
+    ----------
+    hw : (B, D, 16384) tensor
+        Signal inside the model's window.
+    snr_psd : (B or 1, D, 8193) tensor
+        PSD [1/Hz] on the window's grid (0.25 Hz), scaled like ``hw`` squared.
+    snr : (B,) tensor
+        Target network optimal SNR.
+    sample_rate : float
+        Sample rate [Hz].
+    present : (B, D) bool tensor or None, optional
+        Detectors counted; None (default): all.
+
+    Returns
+    -------
+    scale : (B,) tensor
+        Factor for ``hw`` (inf or NaN where the signal has no power in the counted detectors).
+    rho : (B, D) tensor
+        Per-detector SNR of ``hw`` before scaling, zero where absent.
+    """
     rho = optimal_snr(hw, snr_psd, sample_rate)
     if present is not None:
         rho = rho * present.to(rho.dtype)
@@ -75,8 +119,10 @@ def snr_scale(hw: torch.Tensor, snr_psd: torch.Tensor, snr: torch.Tensor, sample
 
 @dataclass(kw_only=True)
 class Injection:
-    """What :func:`synthesize` injects into a batch of B noise segments (keyword-only: two swapped
-    tensors of one shape would otherwise pass silently). Tensors live on the noise's device.
+    """What :func:`synthesize` injects into a batch of B noise segments.
+
+    Keyword-only: two swapped tensors of one shape would otherwise pass silently. Tensors live on the
+    noise's device.
 
     Attributes
     ----------
@@ -137,9 +183,19 @@ def _check_batch(noise, sample_rate, inj: "Injection | None") -> None:
 
 @dataclass
 class Synthesized:
-    """Output of :func:`synthesize`: data (B, D, 16384) whitened; signal (B, D, 16384) the injected
-    strain in the window (× STRAIN_SCALE) and white_signal the same whitened with the data's filter
-    (zeros for noise); snr (B, D) per-detector optimal SNRs (zeros for noise)."""
+    """Output of :func:`synthesize`.
+
+    Attributes
+    ----------
+    data : (B, D, 16384) tensor
+        Whitened window (noise plus signal).
+    signal : (B, D, 16384) tensor
+        Injected strain in the window × STRAIN_SCALE (zeros for noise).
+    white_signal : (B, D, 16384) tensor
+        ``signal`` whitened with the data's filter (zeros for noise, and when not asked for).
+    snr : (B, D) tensor
+        Per-detector optimal SNRs (zeros for noise).
+    """
 
     data: torch.Tensor
     signal: torch.Tensor
@@ -149,16 +205,32 @@ class Synthesized:
 
 def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection: Injection | None = None, *,
                white_signal: bool = True, present: torch.Tensor | None = None) -> Synthesized:
-    """Inject, rescale to the target network SNR, whiten and crop.
+    """Inject, rescale to the target network SNR, whiten and crop to the model's window.
 
-    Args:
-        noise: (B, D, T) noise × STRAIN_SCALE.
-        sample_rate: [Hz].
-        injection: what to inject (:class:`Injection`); None: pure noise.
-        white_signal: also whiten the clean signal with the data's filter (the trainer skips it).
-        present: (B, D) bool, the detectors that observed (None: all). The network SNR counts only
-            those, and the absent detectors' channels of ``data``, ``white_signal`` and ``snr`` are
-            zero: how a missing detector reaches a network trained with ``detector_mask``.
+    Parameters
+    ----------
+    noise : (B, D, T) float tensor
+        Noise × STRAIN_SCALE; T at least the window plus its end margin (6 s).
+    sample_rate : float, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+    injection : Injection or None, optional
+        What to inject; None (default): pure noise.
+    white_signal : bool, optional
+        Also whiten the clean signal with the data's filter (the trainer skips it). Default True.
+    present : (B, D) bool tensor or None, optional
+        The detectors that observed (None, default: all). The network SNR counts only those, and the
+        absent detectors' channels of ``data``, ``white_signal`` and ``snr`` are zero: how a missing
+        detector reaches a network trained with ``detector_mask``.
+
+    Returns
+    -------
+    Synthesized
+
+    Raises
+    ------
+    ValueError
+        ``noise``, ``injection`` or ``present`` of the wrong type or shape, or ``noise`` too short. Values
+        are not checked here (a NaN test would stall the GPU).
     """
     _check_batch(noise, sample_rate, injection)
     b, d, t = noise.shape
@@ -194,11 +266,20 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection:
 class Sample:
     """One model input with its metadata.
 
-    data: (3, 16384) float32 whitened strain of the window; label: class index; signal: (3, 16384)
-    injected strain in the window [strain] (zeros for noise); white_signal: (3, 16384) the clean
-    signal whitened with the data's filter; meta: class, masses [M☉], chirp mass [M☉], SNRs,
-    ra/dec/polarization/inclination/coa_phase [rad], GPS of merger and window start [s], merger
-    index per detector (sample in the window), noise source."""
+    Attributes
+    ----------
+    data : (3, 16384) float32 ndarray
+        Whitened strain of the window.
+    label : int
+        Class index in ``CLASSES``.
+    signal : (3, 16384) ndarray
+        Injected strain in the window [strain] (zeros for noise).
+    white_signal : (3, 16384) float32 ndarray
+        The clean signal whitened with the data's filter.
+    meta : dict
+        Class, masses [M☉], chirp mass [M☉], SNRs, ra/dec/polarization/inclination/coa_phase [rad],
+        GPS of merger and window start [s], merger index per detector (sample in the window), noise source.
+    """
 
     data: np.ndarray
     label: int
@@ -210,10 +291,44 @@ class Sample:
 def make_sample(kind: str, noise_source, params: SignalParams | None = None, seed: int | None = None,
                 rng: np.random.Generator | None = None, segment: NoiseSegment | None = None,
                 dtype: torch.dtype = torch.float64, **draw_kwargs) -> Sample:
-    """Make one sample of class ``kind`` ('noise', 'BBH', 'NSBH', 'BNS') in noise from ``noise_source``.
+    """Make one sample of class ``kind`` in noise from ``noise_source``.
 
     Parameters not given are drawn from the paper's distributions with ``rng`` (or ``seed``).
-    For real noise the GPS time (hence antenna patterns) is the segment's own."""
+    For real noise the GPS time (hence antenna patterns) is the segment's own: ``params.gps`` is set to
+    it, in place. For simulated noise the segment's ``gps_start`` is set so that the merger lands at
+    ``params.gps``.
+
+    Parameters
+    ----------
+    kind : str
+        'noise', 'BBH', 'NSBH' or 'BNS'.
+    noise_source : object
+        Has ``segment(duration, rng) -> NoiseSegment`` (:func:`gwviz.data.noise.noise_source`); unused when
+        ``segment`` is given.
+    params : SignalParams or None, optional
+        The signal, of class ``kind``; None (default): drawn.
+    seed : int or None, optional
+        Seed of a fresh ``rng`` (non-negative). Default None.
+    rng : numpy.random.Generator or None, optional
+        Random source (wins over ``seed``). Default None.
+    segment : NoiseSegment or None, optional
+        The noise, (3, N) at 4096 Hz, N ≥ 16 s; None (default): ``noise_source.segment(16, rng)``.
+    dtype : torch.dtype, optional
+        Precision of the synthesis, torch.float32 or torch.float64 (default).
+    **draw_kwargs
+        Passed to :func:`gwviz.data.params.draw_params` (``snr_range``, ``merger_span``, ``gps_span``).
+
+    Returns
+    -------
+    Sample
+
+    Raises
+    ------
+    ValueError
+        Unknown class, bad ``dtype``/``seed``/``params``/``segment``, unusable noise (NaN/inf, flat
+        detector, too short), or a signal that cannot be scaled to its SNR or whitened to finite values
+        (no sample is made).
+    """
     check_class(kind)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")

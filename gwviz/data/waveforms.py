@@ -32,7 +32,19 @@ DISTANCE_MPC: float = 100.0
 
 @dataclass
 class Polarisations:
-    """h+ and h× [strain] at ``sample_rate`` [Hz], shape (n,), amplitude peak at ``peak_index``."""
+    """Output of :func:`polarisations`: h+ and h× in a fixed buffer with the amplitude peak at ``peak_index``.
+
+    Attributes
+    ----------
+    hp, hc : (n,) ndarray
+        Plus and cross polarisations [strain], float64, tapered at the start.
+    sample_rate : int
+        Sample rate [Hz].
+    peak_index : int
+        Sample of the amplitude peak (the merger) in ``hp``/``hc``.
+    f_start : float
+        Frequency the waveform was generated from [Hz].
+    """
 
     hp: np.ndarray
     hc: np.ndarray
@@ -44,11 +56,23 @@ class Polarisations:
 def check_approximant(name: str) -> int:
     """LAL's number for the approximant ``name``; ValueError for anything LAL does not know.
 
+    Parameters
+    ----------
+    name : str
+        Exact LAL approximant name, e.g. 'SEOBNRv4_opt' or 'SpinTaylorT4'.
+
+    Returns
+    -------
+    int
+        LAL's enum value of the approximant.
+
     Raises
     ------
     ValueError
         ``name`` is not a string or not an approximant LAL can generate in the time domain
-        (directly or from its frequency-domain form)."""
+        (directly or from its frequency-domain form), or LAL would read it as another name
+        (LAL finds a known name inside any string: 'SEOBNRv4_optt' -> 'SEOBNRv4_opt').
+    """
     if not isinstance(name, str):
         raise ValueError(f"approximant must be a LAL approximant name (str), got {name!r}")
     try:
@@ -66,10 +90,28 @@ def check_approximant(name: str) -> int:
 
 
 def start_frequency(mass1: float, mass2: float, duration: float = PRE_PEAK + 0.5) -> float:
-    """Frequency [Hz] from which a non-spinning inspiral of masses [M☉] lasts at least ``duration`` [s].
+    """Frequency from which a non-spinning inspiral lasts at least ``duration``.
 
     ``SimInspiralChirpStartFrequencyBound`` inverts a bound on the chirp time; 0.9 of it makes the
-    signal ~30 % longer than asked for (duration ∝ f^-8/3), a margin against the bound's slack."""
+    signal ~30 % longer than asked for (duration ∝ f^-8/3), a margin against the bound's slack.
+
+    Parameters
+    ----------
+    mass1, mass2 : float
+        Component masses [M☉].
+    duration : float, optional
+        Minimum duration [s]. Default ``PRE_PEAK + 0.5`` (7.5 s).
+
+    Returns
+    -------
+    float
+        Start frequency [Hz], never below ``F_FLOOR`` (15 Hz).
+
+    Raises
+    ------
+    ValueError
+        LAL cannot handle the masses.
+    """
     try:
         f = lalsim.SimInspiralChirpStartFrequencyBound(duration, mass1 * lal.MSUN_SI, mass2 * lal.MSUN_SI)
     except RuntimeError as err:  # XLAL domain error for masses LAL cannot handle
@@ -96,7 +138,30 @@ def _generate(params: SignalParams, inclination: float, sample_rate: int, f_star
 
 
 def polarisations(params: SignalParams, sample_rate: int = SAMPLE_RATE) -> Polarisations:
-    """Generate (h+, h×) for ``params`` in a buffer of (PRE_PEAK + POST_PEAK) s, peak at PRE_PEAK s."""
+    """Generate (h+, h×) for ``params`` in a buffer of (PRE_PEAK + POST_PEAK) s, peak at PRE_PEAK s.
+
+    The waveform starts at :func:`start_frequency`, is cut to the buffer (zero-padded where it is
+    shorter) and tapered at its start so that its onset does not ring through the whitening filter.
+
+    Parameters
+    ----------
+    params : SignalParams
+        Masses, inclination, coalescence phase and approximant (distance is fixed at ``DISTANCE_MPC``:
+        every signal is rescaled to a target SNR later).
+    sample_rate : int, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    Polarisations
+        ``hp``, ``hc`` of (PRE_PEAK + POST_PEAK) · sample_rate samples [strain], ``peak_index`` =
+        PRE_PEAK · sample_rate.
+
+    Raises
+    ------
+    ValueError
+        Unknown approximant, masses LAL cannot handle, or a waveform that is empty, zero or not finite.
+    """
     f_start = start_frequency(params.mass1, params.mass2)
     p, c = _generate(params, params.inclination, sample_rate, f_start)
     # The merger is the peak of the face-on amplitude |h+ - i h×|: at an inclination h+ and h× carry

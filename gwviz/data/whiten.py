@@ -16,10 +16,29 @@ F_LOW_WHITEN: float = 15.0
 
 
 def whitening_filter(psd: torch.Tensor, sample_rate: float, n_data: int, f_low: float = F_LOW_WHITEN) -> torch.Tensor:
-    """Frequency response (..., n_data // 2 + 1) of the truncated whitening filter.
+    """Frequency response of the truncated whitening filter.
 
-    Args: psd (..., F) one-sided PSD [1/Hz] on 0..Nyquist (F odd-sized grid of a 2(F-1)-sample
-    filter); sample_rate [Hz]; n_data samples of the data it will be applied to; f_low [Hz].
+    Parameters
+    ----------
+    psd : (..., F) tensor
+        One-sided PSD [1/Hz] on 0..Nyquist: the grid of a 2(F-1)-sample filter.
+    sample_rate : float
+        Sample rate [Hz].
+    n_data : int
+        Samples of the data the filter will be applied to.
+    f_low : float, optional
+        Frequencies below this are removed [Hz]. Default ``F_LOW_WHITEN`` (15 Hz).
+
+    Returns
+    -------
+    (..., n_data // 2 + 1) tensor
+        Real, zero-phase response: √(2 / (S fs)) (which maps Gaussian noise of PSD S to unit variance), zeroed
+        below ``f_low``, at Nyquist and where S is 0 before the Hann truncation smooths it.
+
+    Raises
+    ------
+    ValueError
+        The filter (2(F-1) samples) is longer than ``n_data``.
     """
     n_filt = 2 * (psd.shape[-1] - 1)
     if n_filt > n_data:
@@ -41,9 +60,28 @@ def whiten(x: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float 
            taper: float = 0.5) -> torch.Tensor:
     """Whiten strain segments.
 
-    Args: x (..., T) strain; psd (..., F) one-sided PSD on 0..Nyquist (typically median Welch, 1 s);
-    sample_rate [Hz]; f_low [Hz]; taper: seconds of Tukey taper at each end of x.
-    Returns: (..., T) whitened, dimensionless, unit variance away from the edges.
+    Parameters
+    ----------
+    x : (..., T) tensor
+        Strain.
+    psd : (..., F) tensor
+        One-sided PSD [1/Hz] of ``x`` on 0..Nyquist (typically median Welch, 1 s).
+    sample_rate : float
+        Sample rate [Hz].
+    f_low : float, optional
+        Frequencies below this are removed [Hz]. Default ``F_LOW_WHITEN`` (15 Hz).
+    taper : float, optional
+        Length of the Hann (Tukey) taper at each end of ``x`` [s]; 0 for none. Default 0.5.
+
+    Returns
+    -------
+    (..., T) tensor
+        Whitened data, dimensionless, unit variance away from the edges.
+
+    Raises
+    ------
+    ValueError
+        The filter (2(F-1) samples) is longer than ``x``.
     """
     n = x.shape[-1]
     resp = whitening_filter(psd, sample_rate, n, f_low)

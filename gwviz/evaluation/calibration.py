@@ -40,7 +40,22 @@ N_GRID = 120
 
 
 def detection_statistic(logits: np.ndarray | torch.Tensor) -> np.ndarray:
-    """λ = log Σ_signal exp(z) − z_noise for logits (..., 4) in CLASSES order; returns (...,) float64."""
+    """λ = log Σ_signal exp(z) − z_noise of logits z, in float64 (no saturation).
+
+    Parameters
+    ----------
+    logits : (..., 4) array or tensor
+        Logits in CLASSES order.
+
+    Returns
+    -------
+    (...,) float64 ndarray
+
+    Raises
+    ------
+    ValueError
+        The last axis is not 4 long, or a logit is not finite.
+    """
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     if z.shape[-1] != len(CLASSES):
         raise ValueError(f"logits must end in {len(CLASSES)} classes, got shape {tuple(z.shape)}")
@@ -50,7 +65,24 @@ def detection_statistic(logits: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def threshold_for(noise_stat: np.ndarray, rate: float) -> float:
-    """Smallest observed λ with at most ``rate``·N noise windows strictly above it (signal iff λ > t)."""
+    """Smallest observed λ with at most ``rate``·N noise windows strictly above it (signal iff λ > t).
+
+    Parameters
+    ----------
+    noise_stat : (N,) array_like
+        Detection statistic λ of N noise windows.
+    rate : float
+        False-positive rate per window, in (0, 1), with N · rate ≥ 1.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        ``rate`` outside (0, 1), or fewer than 1/rate noise windows.
+    """
     s = np.sort(np.asarray(noise_stat, dtype=float))[::-1]
     if not 0 < rate < 1 or s.size * rate < 1:
         raise ValueError(f"a rate of {rate:g} needs at least {math.ceil(1 / rate)} noise windows, got {s.size}")
@@ -72,6 +104,8 @@ class Calibration:
         Noise windows measured (FPR below 1/N is not resolved).
     noise : str
         What the noise was (e.g. simulated O3, seed).
+    statistic : str
+        What λ is (text for readers of the metadata).
     checks : dict
         Optional checks on other noise, e.g. ``{'real': {'n': ..., 'fpr_at': {'0.01': 0.012}}}``.
     """
@@ -86,7 +120,26 @@ class Calibration:
 
     @classmethod
     def from_noise(cls, noise_stat: np.ndarray, noise: str = "", rates: tuple[float, ...] = DEFAULT_RATES) -> "Calibration":
-        """Calibrate on λ of N noise windows (N ≥ 1/min(rates))."""
+        """Calibrate on λ of N noise windows (N ≥ 1/min(rates)).
+
+        Parameters
+        ----------
+        noise_stat : (N,) array_like
+            Detection statistic λ of the noise windows (:func:`detection_statistic`).
+        noise : str, optional
+            What the noise was. Default ''.
+        rates : tuple of float, optional
+            False-positive rates per window to keep thresholds for. Default ``DEFAULT_RATES`` (1e-2, 1e-3).
+
+        Returns
+        -------
+        Calibration
+
+        Raises
+        ------
+        ValueError
+            Not a finite 1-D array, or too few windows for a rate.
+        """
         s = np.asarray(noise_stat, dtype=float)
         if s.ndim != 1 or not np.isfinite(s).all():
             raise ValueError("noise statistics must be a finite 1-D array")
@@ -101,7 +154,13 @@ class Calibration:
 
     # ------------------------------------------------------------------ use
     def threshold(self, rate: float) -> float:
-        """λ threshold for a false-positive rate per window ``rate`` (one of the stored ones)."""
+        """λ threshold for a false-positive rate per window ``rate`` (a stored one, matched as ``f"{rate:g}"``).
+
+        Raises
+        ------
+        ValueError
+            ``rate`` is not a number (bools refused) or has no stored threshold.
+        """
         if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
             raise ValueError(f"rate must be a number (a false-positive rate per window such as 0.01), "
                              f"got {rate!r} ({type(rate).__name__})")
@@ -111,27 +170,60 @@ class Calibration:
         return self.thresholds[key]
 
     def fpr(self, stat: float | np.ndarray) -> np.ndarray:
-        """False-positive rate per window of λ = ``stat`` on the calibration noise: the fraction of
-        noise windows above it, interpolated in log FPR; λ beyond the loudest noise gets 1/N (an
-        upper bound: rarer than the calibration can resolve)."""
+        """False-positive rate per window of λ = ``stat`` on the calibration noise.
+
+        The fraction of noise windows above it, interpolated in log FPR; λ beyond the loudest noise gets 1/N (an
+        upper bound: rarer than the calibration can resolve), λ below the grid gets 1.
+
+        Parameters
+        ----------
+        stat : float or ndarray
+            Detection statistic λ.
+
+        Returns
+        -------
+        ndarray
+            The shape of ``stat`` (0-d for a scalar).
+        """
         x = np.asarray(stat, dtype=float)
         logf = np.interp(x, np.asarray(self.stat_grid), np.log(np.asarray(self.fpr_grid)))
         return np.exp(logf)
 
     def decide(self, logits: np.ndarray, rate: float = DEFAULT_RATES[0]) -> np.ndarray:
-        """Calibrated class indices (N,) for logits (N, 4): 0 unless λ > threshold(rate), then the
-        most probable signal class."""
+        """Calibrated class indices: 0 unless λ > threshold(rate), then the most probable signal class.
+
+        Parameters
+        ----------
+        logits : (N, 4) array_like
+            Logits in CLASSES order.
+        rate : float, optional
+            A stored false-positive rate per window. Default ``DEFAULT_RATES[0]`` (1e-2).
+
+        Returns
+        -------
+        (N,) int ndarray
+
+        Raises
+        ------
+        ValueError
+            Non-finite logits, or a rate with no stored threshold.
+        """
         z = np.asarray(logits, dtype=float)
         stat = detection_statistic(z)
         return np.where(stat > self.threshold(rate), 1 + z[..., 1:].argmax(-1), 0)
 
     # ------------------------------------------------------------------ storage
     def to_dict(self) -> dict:
+        """The fields as a plain dict (JSON-ready; stored as ``info["calibration"]`` in weights files)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d) -> "Calibration":
-        """Rebuild from :meth:`to_dict` output; ValueError (never KeyError/TypeError) if malformed."""
+        """Rebuild from :meth:`to_dict` output; ValueError (never KeyError/TypeError) if malformed.
+
+        Malformed: missing fields, no thresholds, grids of different or < 2 lengths, non-finite values,
+        n_noise < 1, a decreasing ``stat_grid`` or an FPR outside (0, 1].
+        """
         try:
             cal = cls(thresholds={str(k): float(v) for k, v in dict(d["thresholds"]).items()},
                       fpr_grid=[float(v) for v in d["fpr_grid"]], stat_grid=[float(v) for v in d["stat_grid"]],
@@ -154,8 +246,38 @@ class Calibration:
 
 def noise_statistics(classifier, maker, n: int, seed: int, name: str = "calibration_noise", batch: int = 1024,
                      real: bool | None = False, progress: bool = True) -> np.ndarray:
-    """λ of ``n`` noise windows from ``maker`` (a BatchMaker), with the classifier's network in float32
-    (as the app runs it). Deterministic in (seed, name)."""
+    """λ of ``n`` noise windows, with the classifier's network in float32 (as the app runs it).
+
+    Deterministic in (seed, name).
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The network to calibrate.
+    maker : BatchMaker
+        Makes the windows (its detector subset, if any, applies).
+    n : int
+        Noise windows.
+    seed : int
+        Seed of the set.
+    name : str, optional
+        Name of the set, mixed into its seed. Default 'calibration_noise'.
+    batch : int, optional
+        Windows per batch. Default 1024.
+    real : bool or None, optional
+        False (default) simulated noise, True real noise, None the maker's mix.
+    progress : bool, optional
+        Show a progress bar. Default True.
+
+    Returns
+    -------
+    (n,) float64 ndarray
+
+    Raises
+    ------
+    FloatingPointError
+        The network returned non-finite logits.
+    """
     from .evaluate import predict_set
     out = predict_set(classifier, maker, n, seed, name, labels=np.zeros(n, dtype=int), batch=batch, real=real,
                       progress=progress)
@@ -163,7 +285,19 @@ def noise_statistics(classifier, maker, n: int, seed: int, name: str = "calibrat
 
 
 def survival_figure(cal: Calibration, others: dict[str, np.ndarray] | None = None):
-    """plotly figure: FPR per window against λ threshold, with the thresholds marked."""
+    """plotly figure: FPR per window against λ threshold, with the thresholds marked.
+
+    Parameters
+    ----------
+    cal : Calibration
+        The calibration whose survival function and thresholds are drawn.
+    others : dict of str to ndarray or None, optional
+        Further λ samples drawn as their own survival curves (e.g. real noise), by label. Default None.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
     import plotly.graph_objects as go
     fig = go.Figure(go.Scatter(x=cal.stat_grid, y=cal.fpr_grid, mode="lines", name=f"calibration ({cal.n_noise:,})"))
     for label, s in (others or {}).items():
@@ -177,6 +311,20 @@ def survival_figure(cal: Calibration, others: dict[str, np.ndarray] | None = Non
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command line (see the module docstring): calibrate weights and write them with the calibration.
+
+    Also writes a JSON report, the noise statistics (npz) and, unless --no-figures, an HTML figure.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Arguments; default None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    dict
+        The report printed as JSON (thresholds, n_noise, checks of the first subset, and per subset).
+    """
     from ..data.batch import BatchMaker, WaveformBank, load_real
     from ..model.checkpoint import save_weights
     from ..classifier import load_classifier

@@ -41,7 +41,6 @@ from ..data.params import SIGNAL_CLASSES, SNR_RANGE
 from ..paths import run_cli, writable_dir
 
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
-#: Window start of the model relative to its 16-s segment's start [s].
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,8 +53,7 @@ ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 
 @dataclass
 class EvalSet:
-    """Outputs of one set: logits (N, 4) float32, labels (N,) class index, snr (N,) network SNR
-    (0 for noise)."""
+    """Outputs of one set: logits (N, 4) float32, labels (N,), snr (N,) float32 target network SNR (0: noise)."""
 
     logits: np.ndarray
     labels: np.ndarray
@@ -63,22 +61,32 @@ class EvalSet:
 
     @property
     def probabilities(self) -> np.ndarray:
+        """Softmax of the logits (N, 4), float64."""
         return torch.softmax(torch.as_tensor(self.logits, dtype=torch.float64), -1).numpy()
 
     @property
     def predicted(self) -> np.ndarray:
+        """Argmax class indices (N,) (the paper's rule)."""
         return self.logits.argmax(1)
 
 
 def set_seed(seed: int, name: str) -> int:
-    """Generator seed of set ``name``: independent streams per set, stable across runs."""
+    """Generator seed of set ``name``: independent streams per set, stable across runs (CRC32 of the name)."""
     return int(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)[0])
 
 
 def iter_set(maker, n: int, seed: int, name: str, labels: np.ndarray | None = None,
              snr_range: tuple[float, float] = SNR_RANGE, batch: int = 256, real: bool | None = None):
-    """Yield the batches (x (b, 3, 16384), y (b,), snr (b,)) of set ``name``, deterministic from
-    (seed, name, batch, the maker's bank and device). ``labels`` (n,): classes, default balanced."""
+    """Yield the batches of set ``name``, deterministic from (seed, name, batch, the maker's bank and device).
+
+    ``labels`` (n,): classes, default balanced (i % 4); ``snr_range``: network SNR of signals (default 8–24);
+    ``real`` as in :meth:`BatchMaker.__call__`. ValueError unless ``n`` and ``batch`` (default 256) are ≥ 1.
+
+    Yields
+    ------
+    x, y, snr : tensor
+        (b, 3, 16384) whitened windows, (b,) classes, (b,) target network SNR.
+    """
     if n < 1 or batch < 1:
         raise ValueError(f"n and batch must be >= 1, got n={n}, batch={batch}")
     if labels is None:
@@ -93,7 +101,11 @@ def iter_set(maker, n: int, seed: int, name: str, labels: np.ndarray | None = No
 def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndarray | None = None,
                 snr_range: tuple[float, float] = SNR_RANGE, batch: int = 256, real: bool | None = None,
                 progress: bool = True) -> EvalSet:
-    """Make set ``name`` (:func:`iter_set`) and run the classifier's network on it."""
+    """Make set ``name`` (:func:`iter_set`, same arguments) and run ``classifier``'s network on it.
+
+    Returns an :class:`EvalSet`; ``progress`` (default True) shows a bar. FloatingPointError for non-finite
+    logits (one NaN would rank anywhere in a ROC).
+    """
     from tqdm.auto import tqdm
     model = classifier.model.eval()
     out = ([], [], [])
@@ -111,8 +123,7 @@ def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndar
 
 
 def check_set_sizes(n: int, n_roc: int, n_roc_noise: int, roc_snrs: tuple[float, ...], batch: int) -> None:
-    """ValueError for set sizes or ROC SNRs that cannot make an evaluation (n < 4, batch < 1,
-    negative ROC sizes, ROC SNR not finite and > 0)."""
+    """ValueError for n < 4, batch < 1 or not an int, negative ROC sizes, a ROC SNR not finite and > 0."""
     if n < len(CLASSES):
         raise ValueError(f"n must be >= {len(CLASSES)} (balanced classes), got {n}")
     if not isinstance(batch, int) or batch < 1 or n_roc < 0 or n_roc_noise < 0:
@@ -125,7 +136,12 @@ def check_set_sizes(n: int, n_roc: int, n_roc_noise: int, roc_snrs: tuple[float,
 def make_sets(classifier, maker, n: int, seed: int, n_roc: int = 1000, n_roc_noise: int = 10000,
               roc_snrs: tuple[float, ...] = (8.0, 12.0), batch: int = 256, real: bool | None = None,
               progress: bool = True) -> dict[str, EvalSet]:
-    """The main set, the ROC noise set and one fixed-SNR set per signal class and ROC SNR."""
+    """The main set, the ROC noise set and one fixed-SNR set per signal class and ROC SNR.
+
+    ``n`` samples in 'main' (≥ 4), ``n_roc_noise`` (default 10000) in 'roc_noise', ``n_roc`` (default 1000) per
+    signal class at each of ``roc_snrs`` (default 8 and 12) in 'roc_<class>_snr<S>'; ``n_roc`` or ``n_roc_noise``
+    0 skips the ROC sets. Other arguments as in :func:`predict_set`. Returns {set name: EvalSet}.
+    """
     check_set_sizes(n, n_roc, n_roc_noise, roc_snrs, batch)
     kw = dict(batch=batch, real=real, progress=progress)
     sets = {"main": predict_set(classifier, maker, n, seed, "main", **kw)}
@@ -141,6 +157,7 @@ def make_sets(classifier, maker, n: int, seed: int, n_roc: int = 1000, n_roc_noi
 
 
 def roc_set_name(kind: str, snr: float) -> str:
+    """Name of the ROC set of signal class ``kind`` at network SNR ``snr``: 'roc_<kind>_snr<snr:g>'."""
     return f"roc_{kind}_snr{snr:g}"
 
 
@@ -149,8 +166,12 @@ def roc_set_name(kind: str, snr: float) -> str:
 
 
 def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
-    """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) (the calibrated statistic
-    λ, :func:`gwviz.evaluation.calibration.detection_statistic`: non-finite logits refused) or of p(kind)."""
+    """Detection statistic (N,) from logits (N, 4): log-odds of 1 − p(noise) or of p(kind).
+
+    The first is the calibrated statistic λ (:func:`gwviz.evaluation.calibration.detection_statistic`:
+    non-finite logits refused). ``statistic`` is one of :data:`ROC_STATISTICS` ('1-p_noise', 'p_class');
+    ValueError otherwise.
+    """
     if statistic == "1-p_noise":
         return detection_statistic(logits)
     z = torch.as_tensor(logits, dtype=torch.float64)
@@ -164,8 +185,12 @@ def roc_statistic(logits: np.ndarray, statistic: str, kind: str) -> np.ndarray:
 
 
 def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:
-    """metrics.json content from :func:`make_sets` output. With a :class:`gwviz.evaluation.calibration.Calibration`,
-    also the calibrated rule at each of its rates under ``calibrated``."""
+    """metrics.json content from :func:`make_sets` output.
+
+    The argmax rule; the ROC when the ROC sets are there. With a
+    :class:`gwviz.evaluation.calibration.Calibration`, also the calibrated rule at each of its rates under
+    ``calibrated``.
+    """
     main = sets["main"]
     y, p = main.labels, main.predicted
     argmax = rule_metrics(y, p, main.snr)
@@ -207,8 +232,10 @@ def compute_metrics(sets: dict[str, EvalSet], calibration=None) -> dict:
 
 
 def evaluate(classifier, maker, n: int, seed: int, **kwargs) -> dict:
-    """Metrics of ``classifier`` on fresh samples from ``maker`` (a BatchMaker); kwargs go to
-    :func:`make_sets` (n_roc, n_roc_noise, roc_snrs, batch, real, progress)."""
+    """Metrics (:func:`compute_metrics`) of ``classifier`` on fresh samples from ``maker``.
+
+    kwargs go to :func:`make_sets` (n_roc, n_roc_noise, roc_snrs, batch, real, progress).
+    """
     return compute_metrics(make_sets(classifier, maker, n, seed, **kwargs))
 
 
@@ -217,8 +244,11 @@ def evaluate(classifier, maker, n: int, seed: int, **kwargs) -> dict:
 
 
 def save_outputs(sets: dict[str, EvalSet], path: str | os.PathLike, spec: dict) -> None:
-    """Raw per-sample outputs as npz: <set>/logits, <set>/probabilities, <set>/labels, <set>/snr,
-    plus 'spec' (JSON: everything needed to regenerate the same samples with :func:`iter_set`)."""
+    """Raw per-sample outputs of ``sets`` as npz at ``path``, written atomically.
+
+    <set>/logits, <set>/probabilities, <set>/labels, <set>/snr, 'classes', plus 'spec' (JSON: everything
+    needed to regenerate the same samples with :func:`iter_set`).
+    """
     arrays = {"spec": np.array(json.dumps(spec)), "classes": np.array(CLASSES)}
     for name, s in sets.items():
         arrays.update({f"{name}/logits": s.logits, f"{name}/probabilities": s.probabilities.astype(np.float32),
@@ -230,7 +260,7 @@ def save_outputs(sets: dict[str, EvalSet], path: str | os.PathLike, spec: dict) 
 
 
 def load_outputs(path: str | os.PathLike) -> tuple[dict[str, EvalSet], dict]:
-    """Read :func:`save_outputs` files: ({set name: EvalSet}, spec)."""
+    """Read :func:`save_outputs` files: ({set name: EvalSet}, spec dict)."""
     with np.load(path) as z:
         names = sorted({k.split("/")[0] for k in z.files if "/" in k})
         sets = {n: EvalSet(z[f"{n}/logits"], z[f"{n}/labels"], z[f"{n}/snr"]) for n in names}
@@ -249,6 +279,7 @@ def _json_clean(obj):
 
 
 def write_json(obj: dict, path: str | os.PathLike) -> None:
+    """Write ``obj`` to ``path`` atomically as strict JSON (NaN/inf -> null), innermost lists on one line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -262,7 +293,11 @@ def write_json(obj: dict, path: str | os.PathLike) -> None:
 
 
 def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
-    """accuracy_vs_snr.html, confusion.html, roc.html (plotly.min.js beside them)."""
+    """accuracy_vs_snr.html, confusion.html, roc.html in ``out`` from ``metrics``; returns their paths.
+
+    ``metrics`` as :func:`compute_metrics`; plotly.min.js lies beside the pages. An untrained model's pages
+    say so.
+    """
     from ..plots import accuracy_vs_snr_figure, confusion_figure, roc_figure, write_page
     out = Path(out)
     bins = metrics["snr_bins"]
@@ -294,9 +329,14 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
                 data_dir: str | None = None, gps_range: tuple[float, float] | None = None,
                 workers: int | None = None, progress: bool = True, real_npz: str | None = None,
                 subset: str | None = None):
-    """(BatchMaker, description dict) for simulated noise or real noise (p_real = 1): the files in
-    ``data_dir``, or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy needed).
-    ``subset`` (e.g. "H1L1"): every window observed by that detector network only."""
+    """(BatchMaker, description dict) for simulated noise or real noise (p_real = 1).
+
+    Real noise: the files in ``data_dir`` (windows in ``gps_range`` [s], default
+    :func:`default_window_range`), or the held-out ``val_range`` of a trainer's ``real_npz`` (no gwpy
+    needed). ``subset`` (e.g. "H1L1"): every window observed by that detector network only. The bank is
+    loaded from ``bank_path`` if it exists, else built (``bank_per_class``, ``bank_seed``, ``workers``) and
+    saved there. ValueError for ``noise`` other than 'simulated'/'files' or unusable data.
+    """
     from ..data.batch import BatchMaker, WaveformBank
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
@@ -329,7 +369,7 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
 
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:
-    """Options shared by evaluate, gallery and camstats."""
+    """Add the options shared by evaluate, gallery and camstats to ``ap``."""
     ap.add_argument("--weights", help="weights file (.safetensors or training checkpoint); default: shipped weights")
     ap.add_argument("--allow-untrained", action="store_true", help="random weights if no shipped weights (labelled)")
     ap.add_argument("--noise", choices=("simulated", "files"), default="simulated")
@@ -345,9 +385,12 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
 
 
 def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[float, float] | None = None):
-    """Noise source for :func:`gwviz.data.synth.make_sample`: SimulatedNoise, or StrainFiles over the
-    real files (:func:`find_real_files`) with windows in ``gps_range`` (default
-    :func:`default_window_range`). Returns (source, description dict)."""
+    """Noise source for :func:`gwviz.data.synth.make_sample`, and its description dict.
+
+    SimulatedNoise, or StrainFiles over the real files (:func:`find_real_files`) with windows in
+    ``gps_range`` [s] (default :func:`default_window_range`). ValueError for another ``noise``, unusable
+    data or a range holding a known event.
+    """
     from ..data.noise import noise_source
     if noise == "simulated":
         return noise_source("simulated"), {"noise": noise}
@@ -369,6 +412,7 @@ def load(args):
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command line (see the module docstring); returns the metrics also written to ``<out>/metrics.json``."""
     ap = argparse.ArgumentParser(prog="python -m gwviz.evaluation.evaluate", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=4000, help="samples in the main set (classes balanced)")

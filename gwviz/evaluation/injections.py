@@ -42,13 +42,37 @@ MATCH = 0.25
 
 
 def inject(strain: np.ndarray, params: SignalParams, window_end: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """Add ``params``'s signal to real strain (D, N) [strain] of H1, L1, V1.
+    """Add ``params``'s signal to real strain of H1, L1, V1.
 
     The window the SNR is defined on ends at sample ``window_end`` (its geocentric merger lands
     ``params.merger_offset`` s before that), and its PSD is the Welch estimate of the 16 s ending
     2 s after the window (how a scan whitens that window). Antenna patterns and delays are those of
-    ``params.gps``. Returns (strain with the signal (D, N) [strain], per-detector optimal SNR (D,)).
-    ValueError when the window or its 16-s segment does not fit in the data."""
+    ``params.gps``.
+
+    Parameters
+    ----------
+    strain : (D, N) array_like
+        Real strain [strain], D = 3.
+    params : SignalParams
+        The signal; ``params.snr`` is its network optimal SNR in that window.
+    window_end : int
+        Sample at which the SNR's 4-s window ends.
+    sample_rate : int, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    strain : (D, N) float64 ndarray
+        The strain with the signal [strain].
+    snr : (D,) ndarray
+        Per-detector optimal SNR.
+
+    Raises
+    ------
+    ValueError
+        ``strain`` is not (3, N), or the window's 16-s segment does not fit in the data; from
+        :func:`gwviz.data.waveforms.polarisations` when the waveform cannot be made.
+    """
     x = np.asarray(strain, dtype=np.float64)
     n_seg, n = int(SEGMENT_DURATION * sample_rate), x.shape[-1]
     seg_end = window_end + int(WINDOW_END_MARGIN * sample_rate)
@@ -70,8 +94,36 @@ def inject(strain: np.ndarray, params: SignalParams, window_end: int, sample_rat
 
 def run_injections(classifier, strain: dict[str, np.ndarray], t0: float, n: int, snr: float, seed: int = 0,
                    rate: float = 0.01, progress: bool = True) -> list[dict]:
-    """``n`` injections per signal class into ``strain`` (32 s from GPS ``t0``, H1/L1/V1), each
-    scanned on its own; one dict per injection (class, masses, merger time, SNRs, found, label, λ)."""
+    """``n`` injections per signal class into ``strain``, each scanned on its own.
+
+    Each merger lands uniformly in :data:`HELD_OUT` s after ``t0``; the 17 s around it are scanned
+    (:func:`gwviz.scan.scan`) and the loudest trigger within :data:`MATCH` s of the merger finds it.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The network that scans.
+    strain : dict of str to (N,) ndarray
+        H1/L1/V1 real strain [strain] at 4096 Hz (the bundled 32 s of GW190521).
+    t0 : float
+        GPS time of the first sample [s].
+    n : int
+        Injections per signal class.
+    snr : float
+        Network optimal SNR of every injection.
+    seed : int, optional
+        Seed of the draws. Default 0.
+    rate : float, optional
+        False-positive rate per window of a trigger (a calibrated one). Default 0.01.
+    progress : bool, optional
+        Show a progress bar. Default True.
+
+    Returns
+    -------
+    list of dict
+        One per injection: class, masses [M☉], merger time [s after t0], SNRs, found, label, λ, the number
+        of other triggers and every trigger's offset from the merger [s].
+    """
     from ..scan import scan
     x = np.stack([strain[d] for d in DETECTORS])
     rng = np.random.default_rng(seed)
@@ -96,7 +148,20 @@ def run_injections(classifier, strain: dict[str, np.ndarray], t0: float, n: int,
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Found and right fractions per class, with binomial standard errors."""
+    """Found and right-class fractions per signal class, with binomial standard errors.
+
+    The error of the right-class fraction p of k injections is √(max(p(1 − p), 1/k) / k): never 0 at p = 0 or 1.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`run_injections` output, with at least one row per signal class.
+
+    Returns
+    -------
+    dict
+        {class: {'n', 'found', 'right_class', 'right_class_err'}}.
+    """
     out = {}
     for kind in SIGNAL_CLASSES:
         r = [row for row in rows if row["class"] == kind]
@@ -109,6 +174,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command line (see the module docstring); returns the report also written to ``<out>/injections.json``."""
     from ..classifier import load_classifier
     from ..data.strain import read_real_strain
     from ..paths import BUNDLED_DATA

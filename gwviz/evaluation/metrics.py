@@ -17,9 +17,28 @@ FPR_POINTS: tuple[float, ...] = (1e-2, 1e-3)
 
 
 def roc_curve(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC of scores (higher = more signal-like): (fpr, tpr, threshold), one point per distinct
-    score from the highest down, starting at (0, 0) (threshold +inf) and ending at (1, 1).
-    Tied scores form one point, so a tie is drawn as a diagonal step."""
+    """ROC of scores (higher = more signal-like), one point per distinct score from the highest down.
+
+    It starts at (0, 0) (threshold +inf) and ends at (1, 1). Tied scores form one point, so a tie is drawn
+    as a diagonal step.
+
+    Parameters
+    ----------
+    positive, negative : (N,) array_like
+        Scores of signal and of noise samples (at least one each).
+
+    Returns
+    -------
+    fpr, tpr : (K + 1,) ndarray
+        False- and true-positive rates, non-decreasing.
+    threshold : (K + 1,) ndarray
+        Score of each point (a sample is called positive when its score ≥ threshold); +inf first.
+
+    Raises
+    ------
+    ValueError
+        No positive or no negative score.
+    """
     pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
     if pos.size == 0 or neg.size == 0:
         raise ValueError("roc_curve needs at least one positive and one negative score")
@@ -34,14 +53,47 @@ def roc_curve(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, n
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float, n_negative: int) -> float | None:
-    """Highest TPR with FPR ≤ ``target``; None when ``n_negative`` < 1/target (not resolved)."""
+    """Highest TPR with FPR ≤ ``target``; None when ``n_negative`` < 1/target (not resolved).
+
+    Parameters
+    ----------
+    fpr, tpr : ndarray
+        A ROC curve (:func:`roc_curve`).
+    target : float
+        False-positive rate.
+    n_negative : int
+        Negatives the curve was measured on.
+
+    Returns
+    -------
+    float or None
+    """
     if n_negative * target < 1:
         return None
     return float(tpr[fpr <= target + 1e-12].max())
 
 
 def roc_summary(positive: np.ndarray, negative: np.ndarray, n_grid: int = 60) -> dict:
-    """AUC, TPR at :data:`FPR_POINTS` and the curve on a log FPR grid (step interpolation)."""
+    """AUC, TPR at :data:`FPR_POINTS` and the curve on a log FPR grid (step interpolation).
+
+    Parameters
+    ----------
+    positive, negative : (N,) array_like
+        Scores of signal and of noise samples.
+    n_grid : int, optional
+        Log-spaced FPR points from 1/len(negative) to 1 (0 is added). Default 60.
+
+    Returns
+    -------
+    dict
+        ``auc``, ``tpr_at_fpr`` ({'0.01': float or None, '0.001': ...}), ``n_signal``, ``n_noise`` and
+        ``curve`` ({'fpr': list, 'tpr': list}).
+
+    Raises
+    ------
+    ValueError
+        No positive or no negative score.
+    """
     fpr, tpr, _ = roc_curve(positive, negative)
     grid = np.unique(np.r_[0.0, np.logspace(np.log10(1.0 / len(negative)), 0.0, n_grid)])
     tpr_grid = [float(tpr[fpr <= g + 1e-12].max()) for g in grid]
@@ -55,8 +107,22 @@ def accuracy_by_snr(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray,
                     edges: np.ndarray = SNR_EDGES) -> dict:
     """Accuracy of signal samples per network-SNR bin, per signal class and 'overall'.
 
-    Bins are [e_i, e_i+1), the last one closed. Returns {'edges', 'accuracy': {name: (B,) with
-    None for empty bins}, 'counts': {name: (B,)}}."""
+    Bins are [e_i, e_i+1), the last one closed; samples outside the edges and noise samples are left out.
+
+    Parameters
+    ----------
+    labels, predicted : (N,) int array_like
+        True and predicted class indices.
+    snr : (N,) array_like
+        Target network optimal SNR of each sample.
+    edges : (B + 1,) ndarray, optional
+        Bin edges. Default ``SNR_EDGES`` (8, 9, ..., 24).
+
+    Returns
+    -------
+    dict
+        ``edges``; ``accuracy``: {name: B values, None for empty bins}; ``counts``: {name: B ints}; ``note``.
+    """
     labels, predicted, snr = map(np.asarray, (labels, predicted, snr))
     b = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, len(edges) - 2)
     inside = (snr >= edges[0]) & (snr <= edges[-1]) & (labels > 0)
@@ -73,15 +139,33 @@ def accuracy_by_snr(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray,
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(4, 4) counts, rows true class, columns predicted class."""
+    """(4, 4) int64 counts, rows true class, columns predicted class.
+
+    ``labels`` and ``predicted`` are (N,) class indices in 0..3.
+    """
     m = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
     np.add.at(m, (np.asarray(labels), np.asarray(predicted)), 1)
     return m
 
 
 def rule_metrics(labels: np.ndarray, predicted: np.ndarray, snr: np.ndarray) -> dict:
-    """Accuracy, per-class accuracy, noise false-positive rate, confusion matrix and accuracy per SNR
-    bin of one decision rule's predictions."""
+    """Accuracy, per-class accuracy, noise FPR, confusion matrix and accuracy per SNR bin of one rule.
+
+    The predictions are those of one decision rule (argmax or calibrated).
+
+    Parameters
+    ----------
+    labels, predicted : (N,) int ndarray
+        True and predicted class indices.
+    snr : (N,) ndarray
+        Target network optimal SNR of each sample.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``per_class_accuracy`` ({class: float or None}), ``noise_false_positive_rate`` (None
+        without noise samples), ``confusion_matrix`` (nested lists) and ``snr_bins`` (:func:`accuracy_by_snr`).
+    """
     cm = confusion_matrix(labels, predicted)
     rows = cm.sum(1)
     noise = labels == 0

@@ -44,15 +44,42 @@ CAM_BINS: int = 512
 
 
 def newtonian_chirp_time(chirp_mass: np.ndarray | float, f_low: float = F_LOWER_SNR) -> np.ndarray:
-    """Leading-order time from frequency ``f_low`` [Hz] to coalescence [s] for chirp mass [M☉]."""
+    """Leading-order time from frequency ``f_low`` to coalescence, τ₀ = 5/256 (π f)^(−8/3) (G 𝓜/c³)^(−5/3).
+
+    Parameters
+    ----------
+    chirp_mass : float or ndarray
+        Chirp mass [M☉] (NaN gives NaN).
+    f_low : float, optional
+        Start frequency [Hz]. Default ``F_LOWER_SNR`` (20 Hz).
+
+    Returns
+    -------
+    ndarray
+        Chirp time τ₀ [s], the shape of ``chirp_mass``.
+    """
     mc = np.asarray(chirp_mass, dtype=float) * lal.MTSUN_SI
     return 5.0 / 256.0 * (math.pi * f_low) ** (-8.0 / 3.0) * mc ** (-5.0 / 3.0)
 
 
 def cam_measures(cam: np.ndarray, merger_index: float | None, sample_rate: float = SAMPLE_RATE) -> dict[str, float]:
-    """Peak/centroid offsets from the merger [s] (NaN for noise or an all-zero CAM) and flatness.
+    """Peak/centroid offsets from the merger and flatness of one CAM.
 
-    Args: cam (T,) non-negative profile; merger_index: sample of the merger in the window."""
+    Parameters
+    ----------
+    cam : (T,) ndarray
+        Non-negative profile (NaN and negative values count as 0).
+    merger_index : float or None
+        Sample of the merger in the window; None for noise.
+    sample_rate : float, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    dict of str to float
+        ``peak_offset``, ``centroid_offset`` [s] (NaN for noise or an all-zero CAM), ``max_over_mean``,
+        ``entropy`` (normalised, NaN for an all-zero CAM) and ``zero`` (1.0 for an all-zero CAM, else 0.0).
+    """
     c = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float64)), 0.0, None)
     total = c.sum()
     t = np.arange(c.size) / sample_rate
@@ -74,9 +101,35 @@ def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: b
             method: str = "gradcam") -> dict[str, np.ndarray]:
     """Per-sample arrays over ``n`` samples of each class (seeds from (seed, class index)).
 
-    Returns kind (N,) str, label, predicted (N,), probabilities (N, 4), chirp_mass [M☉] and
-    tau0 [s] (NaN for noise), merger_index (N,) (-1 for noise), '<measure>_<target>' (N,) and
-    'cam_<target>' (N, 512) CAMs averaged over each Grad-CAM bin."""
+    Parameters
+    ----------
+    classifier : Classifier
+        Decides and explains.
+    noise_source : object
+        Noise source of :func:`gwviz.data.synth.make_sample`.
+    n : int
+        Samples per class (≥ 1).
+    snr : float
+        Network optimal SNR of the signals.
+    seed : int
+        Seed of all draws.
+    progress : bool, optional
+        Default True.
+    method : {'gradcam', 'hirescam'}, optional
+        Default 'gradcam'.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Keys kind (N,) str, label, predicted (N,), probabilities (N, 4), chirp_mass [M☉] and tau0 [s] (NaN for
+        noise), merger_index (N,) (-1 for noise), '<measure>_<target>' (N,) (:func:`cam_measures`, target
+        'pred' or 'true') and 'cam_<target>' (N, 512) CAMs averaged over each Grad-CAM bin.
+
+    Raises
+    ------
+    ValueError
+        ``n`` < 1, or from sample synthesis or the classifier.
+    """
     from tqdm.auto import tqdm
 
     from ..data.synth import make_sample
@@ -121,7 +174,19 @@ def _summary(v: np.ndarray) -> dict:
 
 
 def summarise(d: dict[str, np.ndarray]) -> dict:
-    """Medians/IQRs per class and target, correlations with the in-band duration, the claim test."""
+    """Medians/IQRs per class and target, correlations with the in-band duration, the claim test.
+
+    Parameters
+    ----------
+    d : dict of str to ndarray
+        :func:`collect` output.
+
+    Returns
+    -------
+    dict
+        {target: {class: {measure: summary, 'zero_cam_fraction', 'spearman_centroid_vs_tau0', ...},
+        'signal_spearman_centroid_vs_log_tau0', 'claim'}}.
+    """
     out: dict = {}
     for tgt in TARGETS:
         per = {}
@@ -149,7 +214,19 @@ def summarise(d: dict[str, np.ndarray]) -> dict:
 
 
 def claim(per: dict) -> dict:
-    """Test 'BBH attention at the merger, NSBH earlier, BNS earliest, noise flat' on medians."""
+    """Test 'BBH attention at the merger, NSBH earlier, BNS earliest, noise flat' on medians.
+
+    Parameters
+    ----------
+    per : dict
+        One target of :func:`summarise`.
+
+    Returns
+    -------
+    dict
+        ``holds``, the three parts (``bbh_at_merger``, ``ordering_bbh_nsbh_bns``, ``noise_flattest``; False
+        where a median is missing) and a ``statement``.
+    """
     med = {k: per[k]["centroid_offset"]["median"] for k in SIGNAL_CLASSES}
     peak_bbh = per["BBH"]["peak_offset"]["median"]
     ent = {k: per[k]["entropy"]["median"] for k in CLASSES}
@@ -173,8 +250,16 @@ def _fmt(v) -> str:
 
 
 def randomisation(classifier, noise_source, n: int, snr: float, seed: int, method: str = "gradcam") -> dict:
-    """Adebayo et al. (2018) check on ``n`` signal samples (classes in turn): Spearman ρ between
-    the Grad-CAM (predicted class) of the trained model and of a randomly re-initialised copy."""
+    """Adebayo et al. (2018) check on ``n`` signal samples (classes in turn).
+
+    Spearman ρ between the map (``method``, predicted class) of the trained model and of a randomly
+    re-initialised copy (:func:`gwviz.explain.attribution.randomisation_check`).
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean_spearman_rho`` (None for n = 0), ``rho`` per sample and a ``note``.
+    """
     from .attribution import randomisation_check
     from ..data.synth import make_sample
     rhos = []
@@ -188,7 +273,21 @@ def randomisation(classifier, noise_source, n: int, snr: float, seed: int, metho
 
 
 def figures(d: dict[str, np.ndarray], target: str = "pred", sample_rate: float = SAMPLE_RATE) -> list:
-    """Histograms of offsets per class, scatter vs chirp mass and τ₀, flatness, mean CAM vs time to merger."""
+    """Histograms of offsets per class, scatter vs chirp mass and τ₀, flatness, mean CAM vs time to merger.
+
+    Parameters
+    ----------
+    d : dict of str to ndarray
+        :func:`collect` output.
+    target : {'pred', 'true'}, optional
+        Whose CAM. Default 'pred'.
+    sample_rate : float, optional
+        Sample rate [Hz]. Default ``SAMPLE_RATE`` (4096).
+
+    Returns
+    -------
+    list of plotly.graph_objects.Figure
+    """
     from ..plots import histogram_figure, scatter_figure
     sig = [k for k in SIGNAL_CLASSES if (d["kind"] == k).any()]
     by = lambda key, kinds: {k: d[key][d["kind"] == k] for k in kinds}  # noqa: E731
@@ -211,8 +310,11 @@ def figures(d: dict[str, np.ndarray], target: str = "pred", sample_rate: float =
 
 
 def mean_cam_figure(d: dict[str, np.ndarray], target: str = "pred", sample_rate: float = SAMPLE_RATE):
-    """Mean of the max-normalised CAMs (512 bins) per class against time − merger [s]; noise
-    (no merger) against time − window end. All-zero CAMs are left out."""
+    """Mean of the max-normalised CAMs (512 bins) per class against time − merger [s].
+
+    Noise (no merger) is drawn against time − window end. All-zero CAMs are left out. Arguments as in
+    :func:`figures`.
+    """
     import plotly.graph_objects as go
 
     from ..plots import CLASS_COLOURS
@@ -241,6 +343,7 @@ def mean_cam_figure(d: dict[str, np.ndarray], target: str = "pred", sample_rate:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command line (see the module docstring); returns the result also written to ``<out>/camstats.json``."""
     from ..evaluation.evaluate import add_common_args, load, make_noise_source, write_json
     from ..plots import write_page
     ap = argparse.ArgumentParser(prog="python -m gwviz.explain.camstats", description=__doc__.split("\n")[0])
@@ -260,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
         "snr": args.snr, "seed": args.seed, "method": args.method, **info,
         "duration_in_band": "Newtonian chirp time from 20 Hz (5/256 (pi f)^(-8/3) (G Mc/c^3)^(-5/3)), s",
         "merger_time": "geocentric merger (make_sample meta merger_index); detectors differ by <= 27 ms",
-        "targets": {"pred": "Grad-CAM of the predicted class", "true": "Grad-CAM of the true class"},
+        "targets": {"pred": f"{args.method} map of the predicted class", "true": f"{args.method} map of the true class"},
         "accuracy": float((d["predicted"] == d["label"]).mean()),
         "stats": summarise(d),
         "randomisation_check": randomisation(clf, source, args.n_random, args.snr, args.seed, args.method),

@@ -33,8 +33,23 @@ FORMAT = "gwviz-gallery-v1"
 
 @dataclass
 class GallerySample:
-    """One gallery entry: data, white_signal (3, 16384) whitened; cam, cam_true (16384,) raw
-    Grad-CAM for the predicted and the true class; probabilities {class: p}; meta as make_sample."""
+    """One gallery entry.
+
+    Attributes
+    ----------
+    kind : str
+        True class.
+    data, white_signal : (3, 16384) float32 ndarray
+        Whitened window and the clean signal whitened with its filter.
+    cam, cam_true : (16384,) float32 ndarray
+        Raw Grad-CAM (or HiResCAM) for the predicted and the true class.
+    probabilities : dict of str to float
+        {class: p}.
+    predicted : str
+        The classifier's decision.
+    meta : dict
+        As :attr:`gwviz.data.synth.Sample.meta`.
+    """
 
     kind: str
     data: np.ndarray
@@ -53,7 +68,10 @@ class GallerySample:
         return {d: int(self.meta.get(f"merger_index_{d}", self.meta["merger_index"])) for d in DETECTORS}
 
     def title(self, trained: bool = True) -> str:
-        """'BBH: m1 35.1 M☉, m2 20.3 M☉ (Mc 23.1 M☉), SNR 15.0 · predicted BBH (p=0.97)'."""
+        """Page title, e.g. 'BBH: m1 35.1 M☉, m2 20.3 M☉ (Mc 23.1 M☉), SNR 15.0 · predicted BBH (p=0.97)'.
+
+        ``trained=False`` appends ' · UNTRAINED MODEL'.
+        """
         m = self.meta
         head = self.kind if self.kind == "noise" else (
             f"{self.kind}: m1 {m['mass1']:.1f} M☉, m2 {m['mass2']:.1f} M☉ (Mc {m['chirp_mass']:.2f} M☉), "
@@ -64,7 +82,15 @@ class GallerySample:
 
 @dataclass
 class Gallery:
-    """attrs: how the gallery was made (weights, trained, snr, seed, noise...); samples in order."""
+    """A gallery read back from ``gallery.h5``.
+
+    Attributes
+    ----------
+    attrs : dict
+        How it was made (weights, trained, snr, seed, noise, method, ...).
+    samples : list of GallerySample
+        In order.
+    """
 
     attrs: dict
     samples: list[GallerySample]
@@ -75,7 +101,36 @@ METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 
 def make_entries(classifier, noise_source, n: int, snr: float, seed: int, classes=CLASSES,
                  progress: bool = True, method: str = "gradcam") -> list[GallerySample]:
-    """``n`` samples of each class at network SNR ``snr``, seeds from (seed, class index)."""
+    """``n`` samples of each class at network SNR ``snr``, seeds from (seed, class index).
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Decides and explains.
+    noise_source : object
+        Noise source of :func:`gwviz.data.synth.make_sample`.
+    n : int
+        Samples per class (≥ 1).
+    snr : float
+        Network optimal SNR of the signals.
+    seed : int
+        Seed of all draws.
+    classes : sequence of str, optional
+        Default ``CLASSES``.
+    progress : bool, optional
+        Default True.
+    method : {'gradcam', 'hirescam'}, optional
+        Default 'gradcam'.
+
+    Returns
+    -------
+    list of GallerySample
+
+    Raises
+    ------
+    ValueError
+        ``n`` < 1, or from sample synthesis or the classifier.
+    """
     from tqdm.auto import tqdm
 
     from ..data.synth import make_sample
@@ -104,7 +159,10 @@ def _plain(v):
 
 
 def save_gallery(path: str | os.PathLike, samples: list[GallerySample], attrs: dict) -> Path:
-    """Write ``gallery.h5`` atomically (layout in the module docstring)."""
+    """Write ``gallery.h5`` at ``path`` atomically (layout in the module docstring); returns ``path``.
+
+    ``attrs`` are stored as JSON; TypeError for metadata that JSON cannot hold.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -224,7 +282,24 @@ def load_gallery(source: str | os.PathLike | BinaryIO, name: str | None = None) 
     Every dataset, shape, dtype and attribute the pages use is checked, so a hand-made file gives
     a ValueError that says what is wrong, never a traceback later on the page; nothing is
     unpickled (h5py and JSON only) and no other file is read (external links, external storage and
-    virtual datasets are refused). ``name`` is how messages call the file (default: the path)."""
+    virtual datasets are refused).
+
+    Parameters
+    ----------
+    source : str, path-like or binary file object
+        The file, or an upload.
+    name : str or None, optional
+        How messages call the file. Default None: the path (or 'uploaded file').
+
+    Returns
+    -------
+    Gallery
+
+    Raises
+    ------
+    ValueError
+        Missing, not HDF5, not a gwviz gallery, more than ``MAX_SAMPLES`` samples, or malformed.
+    """
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
         name = name or str(source)
@@ -262,7 +337,11 @@ def load_gallery(source: str | os.PathLike | BinaryIO, name: str | None = None) 
 
 def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2, sample_rate: float = SAMPLE_RATE,
                   label: str = "Grad-CAM"):
-    """Strain + CAM figure of one gallery sample (:func:`gwviz.plots.strain_cam_figure`)."""
+    """Strain + CAM figure of one gallery sample (:func:`gwviz.plots.strain_cam_figure`).
+
+    The CAM of the true class is added when it differs from the predicted one; ``display_step``: draw every
+    n-th sample (default 2); ``label``: name of the map (default 'Grad-CAM').
+    """
     from ..plots import strain_cam_figure
     cams = {f"{label} ({s.predicted}, predicted)": s.cam}
     if s.predicted != s.kind:
@@ -272,7 +351,7 @@ def sample_figure(s: GallerySample, trained: bool = True, display_step: int = 2,
 
 
 def fig2(samples: list[GallerySample], trained: bool = True, display_step: int = 2, label: str = "Grad-CAM"):
-    """Sasaoka et al. (2023) Fig. 2 from the first sample of each class present."""
+    """Sasaoka et al. (2023) Fig. 2 from the first sample of each class present (plotly figure)."""
     from ..plots import fig2_figure
     first = {}
     for s in samples:
@@ -287,7 +366,7 @@ def fig2(samples: list[GallerySample], trained: bool = True, display_step: int =
 
 
 def write_pages(gallery: Gallery, out: str | os.PathLike, display_step: int = 2) -> list[Path]:
-    """index.html and fig2.html for a gallery."""
+    """index.html and fig2.html for a gallery, in ``out``; returns their paths."""
     from ..plots import write_page
     out = Path(out)
     a = gallery.attrs
@@ -311,7 +390,9 @@ def make_gallery(classifier, out: str | os.PathLike, n: int, snr: float, seed: i
 
     ``noise_source`` defaults to simulated O3 noise; ``info`` is merged into the file's attributes
     (how the noise was made); ``weights`` is how the attributes name the weights. The app calls
-    this with its already loaded classifier and an ``out`` inside its gallery root."""
+    this with its already loaded classifier and an ``out`` inside its gallery root. Other arguments as in
+    :func:`make_entries` and :func:`write_pages`.
+    """
     from ..data.noise import SimulatedNoise
     source = noise_source if noise_source is not None else SimulatedNoise()
     samples = make_entries(classifier, source, n, snr, seed, progress=progress, method=method)
@@ -326,6 +407,7 @@ def make_gallery(classifier, out: str | os.PathLike, n: int, snr: float, seed: i
 
 
 def main(argv: list[str] | None = None) -> Gallery:
+    """Command line (see the module docstring); returns the gallery written to ``--out``."""
     from ..evaluation.evaluate import add_common_args, load, make_noise_source
     ap = argparse.ArgumentParser(prog="python -m gwviz.explain.gallery", description=__doc__.split("\n")[0])
     add_common_args(ap)

@@ -19,7 +19,15 @@ FORMAT = "gwviz-gwnet-v1"
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    """torch.save to ``path`` via a temporary file and os.replace (atomic on POSIX)."""
+    """torch.save to ``path`` via a temporary file, fsync and os.replace (atomic on POSIX).
+
+    Parameters
+    ----------
+    obj : object
+        What to save (a training checkpoint: model, optimiser and RNG state).
+    path : str or path-like
+        Destination; its folder is created. The temporary file is ``<path>.tmp``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -31,7 +39,19 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, config: dict, info: dict | None = None) -> None:
-    """Write a model's state dict as safetensors with {format, config, info} metadata, atomically."""
+    """Write a model's state dict as safetensors with {format, config, info} metadata, atomically.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its tensors are written detached, on the CPU, contiguous.
+    path : str or path-like
+        Destination (``.safetensors``); its folder is created.
+    config : dict
+        Model config (:meth:`gwviz.model.network.ModelConfig.to_dict`, plus provenance), stored as JSON.
+    info : dict or None, optional
+        Provenance stored as JSON. Default None: ``{}``.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -56,13 +76,14 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Parameters
     ----------
     config : object
-        The decoded config (must be a dict). Other keys than ``width`` and ``hidden`` (e.g.
-        ``train``) are provenance and pass through.
+        The decoded config (must be a dict). Other keys than ``width``, ``hidden`` and ``detector_mask``
+        (e.g. ``train``) are provenance and pass through.
     source : str
         File name for messages.
     shapes : dict, optional
         Tensor name -> shape of the file: where ``width`` or ``hidden`` is absent it is read
-        from them (older checkpoints), else :class:`gwviz.model.network.ModelConfig`'s default is used.
+        from them (older checkpoints), else :class:`gwviz.model.network.ModelConfig`'s default is used;
+        where ``detector_mask`` is absent, it is 1 if the first convolution has 6 input channels, else 0.
         The tensors are then checked against the result, so nothing is guessed silently.
 
     Returns
@@ -74,7 +95,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     ------
     ValueError
         Not a dict; width/hidden not an int (bools, floats and strings refused), < 1 or above
-        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`.
+        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`; detector_mask not 0 or 1.
     """
     from .network import ModelConfig
     if not isinstance(config, dict):
@@ -102,8 +123,18 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
 
 
 def expected_tensors(config: dict) -> dict[str, tuple[tuple[int, ...], bool]]:
-    """Name -> (shape, is floating point) of GWNet(config)'s state dict, built on the 'meta'
-    device: shapes without allocating a single weight."""
+    """What GWNet(config)'s state dict holds, built on the 'meta' device: shapes without allocating a weight.
+
+    Parameters
+    ----------
+    config : dict
+        Model config (unknown keys ignored).
+
+    Returns
+    -------
+    dict of str to (tuple of int, bool)
+        Name -> (shape, is floating point).
+    """
     from .network import GWNet, ModelConfig
     with torch.device("meta"):
         model = GWNet.from_config(ModelConfig.from_dict(config))
@@ -113,11 +144,21 @@ def expected_tensors(config: dict) -> dict[str, tuple[tuple[int, ...], bool]]:
 def check_tensors(found: dict[str, tuple[tuple[int, ...], bool]], config: dict, source: str) -> None:
     """Compare a file's tensor names, shapes and dtype kinds with what GWNet(config) needs.
 
+    Parameters
+    ----------
+    found : dict of str to (tuple of int, bool)
+        Name -> (shape, is floating point) of the file's tensors.
+    config : dict
+        Checked model config (:func:`check_model_config`).
+    source : str
+        File name for messages.
+
     Raises
     ------
     ValueError
         Listing missing, unexpected and misshapen tensors (first five of each), or tensors whose
-        dtype kind (floating/integer) differs."""
+        dtype kind (floating/integer) differs.
+    """
     want = expected_tensors(config)
     problems = []
     missing, extra = sorted(set(want) - set(found)), sorted(set(found) - set(want))
@@ -135,8 +176,22 @@ def check_tensors(found: dict[str, tuple[tuple[int, ...], bool]], config: dict, 
 
 
 def check_values(state: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse NaN/inf weights and negative BatchNorm variances (they give NaN or garbage outputs
-    that the argmax turned into a confident 'noise')."""
+    """Refuse NaN/inf weights and negative BatchNorm variances.
+
+    They give NaN or garbage outputs that the argmax turned into a confident 'noise'.
+
+    Parameters
+    ----------
+    state : dict of str to tensor
+        State dict; integer tensors are skipped.
+    source : str
+        File name for messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad tensor.
+    """
     for k, v in state.items():
         if not v.is_floating_point():
             continue
@@ -165,6 +220,21 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     Everything is checked before a model is built: the format tag, the config (types, bounds),
     the tensor names/shapes/dtypes against GWNet(config) (on the 'meta' device), then the values
     (finite). Never unpickles arbitrary objects (safetensors, or torch.load with weights_only).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.safetensors`` file written by :func:`save_weights`; any other suffix is read as a torch
+        training checkpoint (a dict with ``format``, ``model``, optional ``model_config`` and ``info``).
+
+    Returns
+    -------
+    state : dict of str to tensor
+        State dict, on the CPU.
+    config : dict
+        Checked model config (:func:`check_model_config`).
+    info : dict
+        Provenance.
 
     Raises
     ------

@@ -46,6 +46,14 @@ class DAIN(nn.Module):
     Input and output: (B, C, T). All three linears start as the identity (and
     the gate's bias at 0), so an untrained layer is plain per-window
     standardisation followed by a sigmoid gate.
+
+    Parameters
+    ----------
+    n_channels : int, optional
+        Channels C. Default 3 (one per detector).
+    eps : float, optional
+        Added to the variance before the square root; scales ≤ eps are replaced by 1 (as in the reference).
+        Default 1e-8.
     """
 
     def __init__(self, n_channels: int = len(DETECTORS), eps: float = 1e-8) -> None:
@@ -64,6 +72,7 @@ class DAIN(nn.Module):
         nn.init.zeros_(self.gating_layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shift, scale and gate ``x`` (B, C, T) -> (B, C, T)."""
         # 1) adaptive shift: (B, C) mean over time, mixed across channels
         shift = self.mean_layer(x.mean(dim=2))
         x = x - shift[:, :, None]
@@ -94,6 +103,7 @@ class TimeConv(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Conv1d of (B, C, T), or the same weights as a (1 x k) Conv2d of (B, C, 1, T)."""
         if x.dim() == 4:
             return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]))
         return super().forward(x)
@@ -119,6 +129,13 @@ class ResBlock(nn.Module):
     any, sits in the second convolution; the shortcut is a strided 1x1 conv only
     when the shape changes. ReLUs are separate, non-inplace modules because
     attribution methods (guided backprop, DeepLift, ...) hook nn.ReLU modules.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    stride : int, optional
+        Time stride of the block. Default 1.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
@@ -136,13 +153,27 @@ class ResBlock(nn.Module):
         self.relu_out = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, c_in, [1,] T) -> (B, c_out, [1,] ceil(T / stride))."""
         h = self.relu1(self.bn1(self.conv1(x)))
         h = self.bn2(self.conv2(h))
         return self.relu_out(h + self.shortcut(x))
 
 
 def resnet54_plan(in_channels: int, width: int) -> list[tuple[int, int, int]]:
-    """The 27 (c_in, c_out, stride) triples of ResNet-54 (2 convs each = 54 layers)."""
+    """The 27 (c_in, c_out, stride) triples of ResNet-54 (2 convs each = 54 layers).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input (3, or 6 with the detector mask).
+    width : int
+        Channels of the first stage; the widest stages have 8 · width, the last 2 · width.
+
+    Returns
+    -------
+    list of (int, int, int)
+        Five triples have stride 2 (downsampling by 32).
+    """
     w = width
     plan: list[tuple[int, int, int]] = []
 
@@ -169,6 +200,15 @@ class ResNet54(nn.Module):
     channels-last memory on CUDA (the fast layout for cuDNN, see TimeConv); "auto" (default) is "2d" on
     CUDA and "1d" elsewhere (on the CPU both run the same oneDNN kernels, and "1d" keeps the
     app's CPU inference exactly as it was). The output is (B, 2 * width, T / 32) either way.
+
+    Parameters
+    ----------
+    in_channels : int, optional
+        Input channels. Default 3.
+    width : int, optional
+        Channels of the first stage. Default 8.
+    layout : {'auto', '1d', '2d'}, optional
+        Default 'auto'. Setting another value raises ValueError.
     """
 
     LAYOUTS = ("auto", "1d", "2d")
@@ -186,6 +226,7 @@ class ResNet54(nn.Module):
 
     @property
     def layout(self) -> str:
+        """How the blocks run: 'auto', '1d' or '2d' (ValueError for anything else)."""
         return self._layout
 
     @layout.setter
@@ -200,6 +241,7 @@ class ResNet54(nn.Module):
         return self.to_time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, T) -> (B, 2 · width, T / 32), in the layout picked by ``layout``."""
         if self.layout == "2d" or (self.layout == "auto" and x.is_cuda):
             x = x.unsqueeze(2)
             if x.is_cuda:  # channels-last is what makes it fast on cuDNN; torch 2.13's CPU backward
@@ -213,7 +255,19 @@ class ResNet54(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """Knobs of GWNet. Defaults are the shipped model."""
+    """Knobs of GWNet. Defaults are the shipped model.
+
+    Attributes
+    ----------
+    width : int
+        Channels of the first ResNet stage; the last map has 2 · width. Default 8.
+    hidden : int
+        Hidden units of the head. Default 64: keeps the head (2w·512·hidden weights) at ~0.5 M parameters,
+        so the whole model stays a few MiB (≤ 16 MiB) and loads fast on a CPU.
+    detector_mask : int
+        1: the network sees which detectors are absent (trained with detectors dropped at random);
+        0 (default): the paper's network, which assumes all three.
+    """
 
     width: int = 8  # channels of the first ResNet stage; last map has 2 * width
     # 64 hidden units keep the head (2w*512*hidden weights) at ~0.5 M parameters,
@@ -224,11 +278,12 @@ class ModelConfig:
     detector_mask: int = 0
 
     def to_dict(self) -> dict[str, int]:
+        """The fields as a dict of ints."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        """Build from a dict, ignoring unknown keys (e.g. keys of a larger config file)."""
+        """Build from a dict, ignoring unknown keys (e.g. keys of a larger config file); values go through ``int``."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: int(v) for k, v in d.items() if k in names})
 
@@ -239,6 +294,22 @@ class GWNet(nn.Module):
     forward: x (B, 3, 16384) float32 whitened strain (dimensionless) -> (B, 4) logits
     in the order of `gwviz.constants.CLASSES`. With ``detector_mask=1`` an all-zero channel is an
     absent detector (see the module docstring).
+
+    Parameters
+    ----------
+    width : int, optional
+        Channels of the first ResNet stage. Default 8.
+    n_classes : int, optional
+        Number of logits. Default 4 (``len(CLASSES)``).
+    hidden : int, optional
+        Hidden units of the head. Default 64.
+    detector_mask : {0, 1}, optional
+        See :class:`ModelConfig`. Default 0.
+
+    Raises
+    ------
+    ValueError
+        ``detector_mask`` is not 0 or 1.
     """
 
     def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64,
@@ -261,6 +332,7 @@ class GWNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig | dict[str, Any]) -> "GWNet":
+        """A fresh network from a :class:`ModelConfig` or its dict (unknown keys ignored); always 4 classes."""
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
         return cls(width=config.width, hidden=config.hidden, detector_mask=config.detector_mask)
@@ -299,9 +371,11 @@ class GWNet(nn.Module):
         return self.resnet.cam_layer
 
     def n_parameters(self, trainable_only: bool = True) -> int:
+        """Number of parameters: trainable only (default) or, with ``trainable_only=False``, all."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 4) of whitened windows ``x`` (B, 3, 16384)."""
         if not self.config.detector_mask:
             return self.head(self.resnet(self.dain(x)))
         present = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)  # (B, 3, 1), no gradient
@@ -320,6 +394,23 @@ def add_detector_mask(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     The first block's convolutions get zero weights for the three "absent" channels, so the new
     network computes exactly what the old one did whenever all detectors are present; training with
     detectors dropped then learns those weights. Other tensors are shared, not copied.
+
+    Parameters
+    ----------
+    state : dict of str to tensor
+        State dict of a detector_mask=0 :class:`GWNet`.
+
+    Returns
+    -------
+    dict of str to tensor
+        A new dict; ``MASK_INPUT_TENSORS`` have 6 input channels.
+
+    Raises
+    ------
+    ValueError
+        A tensor of ``MASK_INPUT_TENSORS`` does not have 3 input channels.
+    KeyError
+        ``state`` lacks one of them.
     """
     out = dict(state)
     for name in MASK_INPUT_TENSORS:

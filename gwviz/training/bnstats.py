@@ -24,9 +24,34 @@ from ..data.params import SNR_RANGE
 
 def calibration_batches(maker: BatchMaker, n_batches: int, batch: int, seed: int,
                         snr_range: tuple[float, float] = SNR_RANGE, p_real: float | None = None):
-    """Yield ``n_batches`` whitened batches x (batch, 3, 16384) from ``maker`` with SNR in
-    ``snr_range``; in each, exactly round(p_real · batch) samples in real noise (default: the maker's
-    p_real), so the mix does not depend on luck. Deterministic in ``seed``."""
+    """Batches for BatchNorm calibration, with a fixed share of real noise in each.
+
+    In each batch exactly round(p_real · batch) samples are in real noise, so the mix does not depend on
+    luck. Deterministic in ``seed`` (batch i uses seed + i).
+
+    Parameters
+    ----------
+    maker : BatchMaker
+        Makes the batches.
+    n_batches, batch : int
+        Number of batches and rows per batch (both ≥ 1).
+    seed : int
+        Seed of the first batch.
+    snr_range : (float, float), optional
+        Network SNR range of the signals. Default ``SNR_RANGE`` (8, 24).
+    p_real : float or None, optional
+        Share of real noise, in [0, 1]; None (default): the maker's ``p_real``.
+
+    Yields
+    ------
+    (batch, 3, 16384) tensor
+        Whitened windows.
+
+    Raises
+    ------
+    ValueError
+        ``n_batches`` or ``batch`` < 1; ``p_real`` outside [0, 1], or > 0 with a maker without real noise.
+    """
     if n_batches < 1 or batch < 1:
         raise ValueError(f"need n_batches >= 1 and batch >= 1, got {n_batches}, {batch}")
     p_real = maker.p_real if p_real is None else p_real
@@ -44,15 +69,49 @@ def calibration_batches(maker: BatchMaker, n_batches: int, batch: int, seed: int
 
 def recalibrate(model: torch.nn.Module, maker: BatchMaker, n_batches: int = 32, batch: int = 512, seed: int = 0,
                 snr_range: tuple[float, float] = SNR_RANGE, p_real: float | None = None, autocast=None) -> None:
-    """Replace every BatchNorm layer's running mean and variance by their equal-weight average over
-    :func:`calibration_batches` (in place; parameters untouched; the model's train/eval mode is kept).
-    ``autocast``: an optional context-manager factory, to see the activations the trainer sees."""
+    """Replace every BatchNorm layer's running statistics by their equal-weight average over batches.
+
+    The running mean and variance become the average over :func:`calibration_batches`
+    (``torch.optim.swa_utils.update_bn``), in place; parameters are untouched and the model's train/eval mode
+    is kept.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, on the maker's device.
+    maker : BatchMaker
+        Makes the batches.
+    n_batches : int, optional
+        Default 32.
+    batch : int, optional
+        Rows per batch. Default 512.
+    seed : int, optional
+        Default 0.
+    snr_range : (float, float), optional
+        Default ``SNR_RANGE`` (8, 24).
+    p_real : float or None, optional
+        Share of real noise per batch; None (default): the maker's.
+    autocast : callable or None, optional
+        A context-manager factory, to see the activations the trainer sees. Default None.
+
+    Raises
+    ------
+    ValueError
+        From :func:`calibration_batches`.
+    """
     ctx = autocast or contextlib.nullcontext
     with ctx():
         torch.optim.swa_utils.update_bn(calibration_batches(maker, n_batches, batch, seed, snr_range, p_real), model)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring): recalibrate a weights file and write the result.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Arguments; default None: ``sys.argv[1:]``.
+    """
     from ..data.batch import WaveformBank, load_real
     from ..model.checkpoint import load_weights, save_weights
     from ..model.network import GWNet

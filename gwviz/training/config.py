@@ -30,7 +30,7 @@ DEFAULTS: dict = {
     "bank_per_class": 4096,
     "val_bank_per_class": 1024,
     "seed": 0,
-    "p_real": 0.0,              # fraction of batches in real noise (needs real_data)
+    "p_real": 0.0,              # fraction of samples in real noise, mixed in every batch (needs real_data)
     "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
                                 # gwviz.data.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
@@ -59,7 +59,26 @@ def _parse_value(text: str):
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    """Set 'key=value' / 'model.width=4' pairs (values parsed as YAML) on a copy of ``cfg``."""
+    """Set 'key=value' / 'model.width=4' pairs on a copy of ``cfg``.
+
+    Parameters
+    ----------
+    cfg : dict
+        A config (not modified).
+    overrides : list of str
+        ``key=value`` items; a dotted key reaches into a section; values are parsed as YAML ('1e-3' as a
+        float).
+
+    Returns
+    -------
+    dict
+        The new config, not validated.
+
+    Raises
+    ------
+    ValueError
+        An item without '=', or a dotted key whose parent is not a section (dict) of the config.
+    """
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
@@ -76,7 +95,28 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
-    """DEFAULTS <- YAML file <- overrides, validated."""
+    """DEFAULTS <- YAML file <- overrides, validated.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        YAML mapping; its ``model`` mapping is merged key by key into the default one, other keys replace
+        the defaults. None: the defaults only.
+    overrides : list of str, optional
+        ``key=value`` items (:func:`apply_overrides`). Default none.
+
+    Returns
+    -------
+    dict
+        The validated config (:func:`validate_config`).
+
+    Raises
+    ------
+    ValueError
+        The file is not a mapping, a bad override, or a bad config.
+    OSError
+        The file cannot be read.
+    """
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         with open(path) as f:
@@ -89,8 +129,31 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
 
 
 def validate_config(cfg: dict) -> dict:
-    """Raise ValueError for unknown keys or bad values; numbers written as '1e-3' (PyYAML reads them as
-    strings) become floats."""
+    """Check a config, in place: unknown keys and bad values raise.
+
+    Numbers written as '1e-3' (PyYAML reads them as strings) become floats (lr, epochs,
+    checkpoint_minutes, val_cache_gib, p_real, detector_dropout, lr_min).
+
+    Parameters
+    ----------
+    cfg : dict
+        A config with every key of ``DEFAULTS``.
+
+    Returns
+    -------
+    dict
+        ``cfg`` itself.
+
+    Raises
+    ------
+    ValueError
+        Unknown keys (top level or in ``model``); detector_mask not 0 or 1; detector_dropout outside [0, 1)
+        or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
+        checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
+        > 0 without real_data; an unknown lr_schedule; lr_min outside [0, lr]; a curriculum that is not a
+        non-empty list of {until_epoch, snr_low, snr_high} with 0 < snr_low < snr_high and increasing
+        until_epoch.
+    """
     for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib", "p_real", "detector_dropout"):
         if isinstance(cfg.get(k), str):
             try:
@@ -151,8 +214,24 @@ def validate_config(cfg: dict) -> dict:
 
 
 def lr_at(cfg: dict, step: int, total: int | None = None) -> float:
-    """Learning rate of step ``step`` (0-based) of ``total``: linear warm-up over ``warmup_steps``, then
-    constant, or (``lr_schedule: cosine``) a half cosine from ``lr`` at ``decay_from`` to ``lr_min`` at ``total``."""
+    """Learning rate of step ``step`` (0-based) of ``total``.
+
+    Linear warm-up over ``warmup_steps``, then constant, or (``lr_schedule: cosine``) a half cosine from
+    ``lr`` at ``decay_from`` to ``lr_min`` at ``total``. The warm-up factor multiplies either schedule.
+
+    Parameters
+    ----------
+    cfg : dict
+        Validated config (lr, lr_schedule, lr_min, decay_from, warmup_steps).
+    step : int
+        Step, 0-based.
+    total : int or None, optional
+        Steps of the whole run; None (default): no cosine decay.
+
+    Returns
+    -------
+    float
+    """
     lr = cfg["lr"]
     if cfg.get("lr_schedule", "constant") == "cosine" and total is not None and step >= cfg["decay_from"]:
         frac = min(1.0, (step - cfg["decay_from"]) / max(1, total - cfg["decay_from"]))
@@ -161,7 +240,20 @@ def lr_at(cfg: dict, step: int, total: int | None = None) -> float:
 
 
 def snr_range_at(curriculum: list[dict], epoch: float) -> tuple[float, float]:
-    """Network-SNR range of the first stage with epoch < until_epoch (the last stage beyond them all)."""
+    """Network-SNR range of the first stage with epoch < until_epoch (the last stage beyond them all).
+
+    Parameters
+    ----------
+    curriculum : list of dict
+        Stages {until_epoch, snr_low, snr_high}, non-empty.
+    epoch : float
+        Epoch, may be fractional.
+
+    Returns
+    -------
+    (float, float)
+        (snr_low, snr_high).
+    """
     for stage in curriculum:
         if epoch < stage["until_epoch"]:
             break

@@ -59,6 +59,7 @@ from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, data_s
                     train_step, widen_adam_state)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments of train.py (see the module docstring); ``--config`` is required unless ``--resume``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", help="YAML config (ignored with --resume: the checkpoint's config is used)")
     p.add_argument("--out", default="runs/default", help="output folder")
@@ -74,7 +75,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Train; returns {'step', 'epoch', 'best_val_acc', 'last_eval', 'state_dict', 'stopped'}."""
+    """Train (see the module docstring); with ``argv`` None the arguments come from ``sys.argv``.
+
+    Parameters
+    ----------
+    argv : list of str or None, optional
+        Arguments of train.py: ``--config``, ``--out``, ``--resume``, ``--max-minutes``, ``--max-steps``,
+        ``--device`` and ``key=value`` overrides. Default None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    dict
+        ``step``, ``epoch``, ``best_val_acc``, ``last_eval`` (the last validation metrics), ``state_dict``
+        (a CPU copy of the final weights) and ``stopped`` (None, 'signal' or 'max-minutes').
+
+    Raises
+    ------
+    ValueError
+        --resume without a checkpoint, a checkpoint that is not gwviz's, an existing checkpoint without
+        --resume, a bad config, or a batch size not divisible by the number of ranks.
+    FloatingPointError
+        Training diverged (non-finite loss or weights); nothing is written after the last checkpoint.
+    """
     t_start = time.time()
     args = parse_args(argv)
     out = Path(args.out)

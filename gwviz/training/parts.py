@@ -21,7 +21,20 @@ from ..data.params import SNR_RANGE
 
 
 def autocast_for(device: torch.device, bf16: bool):
-    """A context factory: bf16 autocast on CUDA when asked, else a no-op (CPU runs stay float32, exact)."""
+    """A context factory: bf16 autocast on CUDA when asked, else a no-op (CPU runs stay float32, exact).
+
+    Parameters
+    ----------
+    device : torch.device
+        The training device.
+    bf16 : bool
+        Ask for bf16 autocast.
+
+    Returns
+    -------
+    callable
+        Called with no argument, returns a context manager.
+    """
     if bf16 and device.type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext
@@ -29,7 +42,26 @@ def autocast_for(device: torch.device, bf16: bool):
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                autocast=nullcontext) -> torch.Tensor:
-    """One Adam step on cross entropy; x (B, 3, 16384), y (B,) class indices. Returns the loss (detached)."""
+    """One optimiser step on cross entropy.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Model in training mode (possibly compiled or DDP-wrapped).
+    opt : torch.optim.Optimizer
+        Adam in the trainer.
+    x : (B, 3, 16384) tensor
+        Whitened windows.
+    y : (B,) int tensor
+        Class indices.
+    autocast : callable, optional
+        Context-manager factory around the forward pass (:func:`autocast_for`). Default no-op.
+
+    Returns
+    -------
+    0-d tensor
+        The loss, detached (still on the device: no synchronisation).
+    """
     with autocast():
         loss = F.cross_entropy(model(x).float(), y)
     opt.zero_grad(set_to_none=True)
@@ -47,6 +79,13 @@ class Prefetcher:
     the launched batch, ordered after its kernels on the current stream. On the CPU it is a plain
     call. Usage: ``p.launch(0)``; per step ``b = p.take(); train(b); p.launch(s + 1)``: the step's
     kernels are queued first, so a host synchronisation inside ``make`` cannot hold them back.
+
+    Parameters
+    ----------
+    make : callable
+        ``make(step) -> tuple of tensors``.
+    device : torch.device or str
+        The training device.
     """
 
     def __init__(self, make, device: torch.device):
@@ -56,10 +95,18 @@ class Prefetcher:
             self.side.wait_stream(torch.cuda.current_stream(self.device))
 
     def launch(self, s: int) -> None:
+        """Start making the batch of step ``s`` (on the side stream on CUDA)."""
         with torch.cuda.stream(self.side) if self.side is not None else nullcontext():
             self.batch = self.make(s)
 
     def take(self):
+        """The launched batch, safe to use on the current stream.
+
+        Raises
+        ------
+        RuntimeError
+            Nothing was launched since the last take.
+        """
         batch, self.batch = self.batch, None
         if batch is None:
             raise RuntimeError("Prefetcher.take() before launch()")
@@ -72,8 +119,23 @@ class Prefetcher:
 
 
 def widen_adam_state(opt_state: dict, model: torch.nn.Module) -> dict:
-    """Adam's state for :func:`gwviz.model.network.add_detector_mask`: the moments of the widened tensors get
-    zeros for the new input channels (as if those weights had never had a gradient)."""
+    """Adam's state for :func:`gwviz.model.network.add_detector_mask`.
+
+    The moments of the widened tensors get zeros for the new input channels (as if those weights had never
+    had a gradient).
+
+    Parameters
+    ----------
+    opt_state : dict
+        ``Adam.state_dict()`` of a detector_mask=0 model (not modified).
+    model : torch.nn.Module
+        The model the state belongs to: it gives the order of the parameters (their ids in the state).
+
+    Returns
+    -------
+    dict
+        The new optimiser state.
+    """
     index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
     state = {k: dict(v) for k, v in opt_state["state"].items()}
     for name in MASK_INPUT_TENSORS:
@@ -85,7 +147,10 @@ def widen_adam_state(opt_state: dict, model: torch.nn.Module) -> dict:
 
 
 def to_cpu(obj):
-    """Tensors in nested dicts/lists moved to the CPU: checkpoints load on any machine without map_location."""
+    """Tensors in nested dicts/lists/tuples of ``obj`` moved to the CPU (detached); other values pass through.
+
+    Checkpoints then load on any machine without map_location.
+    """
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, dict):
@@ -96,7 +161,18 @@ def to_cpu(obj):
 
 
 def data_seed(*key: int) -> int:
-    """A 63-bit seed from a tuple of ints, e.g. (seed, step, rank): the data of a step depends on that alone."""
+    """A 63-bit seed from a tuple of ints, e.g. (seed, step, rank): the data of a step depends on that alone.
+
+    Parameters
+    ----------
+    *key : int
+        Non-negative ints (``numpy.random.SeedSequence`` entropy).
+
+    Returns
+    -------
+    int
+        In [0, 2**63).
+    """
     return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
@@ -111,7 +187,25 @@ class Validator:
     """Fixed validation set: ``n`` samples at SNR 8-24, chunk i drawn from seed (seed + 1, VAL_TAG, i).
 
     Chunks all have ``chunk`` rows (one compiled shape); the last one is generated whole and cut.
-    Under DDP, rank r evaluates chunks r, r + world, ... and the sums are all-reduced."""
+    Under DDP, rank r evaluates chunks r, r + world, ... and the sums are all-reduced.
+
+    Parameters
+    ----------
+    maker : BatchMaker
+        Makes the validation batches (its own waveform bank).
+    n : int
+        Validation samples.
+    chunk : int
+        Rows per chunk (capped at ``n``).
+    seed : int
+        The run's seed.
+    device : torch.device
+        Where the batches are made and evaluated.
+    cache_gib : float
+        Keep this rank's chunks on the device if they take at most this much [GiB] (float32).
+    rank, world : int, optional
+        DDP rank and number of ranks. Default 0 and 1.
+    """
 
     VAL_TAG = 7_777_777
 
@@ -132,6 +226,20 @@ class Validator:
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, autocast) -> dict[str, float]:
+        """Evaluate ``model`` (its train/eval mode is restored afterwards).
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The network (not DDP-wrapped: no collectives in its forward).
+        autocast : callable
+            Context-manager factory around the forward pass.
+
+        Returns
+        -------
+        dict of str to float
+            ``val_loss`` (mean cross entropy), ``val_acc`` and ``acc_<class>`` per class of ``CLASSES``.
+        """
         was_training = model.training
         model.eval()
         # sums: loss, correct, count, then (correct, count) per class
@@ -165,7 +273,17 @@ METRIC_FIELDS = ["step", "epoch", "samples", "wall_s", "train_loss", "val_loss",
 
 
 class Metrics:
-    """metrics.csv (one row per log/eval step) + TensorBoard; rows past ``resume_step`` are dropped on resume."""
+    """metrics.csv (one row per log/eval step) + TensorBoard; rows past ``resume_step`` are dropped on resume.
+
+    TensorBoard is optional: without it only the CSV is written.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        Run folder (metrics.csv and tb/).
+    resume_step : int or None
+        Step resumed from; None: a fresh run (metrics.csv is rewritten empty).
+    """
 
     def __init__(self, out: Path, resume_step: int | None):
         self.path = out / "metrics.csv"
@@ -185,6 +303,7 @@ class Metrics:
             self.tb = None
 
     def write(self, row: dict) -> None:
+        """Append ``row`` (keys of ``METRIC_FIELDS``; missing ones empty) to the CSV and to TensorBoard."""
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, METRIC_FIELDS).writerow({k: row.get(k, "") for k in METRIC_FIELDS})
         if self.tb is not None:
@@ -195,6 +314,7 @@ class Metrics:
             self.tb.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer."""
         if self.tb is not None:
             self.tb.close()
 
@@ -204,7 +324,24 @@ class Metrics:
 
 
 def pick_device(device_arg: str | None) -> tuple[int, int, torch.device]:
-    """(rank, world, device) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and --device."""
+    """(rank, world, device) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and --device.
+
+    Parameters
+    ----------
+    device_arg : str or None
+        'cuda', 'cuda:1', 'cpu', ...; None: CUDA if available. Under torchrun with CUDA each rank takes
+        cuda:LOCAL_RANK.
+
+    Returns
+    -------
+    rank, world : int
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        An unknown or unavailable device (:func:`gwviz.classifier.check_device`).
+    """
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     dev = check_device(device_arg or ("cuda" if torch.cuda.is_available() else "cpu"))
     use_cuda = dev.type == "cuda"
