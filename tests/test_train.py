@@ -203,7 +203,8 @@ def test_diverged_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
 
 
 def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
-    """p_real is drawn per sample, so BatchNorm never sees an all-real or all-simulated batch by luck."""
+    """Real and simulated noise are mixed within every batch (row by row, or a fixed fraction p_real), so
+    BatchNorm never sees an all-real or all-simulated batch."""
     import numpy as np
     from gwviz.data.batch import BatchMaker, WaveformBank
     bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
@@ -221,6 +222,30 @@ def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
     assert mixed.shape == (256, 3, 16384)
     with pytest.raises(ValueError, match="without real_strain"):
         BatchMaker(bank)(4, torch.Generator(), real=True)
+
+
+def test_the_trainers_mix_makes_only_the_noise_each_row_uses(monkeypatch):
+    """real=None (the trainer): exactly round(p_real * n) rows in real noise, made first, and only they
+    get real segments and a PSD estimate; the rest get simulated noise; signals still reach their SNR."""
+    import numpy as np
+    from gwviz.data import batch as batch_mod
+    from gwviz.data.batch import BatchMaker, WaveformBank
+    bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
+    strain = np.random.default_rng(0).standard_normal((3, 20 * 4096)) * 1e-21
+    maker = BatchMaker(bank, real_strain=strain, real_range=(0, 4 * 4096), p_real=0.3)
+    calls = {"real": [], "sim": [], "welch": []}
+    real_noise, coloured, welch = maker._real_noise, batch_mod.coloured_noise, batch_mod.welch_psd
+    monkeypatch.setattr(maker, "_real_noise", lambda n, g: calls["real"].append(n) or real_noise(n, g))
+    monkeypatch.setattr(batch_mod, "coloured_noise",
+                        lambda psd, n_seg, fs, g, n: calls["sim"].append(n) or coloured(psd, n_seg, fs, g, n))
+    monkeypatch.setattr(batch_mod, "welch_psd", lambda x, fs: calls["welch"].append(x.shape[0]) or welch(x, fs))
+    x, y, snr, meta = maker(10, torch.Generator().manual_seed(4), labels=torch.full((10,), 1), meta=True)
+    assert calls == {"real": [3], "sim": [7], "welch": [3]}
+    assert x.shape == (10, 3, 16384) and torch.isfinite(x).all()
+    np.testing.assert_allclose(meta["snr_network"], snr.double().numpy(), rtol=1e-4)
+    calls.update(real=[], sim=[], welch=[])
+    maker(4, torch.Generator().manual_seed(5), real=False)  # the explicit forms keep their random stream
+    assert calls["sim"] == [4] and calls["real"] == [4]
 
 
 def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):

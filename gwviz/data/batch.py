@@ -28,10 +28,12 @@ from .waveforms import polarisations
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """End this worker when the builder ends, even by SIGKILL (which runs no cleanup in the builder).
+    """End this worker when the builder (process ``parent_pid``) ends, even by SIGKILL.
 
+    SIGKILL runs no cleanup in the builder.
     Linux: PR_SET_PDEATHSIG makes the kernel SIGKILL this process when its parent exits. Elsewhere
-    (or if prctl fails) a daemon thread polls the parent id once a second."""
+    (or if prctl fails) a daemon thread polls the parent id once a second. Exits at once if the parent is gone.
+    """
     import signal
     import threading
     armed = False
@@ -62,8 +64,17 @@ def _one_waveform(args: tuple[str, int]) -> tuple[np.ndarray, np.ndarray, dict, 
 
 @dataclass
 class WaveformBank:
-    """Polarisations per signal class: hp[kind], hc[kind] (K, L) × STRAIN_SCALE, peak at ``peak_index``;
-    ``params[kind]`` (K, 4): mass1, mass2 [M☉], inclination, coa_phase [rad]."""
+    """Polarisations of many intrinsic draws per signal class, reused by every batch.
+
+    Attributes
+    ----------
+    hp, hc : dict of str to (K, L) tensor
+        Polarisations × STRAIN_SCALE per class ('BBH', 'NSBH', 'BNS'), float32 once built.
+    params : dict of str to (K, 4) ndarray
+        mass1, mass2 [M☉], inclination, coa_phase [rad] of each row.
+    peak_index : int
+        Sample of the amplitude peak in every row.
+    """
 
     hp: dict[str, torch.Tensor]
     hc: dict[str, torch.Tensor]
@@ -72,6 +83,11 @@ class WaveformBank:
 
     @classmethod
     def build(cls, n_per_class: int, seed: int = 0, workers: int | None = None, progress: bool = True) -> "WaveformBank":
+        """Make ``n_per_class`` waveforms per signal class in ``workers`` processes (default: all cores).
+
+        Deterministic in ``seed`` (default 0); ``progress`` (default True) shows a tqdm bar per class. The workers
+        end with this process (:func:`die_with_parent`).
+        """
         from tqdm.auto import tqdm
         hp, hc, params, peak = {}, {}, {}, 0
         workers = workers or os.cpu_count() or 1
@@ -89,12 +105,15 @@ class WaveformBank:
         return cls(hp, hc, params, peak)
 
     def to(self, device) -> "WaveformBank":
+        """A copy with the polarisations on ``device`` (``params`` stay numpy)."""
         return WaveformBank({k: v.to(device) for k, v in self.hp.items()}, {k: v.to(device) for k, v in self.hc.items()},
                             self.params, self.peak_index)
 
     def save(self, path) -> None:
-        """Write the bank to ``path`` as tensors only (loadable with ``weights_only=True``), atomically:
-        a temporary file, synced to disk, then renamed, so a kill mid-write never leaves a truncated bank."""
+        """Write the bank to ``path`` as tensors only (loadable with ``weights_only=True``), atomically.
+
+        A temporary file, synced to disk, then renamed, so a kill mid-write never leaves a truncated bank.
+        """
         tmp = f"{path}.tmp"
         try:
             with open(tmp, "wb") as f:
@@ -114,8 +133,15 @@ class WaveformBank:
 
         The contents are checked (one (K, L) float tensor per signal class in hp and hc, (K, 4)
         params, a peak index inside L, all finite). A corrupt or foreign file is rebuilt, with a
-        warning, when ``<path>.json`` (train.py's record ``{"n_per_class": K, "seed": s}``) says how
-        it was built; otherwise ValueError naming the file and what to do."""
+        RuntimeWarning, when ``<path>.json`` (train.py's record ``{"n_per_class": K, "seed": s}``) says how
+        it was built, and saved over ``path``.
+
+        Raises
+        ------
+        ValueError
+            ``path`` is not a file, or it is corrupt with no usable record (the message names the file and what
+            to do).
+        """
         import json
         import warnings
         from pathlib import Path
@@ -165,9 +191,12 @@ class WaveformBank:
 
 
 def subset_probabilities(detector_dropout: float) -> torch.Tensor:
-    """(len(SUBSETS),) probabilities of each detector network for a training sample: all three with
-    1 − ``detector_dropout``; the rest goes two thirds to the three pairs and one third to the three
-    single detectors (a pair was the common O3 case when one detector was off)."""
+    """(len(SUBSETS),) float32 probabilities of each detector network for a training sample.
+
+    All three with 1 − ``detector_dropout``; the rest goes two thirds to the three pairs and one third to
+    the three single detectors (a pair was the common O3 case when one detector was off). ValueError
+    unless ``detector_dropout`` is in [0, 1].
+    """
     p = float(detector_dropout)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"detector_dropout must be in [0, 1], got {detector_dropout!r}")
@@ -176,9 +205,11 @@ def subset_probabilities(detector_dropout: float) -> torch.Tensor:
 
 
 def get_bank(path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
-    """The bank cached at ``path`` if it was built with (n_per_class, seed) (recorded beside it in
-    <path>.json), else build it with ``workers`` processes (0 = all cores) and cache it. Building is
-    deterministic, so a resume on a fresh machine rebuilds the same bank."""
+    """The bank cached at ``path`` if it was built with (n_per_class, seed), else build and cache it.
+
+    (n_per_class, seed) is recorded beside the bank in <path>.json; a bank is built with ``workers``
+    processes (0 = all cores). Building is deterministic, so a resume on a fresh machine rebuilds the same bank.
+    """
     import json
     from pathlib import Path
     path = Path(path)
@@ -195,23 +226,43 @@ def get_bank(path, n_per_class: int, seed: int, workers: int) -> WaveformBank:
 class BatchMaker:
     """Draw labelled batches: x (n, 3, 16384) float32 whitened, y (n,) class index, snr (n,).
 
-    Args:
-        bank: waveforms on ``device``.
-        real_strain: optional (D, N) real noise [strain]. Each row of a batch is in real noise with
-            probability ``p_real`` (drawn per sample, so every batch mixes both kinds and BatchNorm
-            statistics never depend on which kind of batch came last), cut at independent random
-            starts per detector (time slides) with random signs; ``real_range`` (lo, hi) limits the
-            segment start sample (train/test split).
-        segment_duration: raw segment per sample [s]; its whole length estimates the PSD.
-        detector_dropout: probability that a sample is observed by fewer than three detectors
-            (:func:`subset_probabilities`); the absent detectors' channels are zero and the network
-            SNR counts the present ones only. For training a ``detector_mask`` network.
-        subset: every sample observed by this network (e.g. "H1L1"), for evaluating one subset;
-            excludes ``detector_dropout``.
-
     A call makes no host-device synchronisation (labels, waveform rows and noise kinds are all drawn
     on the device), so the trainer can make the next batch on a side CUDA stream while the model
     trains on this one.
+
+    Parameters
+    ----------
+    bank : WaveformBank
+        Waveforms (copied to ``device``); all classes of one shape.
+    device, dtype : optional
+        Device (default 'cpu') and precision (default torch.float32) of the synthesis; batches are float32.
+    real_strain : (D, N) ndarray or None, optional
+        Real noise [strain] (e.g. from :func:`load_real`). A fraction ``p_real`` of the rows of every
+        batch is in real noise (mixed within the batch, so BatchNorm statistics never depend on which
+        kind of batch came last), cut at independent random
+        starts per detector (time slides) with random signs. Default None: simulated noise only.
+    real_range : (int, int) or None, optional
+        (lo, hi): limits of the segment start sample in ``real_strain`` (train/test split). Default: all.
+    p_real : float, optional
+        Fraction of rows in real noise (round(p_real · n) of each batch); default 0 (and 0 without
+        ``real_strain``).
+    segment_duration : float, optional
+        Raw segment per sample [s]; its whole length estimates the PSD. Default 16.
+    class_weights : sequence of float or None, optional
+        Relative frequency of each class of ``CLASSES``; default None (uniform).
+    detector_dropout : float, optional
+        Probability that a sample is observed by fewer than three detectors (:func:`subset_probabilities`);
+        the absent detectors' channels are zero and the network SNR counts the present ones only. For
+        training a ``detector_mask`` network. Default 0.
+    subset : str or None, optional
+        Every sample observed by this network (e.g. "H1L1"), for evaluating one subset; excludes
+        ``detector_dropout``. Default None.
+
+    Raises
+    ------
+    ValueError
+        Both ``detector_dropout`` and ``subset``; ``detector_dropout`` outside [0, 1]; an unknown subset; a
+        ``real_range`` that does not fit; bank classes of different shapes.
     """
 
     def __init__(self, bank: WaveformBank, device="cpu", dtype=torch.float32, real_strain: np.ndarray | None = None,
@@ -264,24 +315,54 @@ class BatchMaker:
 
     def __call__(self, n: int, generator: torch.Generator, snr_range: tuple[float, float] = SNR_RANGE,
                  labels: torch.Tensor | None = None, real: bool | torch.Tensor | None = None, meta: bool = False):
-        """One batch. ``real``: True all-real, False all-simulated, a (n,) bool tensor row by row,
-        None each row real with probability ``p_real``. ``meta``: also return a dict of (n,) float64
-        arrays describing every row (:meth:`_meta`; a host synchronisation, for the dataset builder)."""
+        """One batch of ``n`` rows drawn with ``generator`` (on ``device``).
+
+        Parameters
+        ----------
+        snr_range : (float, float), optional
+            Network optimal SNR of signal rows, uniform; default ``SNR_RANGE`` (8, 24).
+        labels : (n,) int tensor or None, optional
+            Class of each row; default None: drawn with ``class_weights``.
+        real : bool, (n,) bool tensor or None, optional
+            True all-real, False all-simulated, a tensor row by row, None (default): the first
+            round(``p_real`` · n) rows real and the rest simulated (rows are exchangeable: their labels
+            and parameters are drawn independently of the row), so every batch mixes both kinds in a
+            fixed proportion and only the real rows pay for real noise and its PSD estimate.
+            ValueError if real rows are asked for without ``real_strain``.
+        meta : bool, optional
+            Also return a dict of (n,) float64 arrays describing every row (:meth:`_meta`; a host
+            synchronisation, for the dataset builder). Default False.
+
+        Returns
+        -------
+        x, y, snr[, meta]
+            (n, 3, 16384) float32 whitened windows, (n,) class indices, (n,) target network SNR (0 for noise).
+        """
         g, dev, dt = generator, self.device, self.dtype
         if labels is None:
             labels = torch.multinomial(self.class_p, n, replacement=True, generator=g)
         labels = labels.to(dev)
-        if isinstance(real, torch.Tensor):
-            is_real = real.to(dev, torch.bool)
-        elif real is None:
-            is_real = torch.rand(n, generator=g, device=dev) < self.p_real
-        else:
-            is_real = torch.full((n,), bool(real), device=dev)
-        if not hasattr(self, "real") and (real is True or isinstance(real, torch.Tensor)):
+        if not hasattr(self, "real") and (isinstance(real, torch.Tensor) or (real is not None and bool(real))):
             raise ValueError("real noise asked for, but this BatchMaker was made without real_strain")
-        noise = coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n)
-        if hasattr(self, "real"):
-            noise = torch.where(is_real[:, None, None], self._real_noise(n, g), noise)
+        # The trainer's mix (real=None) makes only what each row uses: real noise for the first n_real
+        # rows, simulated for the rest (with 20 % real rows the PSD estimates of all rows were 28 % of
+        # the data time on the H200, bench/profile_data.py). The explicit forms keep their random
+        # stream, so the evaluations' fixed sets (seeded) stay the same samples.
+        n_real = round(self.p_real * n) if real is None else None
+        if n_real is not None:
+            # drawn and unused: the per-row coin of the old mix, kept so that simulated-only makers
+            # (evaluations, dataset builder, seeded) still make exactly the samples they made before
+            torch.rand(n, generator=g, device=dev)
+            parts = [self._real_noise(n_real, g)] if n_real else []
+            if n_real < n:
+                parts.append(coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n - n_real))
+            noise = torch.cat(parts) if len(parts) > 1 else parts[0]
+        else:
+            is_real = real.to(dev, torch.bool) if isinstance(real, torch.Tensor) else \
+                torch.full((n,), bool(real), device=dev)
+            noise = coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n)
+            if hasattr(self, "real"):
+                noise = torch.where(is_real[:, None, None], self._real_noise(n, g), noise)
         # A waveform for every row from its own class's bank; noise rows take any (scaled to 0 below).
         k = torch.randint(0, self._hp.shape[1], (n,), generator=g, device=dev)
         cls = (labels - 1).clamp_min(0)
@@ -293,7 +374,10 @@ class BatchMaker:
         snr = (snr_range[0] + (snr_range[1] - snr_range[0]) * u()).to(dt)
         # SNR reference PSD: the true one for simulated rows, a Welch estimate of the noise for real rows
         snr_psd = self.snr_psd
-        if hasattr(self, "real"):
+        if n_real:
+            est = interpolate_psd(welch_psd(noise[:n_real], SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
+            snr_psd = torch.cat([est, self.snr_psd.expand(n - n_real, -1, -1)])
+        elif n_real is None and hasattr(self, "real"):
             est = interpolate_psd(welch_psd(noise, SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
             snr_psd = torch.where(is_real[:, None, None], est, self.snr_psd)
         present = None
@@ -331,10 +415,24 @@ class BatchMaker:
 
 
 def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-    """Real noise for BatchMaker from an .npz: ``strain`` (3, N) [strain] of H1, L1, V1 at 4096 Hz
-    (``sample_rate`` checked if present) and optional ``train_range`` / ``val_range`` (lo, hi): the
+    """Real noise for BatchMaker from an .npz, with its training and validation ranges.
+
+    The file at ``path`` holds ``strain`` (3, N) [strain] of H1, L1, V1 at 4096 Hz (``sample_rate`` [Hz]
+    checked if present) and optional ``train_range`` / ``val_range`` (lo, hi): the
     allowed first samples of 16-s segments. Without them the first 75 % of the strain trains and
-    the rest validates, with no sample shared."""
+    the rest validates, with no sample shared.
+
+    Returns
+    -------
+    strain : (3, N) float64 ndarray
+    train_range, val_range : (int, int)
+
+    Raises
+    ------
+    ValueError
+        No ``strain``, another sample rate or shape, a channel with NaN/inf or flat (zero-padded) data, a
+        range that does not fit.
+    """
     with np.load(path) as d:
         if "strain" not in d.files:
             raise ValueError(f"{path}: real_data needs an array 'strain' (3, N)")

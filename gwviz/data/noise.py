@@ -29,10 +29,24 @@ DATA_DIR_ENV = DATA_ENV  # one home: gwviz.paths
 
 @dataclass
 class NoiseSegment:
-    """Strain (D, N) [strain] at ``sample_rate`` [Hz] starting at GPS ``gps_start`` [s].
+    """A stretch of noise from one source, all detectors on one time grid.
 
-    ``psd`` gives the true one-sided PSD [1/Hz] on a requested grid when it is known (simulated
-    noise); otherwise None and the SNR uses a Welch estimate of this noise."""
+    Attributes
+    ----------
+    strain : (D, N) ndarray
+        Strain [strain], not scaled by STRAIN_SCALE.
+    sample_rate : int
+        Sample rate [Hz].
+    gps_start : float
+        GPS time of the first sample [s].
+    source : str
+        Label of the noise source.
+    simulated : bool
+        True for simulated Gaussian noise.
+    psd : callable or None, optional
+        ``psd(delta_f, n_freq) -> (D, n_freq)``, the true one-sided PSD [1/Hz] on the grid k·delta_f [Hz], when
+        it is known (simulated noise); None (default): the SNR uses a Welch estimate of this noise.
+    """
 
     strain: np.ndarray
     sample_rate: int
@@ -44,17 +58,46 @@ class NoiseSegment:
 
 def coloured_noise(psd: torch.Tensor, n: int, sample_rate: float, generator: torch.Generator | None = None,
                    batch: int = 1) -> torch.Tensor:
-    """Stationary Gaussian noise of one-sided PSD ``psd`` (D, n // 2 + 1) [1/Hz]: returns (batch, D, n).
+    """Stationary Gaussian noise of one-sided PSD ``psd``, shaped in the frequency domain.
 
-    White noise shaped in the frequency domain (circular, so the segment has no start-up transient)."""
+    Circular, so the segment has no start-up transient.
+
+    Parameters
+    ----------
+    psd : (D, n // 2 + 1) tensor
+        One-sided PSD [1/Hz] (× STRAIN_SCALE² inside torch) on the grid k · sample_rate / n [Hz].
+    n : int
+        Samples per segment.
+    sample_rate : float
+        Sample rate [Hz].
+    generator : torch.Generator or None, optional
+        Random source; default None (torch's global one).
+    batch : int, optional
+        Independent segments; default 1.
+
+    Returns
+    -------
+    (batch, D, n) tensor
+        Noise on the device and dtype of ``psd``.
+    """
     white = torch.randn(batch, psd.shape[0], n, generator=generator, dtype=psd.dtype, device=psd.device)
     amp = (psd * sample_rate / 2).sqrt()
     return torch.fft.irfft(torch.fft.rfft(white, dim=-1) * amp, n=n, dim=-1)
 
 
 class SimulatedNoise:
-    """Gaussian noise coloured by lalsimulation's O3 fits (H1/L1: aLIGOaLIGOO3LowT1800545, V1:
-    AdVO3LowT1800545). Clearly simulated: ``simulated`` is True and the label says so."""
+    """Gaussian noise coloured by lalsimulation's O3 fits.
+
+    H1/L1: aLIGOaLIGOO3LowT1800545, V1: AdVO3LowT1800545. Clearly simulated: ``simulated`` is True and the
+    label says so.
+
+    Parameters
+    ----------
+    detectors : tuple of str, optional
+        Default ``DETECTORS``.
+    sample_rate : int, optional
+        Sample rate [Hz]; default ``SAMPLE_RATE`` (4096).
+    """
 
     simulated = True
 
@@ -63,11 +106,15 @@ class SimulatedNoise:
         self.name = "simulated Gaussian noise, O3 PSDs (lalsimulation T1800545)"
 
     def psd(self, delta_f: float, n_freq: int) -> np.ndarray:
-        """True PSD (D, n_freq) [1/Hz] on the grid k·delta_f [Hz]."""
+        """True PSD (D, n_freq) [1/Hz] on the grid k·delta_f (``delta_f`` [Hz], k < ``n_freq``)."""
         return np.stack([analytic_psd(d, delta_f, n_freq) for d in self.detectors])
 
     def segment(self, duration: float = SEGMENT_DURATION, rng: np.random.Generator | None = None,
                 gps_start: float | None = None) -> NoiseSegment:
+        """A fresh noise segment of ``duration`` [s] (default 16), drawn with ``rng`` (default: unseeded).
+
+        ``gps_start`` [s] is only a label (default: uniform in ``O3_GPS_SPAN``); the segment's ``psd`` is :meth:`psd`.
+        """
         rng = rng or np.random.default_rng()
         n = int(round(duration * self.sample_rate))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -82,14 +129,31 @@ class SimulatedNoise:
 class StrainFiles:
     """Real strain from local files: every span where H1, L1 and V1 all have finite data.
 
-    Args:
-        paths: strain files, or a directory searched recursively for *.hdf5/*.h5/*.gwf
-            (default: $GWVIZ_DATA_DIR).
-        exclude_gps: GPS times [s] that no window may contain (default: :data:`KNOWN_EVENTS`).
-        gps_range: keep only windows whose 4 s lie inside [start, end) GPS [s] (train/test splits).
-        time_slides: draw each detector's segment independently (plus a random sign) to multiply
-            the noise realisations of a short stretch; coincident (False) keeps real correlations.
-        allow_resample: resample files that are not at 4096 Hz instead of raising.
+    Flat stretches (zeros for a missing detector, a filled gap) count as gaps, like NaNs.
+
+    Parameters
+    ----------
+    paths : path-like, list of path-like or None, optional
+        Strain files, or a directory searched recursively for *.hdf5/*.h5/*.gwf (default: $GWVIZ_DATA_DIR).
+    detectors : tuple of str, optional
+        Detectors required; default ``DETECTORS``.
+    exclude_gps : iterable of float or None, optional
+        GPS times [s] that no window may contain (± ``EVENT_GUARD``); default :data:`KNOWN_EVENTS`.
+    gps_range : (float, float) or None, optional
+        Keep only windows whose 4 s lie inside [start, end) GPS [s] (train/test splits); default None.
+    time_slides : bool, optional
+        Draw each detector's segment independently (plus a random sign) to multiply the noise
+        realisations of a short stretch; coincident (False, default) keeps real correlations.
+    allow_resample : bool, optional
+        Resample files that are not at ``sample_rate`` instead of raising; default False.
+    sample_rate : int, optional
+        Sample rate [Hz]; default ``SAMPLE_RATE`` (4096).
+
+    Raises
+    ------
+    ValueError
+        No paths and $GWVIZ_DATA_DIR unset; a file at another sample rate without ``allow_resample``;
+        a detector with no file, or with no stretch of finite, non-flat strain.
     """
 
     simulated = False
@@ -108,6 +172,8 @@ class StrainFiles:
         self.exclude = list(KNOWN_EVENTS.values()) if exclude_gps is None else list(exclude_gps)
         self.gps_range, self.time_slides = gps_range, time_slides
         by_det: dict[str, list[Strain]] = {d: [] for d in self.detectors}
+        paths = list(paths)  # an iterator would be used up before the error message counts it
+        n_files = len(paths)
         for path in paths:
             s = read_strain(path)
             if s.detector not in by_det:
@@ -120,7 +186,7 @@ class StrainFiles:
             by_det[s.detector].append(s)
         missing = [d for d, v in by_det.items() if not v]
         if missing:
-            raise ValueError(f"no strain for {missing} among {len(list(paths))} files; all of {list(self.detectors)} are required")
+            raise ValueError(f"no strain for {missing} among {n_files} files; all of {list(self.detectors)} are required")
         self.strain = by_det
         self.name = "real O3 strain: " + ", ".join(sorted({Path(s.path).name for v in by_det.values() for s in v}))
         # Usable spans once per file (a scan of the whole series): finite and not flat. A flat
@@ -178,8 +244,13 @@ class StrainFiles:
 
     def segment(self, duration: float = SEGMENT_DURATION, rng: np.random.Generator | None = None,
                 window: tuple[float, float] | None = None) -> NoiseSegment:
-        """A random segment of ``duration`` [s]; ``window`` = (start, end) offsets [s] of the model's
-        window inside it (default: the 4 s ending 2 s before the end), which must avoid known events."""
+        """A random segment of ``duration`` [s] (default 16), drawn with ``rng``, its model window clear of events.
+
+        ``window`` = (start, end) offsets [s] of the model's window inside the segment (default: the 4 s ending 2 s
+        before the end). The segment's ``gps_start`` is the first detector's (each has its own with ``time_slides``).
+        ValueError when no span of ``duration`` has finite data in every detector, clear of known events and
+        inside ``gps_range``.
+        """
         from ..constants import WINDOW_DURATION, window_start_index
         rng = rng or np.random.default_rng()
         n = int(round(duration * self.sample_rate))
@@ -215,8 +286,11 @@ class StrainFiles:
 class GwoscNoise(StrainFiles):
     """Real O3 strain fetched from GWOSC with gwpy and cached as HDF5 under ``cache_dir``.
 
-    Downloads ``chunk`` seconds of H1, L1 and V1 at a random start inside ``gps_span`` (default:
-    the paper's 1238163456–1239879680) unless they are cached; a second run reads the cache."""
+    Downloads ``chunk`` seconds [s] (default 64) of H1, L1 and V1 at ``gps_start`` [s] or, by default, at a
+    random start drawn with ``seed`` inside ``gps_span`` [s] (default: the paper's 1238163456–1239879680),
+    unless they are cached; a second run reads the cache. ``cache_dir`` defaults to $GWVIZ_CACHE; other
+    keyword arguments go to :class:`StrainFiles`. ValueError when a detector cannot be fetched.
+    """
 
     def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
                  seed: int | None = None, gps_start: float | None = None, **kwargs):
@@ -231,19 +305,27 @@ class GwoscNoise(StrainFiles):
 
 
 def cached_open_strain(detector: str, start: float, duration: float, cache_dir=None) -> Path:
-    """``<cache>/<det>-<start>-<duration>.hdf5`` of GWOSC open strain [start, start + duration) GPS [s],
-    fetched with :func:`fetch_to_cache` unless it is there already; ``cache_dir`` defaults to $GWVIZ_CACHE.
-    ValueError (from the fetch) when it cannot be had."""
+    """GWOSC open strain [start, start + duration) GPS [s] of ``detector``, cached as one HDF5 file.
+
+    The file, ``<cache>/<det>-<start>-<duration>.hdf5`` (GPS to 0.1 ms, no trailing zeros), is fetched with :func:`fetch_to_cache`
+    unless it is there already; ``cache_dir`` defaults to $GWVIZ_CACHE. Returns its path; ValueError (from
+    the fetch) when it cannot be had.
+    """
     cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{detector}-{int(start)}-{int(duration)}.hdf5"
+    # the exact span in the name: int(start) let two fractional starts share one file
+    name = lambda v: f"{float(v):.4f}".rstrip("0").rstrip(".")  # noqa: E731 - 1242442951.0 -> "1242442951"
+    path = cache / f"{detector}-{name(start)}-{name(duration)}.hdf5"
     if not path.exists():
         fetch_to_cache(detector, start, start + duration, path)
     return path
 
 
 def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
-    """Download open strain with gwpy and write it atomically to ``path`` (gwpy HDF5 layout)."""
+    """Download open strain [start, end) GPS [s] at 4096 Hz with gwpy and write it atomically to ``path``.
+
+    gwpy's HDF5 layout; ValueError when the fetch fails (network errors come in many types).
+    """
     from gwpy.timeseries import TimeSeries
     try:
         ts = TimeSeries.fetch_open_data(detector, start, end, sample_rate=SAMPLE_RATE)
@@ -257,11 +339,23 @@ def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
 
 def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tuple[str, ...] = DETECTORS,
                        cache_dir: str | os.PathLike | None = None) -> tuple[list[Path], dict[str, str]]:
-    """GWOSC open strain (4096 Hz) of ``duration`` s centred on a known event (a name in
-    :data:`KNOWN_EVENTS`) or a GPS time [s], fetched with gwpy and cached as HDF5 under ``cache_dir``
-    ($GWVIZ_CACHE by default); a second call reads the cache. Returns (paths of the detectors
-    fetched, {detector: why not} for those that failed, e.g. not observing). ValueError for an
-    unknown event, a bad duration, or when no detector could be fetched."""
+    """GWOSC open strain (4096 Hz) of ``duration`` s (16 to 4096; default 32) centred on ``event``.
+
+    ``event`` is a name in :data:`KNOWN_EVENTS` or a GPS time [s]. Each of ``detectors`` (default all three) is
+    fetched with gwpy and cached as HDF5 under ``cache_dir`` ($GWVIZ_CACHE by default); a second call reads the cache.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        Files of the detectors fetched.
+    failed : dict of str to str
+        {detector: why not} for those that failed (e.g. not observing).
+
+    Raises
+    ------
+    ValueError
+        Unknown event, a GPS time outside the LIGO/Virgo era, a bad duration, or no detector could be fetched.
+    """
     if isinstance(event, str) and event in KNOWN_EVENTS:
         gps = KNOWN_EVENTS[event]
     else:
@@ -290,7 +384,10 @@ NOISE_KINDS: tuple[str, ...] = ("simulated", "files", "gwosc")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The real-data directory: ``data_dir``, else $GWVIZ_DATA_DIR. Raises ValueError saying how to set it."""
+    """The real-data directory (``~`` expanded): ``data_dir``, else $GWVIZ_DATA_DIR.
+
+    ValueError, saying how to set it, when neither is set or the directory does not exist.
+    """
     raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
     if not raw:
         raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
@@ -308,20 +405,32 @@ def noise_source(kind: str = "simulated", *, data_dir: str | os.PathLike | None 
 
     Parameters
     ----------
-    kind : {'simulated', 'files', 'gwosc'}
-        'simulated': Gaussian noise coloured by the O3 PSDs (offline). 'files': real strain from
-        ``files`` or from every strain file under ``data_dir`` (default $GWVIZ_DATA_DIR; the walk is
-        bounded and never follows a symlink out of it, :func:`gwviz.paths.files_within`; 16-kHz files
-        are resampled; files that would make gwpy unpickle are refused). 'gwosc': 64 s fetched from
-        GWOSC with gwpy at GPS ``gps`` [s] (default: a random O3a time drawn with ``seed``), cached in
-        ``cache_dir`` (default $GWVIZ_CACHE).
+    kind : {'simulated', 'files', 'gwosc'}, optional
+        'simulated' (default): Gaussian noise coloured by the O3 PSDs (offline). 'files': real strain from
+        ``files`` or from every strain file under ``data_dir`` (16-kHz files are resampled; files that
+        would make gwpy unpickle are refused). 'gwosc': 64 s fetched from GWOSC with gwpy.
+    data_dir : str, path-like or None, optional
+        'files': default $GWVIZ_DATA_DIR; the walk is bounded and never follows a symlink out of it
+        (:func:`gwviz.paths.files_within`).
+    files : iterable of path-like or None, optional
+        'files': the strain files, instead of ``data_dir``.
+    gps : float or None, optional
+        'gwosc': GPS start [s] (truncated to an int); default: a random O3a time drawn with ``seed``.
     gps_range : (float, float), optional
-        'files' only: model windows only inside this GPS range [s] (e.g. a held-out stretch).
+        'files': model windows only inside this GPS range [s] (e.g. a held-out stretch).
+    cache_dir : str, path-like or None, optional
+        'gwosc': default $GWVIZ_CACHE.
+    seed : int or None, optional
+        'gwosc': seed of the random start when ``gps`` is None.
+
+    Returns
+    -------
+    SimulatedNoise, StrainFiles or GwoscNoise
 
     Raises
     ------
     ValueError
-        Unknown kind, no or unusable data, GWOSC unreachable (with what to do instead).
+        Unknown kind, a non-finite ``gps``, no or unusable data, GWOSC unreachable (with what to do instead).
     """
     if kind == "simulated":
         return SimulatedNoise()
