@@ -124,7 +124,8 @@ def test_nan_weights_never_give_a_label(weights) -> None:
 
 
 def test_evaluation_reports_both_rules() -> None:
-    from gwviz.evaluation.evaluate import EvalSet, compute_metrics
+    from gwviz.evaluation.evaluate import compute_metrics
+    from gwviz.evaluation.sets import EvalSet
     rng = np.random.default_rng(7)
     n = 4000
     labels = np.arange(n) % 4

@@ -12,8 +12,8 @@ import torch
 from gwviz.data.batch import BatchMaker, WaveformBank
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
-from gwviz.evaluation.evaluate import (EvalSet, compute_metrics, iter_set, load_outputs, main, make_noise_source, make_sets,
-                            roc_statistic)
+from gwviz.evaluation.evaluate import compute_metrics, load_outputs, main, make_noise_source, roc_statistic
+from gwviz.evaluation.sets import EvalSet, iter_set, make_sets
 from gwviz.data.strain import read_real_strain, segment_start_range
 from gwviz.evaluation.metrics import SNR_EDGES, accuracy_by_snr, confusion_matrix, roc_curve, roc_summary, tpr_at_fpr
 
@@ -174,7 +174,7 @@ def test_predict_set_refuses_non_finite_logits() -> None:
 
     from gwviz.data.batch import BatchMaker, WaveformBank
     from gwviz.classifier import Classifier
-    from gwviz.evaluation.evaluate import predict_set
+    from gwviz.evaluation.sets import predict_set
     from gwviz.model.network import GWNet
     model = GWNet(width=2, hidden=4)
     with torch.no_grad():

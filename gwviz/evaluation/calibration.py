@@ -278,7 +278,7 @@ def noise_statistics(classifier, maker, n: int, seed: int, name: str = "calibrat
     FloatingPointError
         The network returned non-finite logits.
     """
-    from .evaluate import predict_set
+    from .sets import predict_set
     out = predict_set(classifier, maker, n, seed, name, labels=np.zeros(n, dtype=int), batch=batch, real=real,
                       progress=progress)
     return detection_statistic(out.logits)
