@@ -47,7 +47,7 @@ def main() -> None:
     old = 1.0 / np.mean([1.0 / v for v in res["per_class_samples_per_s_1proc"].values()])
     res["old_per_sample_path_all_cores_samples_per_s"] = old * (os.cpu_count() or 1)  # ideal scaling, an upper bound
     with tempfile.TemporaryDirectory() as tmp:
-        from gwviz.data.batch import get_bank
+        from gwviz.data.bank import get_bank
         from gwviz.data.dataset import BANK_PER_CLASS, SPLITS
         t = time.perf_counter()
         seed = int(np.random.SeedSequence([0, SPLITS["train"], 2**20]).generate_state(1)[0] >> 1)

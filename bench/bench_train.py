@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-from gwviz.data.batch import BatchMaker, WaveformBank
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker
 from gwviz.model.network import GWNet
 from gwviz.training import Prefetcher, autocast_for, data_seed, train_step
 

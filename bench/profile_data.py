@@ -18,7 +18,9 @@ import time
 
 import torch
 
-from gwviz.data.batch import BatchMaker, WaveformBank, load_real
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker, load_real
 from gwviz.constants import SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.data.detectors import antenna_patterns, time_delays, uniform_gmst
 from gwviz.data.noise import coloured_noise

@@ -144,8 +144,8 @@ def test_training_checkpoint_contents_checked(tmp_path):
 # --- the waveform bank cache (gwviz.training.parts.get_bank, gwviz.evaluation.evaluate --bank) ---
 
 def test_corrupt_bank_cache_is_named_or_rebuilt(tmp_path, monkeypatch):
-    from gwviz.data.batch import WaveformBank
-    from gwviz.data.batch import get_bank
+    from gwviz.data.bank import WaveformBank
+    from gwviz.data.bank import get_bank
     monkeypatch.chdir(tmp_path)
     bank = tmp_path / "bank.pt"
     bank.write_bytes(b"\x00" * 100)

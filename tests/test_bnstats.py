@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.data.batch import BatchMaker, WaveformBank
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker
 from gwviz.training.bnstats import calibration_batches, main, recalibrate
 from gwviz.model.checkpoint import load_weights
 from gwviz.model.network import GWNet

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.data.batch import BatchMaker, WaveformBank
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker
 from gwviz.classifier import load_classifier
 from gwviz.constants import CLASSES, SAMPLE_RATE
 from gwviz.evaluation.evaluate import compute_metrics, load_outputs, main, make_noise_source, roc_statistic
@@ -172,7 +174,9 @@ def test_predict_set_refuses_non_finite_logits() -> None:
     """A NaN logit would land anywhere in a ROC; the evaluation stops instead."""
     import torch
 
-    from gwviz.data.batch import BatchMaker, WaveformBank
+    from gwviz.data.bank import WaveformBank
+
+    from gwviz.data.batch import BatchMaker
     from gwviz.classifier import Classifier
     from gwviz.evaluation.sets import predict_set
     from gwviz.model.network import GWNet

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gwviz.data.batch import BatchMaker, WaveformBank, subset_probabilities
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker, subset_probabilities
 from gwviz.model.checkpoint import check_model_config
 from gwviz.classifier import SUBSET_WEIGHTS, load_classifier
 from gwviz.constants import DETECTORS, SUBSETS, subset_detectors, subset_name

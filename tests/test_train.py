@@ -206,7 +206,8 @@ def test_every_batch_mixes_real_and_simulated_noise(tmp_path):
     """Real and simulated noise are mixed within every batch (row by row, or a fixed fraction p_real), so
     BatchNorm never sees an all-real or all-simulated batch."""
     import numpy as np
-    from gwviz.data.batch import BatchMaker, WaveformBank
+    from gwviz.data.bank import WaveformBank
+    from gwviz.data.batch import BatchMaker
     bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
     rng = np.random.default_rng(0)
     strain = rng.standard_normal((3, 20 * 4096)) * 1e-21
@@ -229,7 +230,8 @@ def test_the_trainers_mix_makes_only_the_noise_each_row_uses(monkeypatch):
     get real segments and a PSD estimate; the rest get simulated noise; signals still reach their SNR."""
     import numpy as np
     from gwviz.data import batch as batch_mod
-    from gwviz.data.batch import BatchMaker, WaveformBank
+    from gwviz.data.bank import WaveformBank
+    from gwviz.data.batch import BatchMaker
     bank = WaveformBank.build(2, seed=0, workers=1, progress=False)
     strain = np.random.default_rng(0).standard_normal((3, 20 * 4096)) * 1e-21
     maker = BatchMaker(bank, real_strain=strain, real_range=(0, 4 * 4096), p_real=0.3)

@@ -15,7 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from gwviz.data.batch import BatchMaker, WaveformBank, load_real
+from gwviz.data.bank import WaveformBank
+
+from gwviz.data.batch import BatchMaker, load_real
 from gwviz.classifier import load_classifier
 from gwviz.evaluation.evaluate import evaluate
 

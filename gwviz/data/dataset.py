@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from ..constants import CLASSES, WINDOW_SAMPLES
-from .batch import die_with_parent
+from .bank import die_with_parent
 from .noise import noise_source
 from ..paths import DATA_ENV, run_cli, writable_dir
 
@@ -64,7 +64,8 @@ def _init_worker(kind: str, data_dir: str | None, seed: int, parent_pid: int, ba
     import torch
     torch.set_num_threads(1)  # one process per core
     if bank_path:  # simulated noise: the batched path
-        from .batch import BatchMaker, WaveformBank
+        from .bank import WaveformBank
+        from .batch import BatchMaker
         _MAKER = BatchMaker(WaveformBank.load(bank_path))
     else:
         _SOURCE = noise_source(kind, data_dir=data_dir, seed=seed)
@@ -254,7 +255,7 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     check_parts(parts, run)
     bank_path = None
     if noise == "simulated":  # one bank per split, built once here (all cores) and read by every worker
-        from .batch import get_bank
+        from .bank import get_bank
         bank_path = out / f"{split}.bank.pt"
         bank_seed = int(np.random.SeedSequence([seed, SPLITS[split], 2**20]).generate_state(1)[0] >> 1)
         get_bank(bank_path, min(n, BANK_PER_CLASS), bank_seed, workers)

@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
     dict
         The report printed as JSON (thresholds, n_noise, checks of the first subset, and per subset).
     """
-    from ..data.batch import BatchMaker, WaveformBank, load_real
+    from ..data.bank import WaveformBank
+    from ..data.batch import BatchMaker, load_real
     from ..model.checkpoint import save_weights
     from ..classifier import load_classifier
 

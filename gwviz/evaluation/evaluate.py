@@ -219,7 +219,8 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
     loaded from ``bank_path`` if it exists, else built (``bank_per_class``, ``bank_seed``, ``workers``) and
     saved there. ValueError for ``noise`` other than 'simulated'/'files' or unusable data.
     """
-    from ..data.batch import BatchMaker, WaveformBank
+    from ..data.bank import WaveformBank
+    from ..data.batch import BatchMaker
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
     loaded = bool(bank_path and Path(bank_path).exists())

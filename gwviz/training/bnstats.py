@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     argv : list of str or None, optional
         Arguments; default None: ``sys.argv[1:]``.
     """
-    from ..data.batch import WaveformBank, load_real
+    from ..data.bank import WaveformBank
+    from ..data.batch import load_real
     from ..model.checkpoint import load_weights, save_weights
     from ..model.network import GWNet
 

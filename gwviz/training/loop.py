@@ -48,7 +48,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..data.batch import BatchMaker, WaveformBank, get_bank, load_real
+from ..data.bank import WaveformBank, get_bank
+
+from ..data.batch import BatchMaker, load_real
 from ..model.checkpoint import FORMAT, atomic_torch_save, save_weights
 from .bnstats import recalibrate
 from ..constants import DETECTORS
