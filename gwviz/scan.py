@@ -5,9 +5,11 @@ Each scanned window is made exactly as in training and in :meth:`Classifier.clas
 segment whitened with its own median-Welch PSD, and the 4 s ending 2 s before the segment's end.
 Segments are cut batch by batch (a copy of one batch's span, never of the whole strain) and whitened
 and classified on the classifier's device, so the scan's own memory stays bounded by ``batch``
-whatever the length of the strain (the strain itself is the caller's: read from files in full).
+whatever the length of the strain. Strain from files is read ``--block`` seconds at a time
+(:mod:`gwviz.data.stream`: the same samples and checks as a whole-file read, the same numbers), so
+hours of strain scan with memory bounded by the block, not the files.
 
-    python -m gwviz.scan H1.hdf5 L1.hdf5 V1.hdf5 --out scan-out [--stride 0.1] [--rate 0.01]
+    python -m gwviz.scan H1.hdf5 L1.hdf5 V1.hdf5 --out scan-out [--stride 0.1] [--rate 0.01] [--block 256]
 
 writes ``scan.json`` (the statistic time series and the triggers) and ``scan.html`` (timeline and
 one strain + attribution figure per trigger). The default stride is 0.1 s because the network
@@ -37,7 +39,8 @@ from .classifier import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
-from .data.strain import check_strain, read_detectors
+from .data.strain import check_strain
+from .data.stream import DEFAULT_BLOCK, ArrayStrain, StrainStream, block_plan, check_block, open_detectors
 
 #: merger estimate inside a window [s before its end]: training put mergers in the last 0.1 s
 MERGER_BEFORE_END = 0.05
@@ -110,12 +113,28 @@ def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float)
     return np.split(idx, breaks)
 
 
-def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
+def _detectors(strain) -> tuple[str, ...]:
+    """The detectors of a strain dict or of files from open_detectors, before any strain is read."""
+    return strain.detectors if isinstance(strain, (StrainStream, ArrayStrain)) else present_detectors(strain)
+
+
+def _reader(strain, sample_rate: float, dets: tuple[str, ...]) -> StrainStream | ArrayStrain:
+    """A dict is checked whole (:func:`check_strain`, no stacked copy) and read as views; files
+    (:class:`StrainStream`) are checked block by block as they are read."""
+    if isinstance(strain, (StrainStream, ArrayStrain)):
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"strain from files is read at {SAMPLE_RATE} Hz, got sample_rate={sample_rate!r}")
+        return strain
+    return ArrayStrain(tuple(check_strain(strain, sample_rate, SEGMENT_DURATION, dets, stack=False)), dets)
+
+
+def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
          rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int | None = None, gap: float = 1.0,
          method: str = "hirescam", progress: bool = False) -> ScanResult:
     """Scan ``strain`` ({'H1','L1','V1'} or a subset the weights accept: equal-length raw arrays ≥ 16 s
-    at 4096 Hz, checked as by :func:`classify`) every ``stride`` s. Triggers: windows whose λ passes
-    the threshold of false-positive rate ``rate`` per window in that detector network's calibration
+    at 4096 Hz, checked as by :func:`classify`; or files from :func:`gwviz.data.stream.open_detectors`,
+    read and checked block by block) every ``stride`` s. Triggers: windows whose λ passes the threshold
+    of false-positive rate ``rate`` per window in that detector network's calibration
     (argmax ≠ noise without one), clustered when closer than ``gap`` s, each with the ``method``
     attribution map of its loudest window. ``batch``: windows whitened and classified at once (default
     4 on the CPU, 256 on CUDA: bench/bench_scan.py)."""
@@ -125,30 +144,35 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
         batch = 256 if torch.device(classifier.device).type == "cuda" else 4
     if isinstance(batch, bool) or not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    dets = present_detectors(strain)
+    dets = _detectors(strain)
     subset = classifier.check_detectors(dets)  # before reading the strain
     calibration = classifier.calibration_for(subset)
     threshold = calibration.threshold(rate) if calibration is not None else None
-    rows = check_strain(strain, sample_rate, SEGMENT_DURATION, dets, stack=False)  # no stacked copy of hours
+    src = _reader(strain, sample_rate, dets)
     n_seg, step = int(SEGMENT_DURATION * sample_rate), int(round(stride * sample_rate))
     i0 = window_start_index(n_seg, int(sample_rate))
-    n_win = (len(rows[0]) - n_seg) // step + 1
+    n_win = (src.n - n_seg) // step + 1
 
-    def segments(w0: int, w1: int) -> torch.Tensor:
-        """(w1 - w0, k, n_seg) raw segments of windows w0 … w1 − 1: a copy of their span only, so
-        memory stays bounded by the batch however long the strain is."""
-        a, b = w0 * step, (w1 - 1) * step + n_seg
-        return torch.as_tensor(np.stack([r[a:b] for r in rows])).unfold(-1, n_seg, step).permute(1, 0, 2)
+    def segments(rows: list, a: int, w0: int, w1: int) -> torch.Tensor:
+        """(w1 - w0, k, n_seg) raw segments of windows w0 … w1 − 1 from ``rows`` (samples a … of the
+        strain): a copy of their span only, so memory stays bounded by the batch."""
+        lo, hi = w0 * step - a, (w1 - 1) * step + n_seg - a
+        return torch.as_tensor(np.stack([r[lo:hi] for r in rows])).unfold(-1, n_seg, step).permute(1, 0, 2)
 
     logits = []
-    for b in tqdm(range(0, n_win, batch), desc="scan", unit="batch", disable=not progress):
-        seg = segments(b, min(b + batch, n_win)).to(classifier.device)
-        white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
-        with torch.no_grad():
-            out = classifier.model(white).float().cpu()
-        if not torch.isfinite(out).all():
-            raise FloatingPointError("the network returned non-finite logits: broken weights or input")
-        logits.append(out)
+    with tqdm(total=n_win, desc="scan", unit="window", disable=not progress) as bar:
+        for a, b, w0, w1 in block_plan(src.n, n_seg, step, src.block, batch):
+            rows = src.read(a, b)  # one block of every detector (from files: read and checked now)
+            for s in range(w0, w1, batch):
+                seg = segments(rows, a, s, min(s + batch, w1)).to(classifier.device)
+                white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
+                with torch.no_grad():
+                    out = classifier.model(white).float().cpu()
+                if not torch.isfinite(out).all():
+                    raise FloatingPointError("the network returned non-finite logits: broken weights or input")
+                logits.append(out)
+                bar.update(len(out))
+            rows = seg = None  # before the next read: one block in memory, not two
     z = torch.cat(logits).numpy()
     probs = torch.softmax(torch.as_tensor(z, dtype=torch.float64), -1).numpy()
     stat = detection_statistic(z)
@@ -164,7 +188,9 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
         label = CLASSES[int(labels[k])]
         window = cam = None
         if method:  # no method: a background run, which needs the statistic only
-            window = pad_detectors(whiten_segments(segments(k, k + 1), sample_rate, i0, dets), dets)[0].numpy()
+            rows = src.read(k * step, k * step + n_seg)  # this window's segment only
+            window = pad_detectors(whiten_segments(segments(rows, k * step, k, k + 1), sample_rate, i0, dets),
+                                   dets)[0].numpy()
             cam = classifier.explain_window(window, target=label, method=method)
         t = float(starts[k] + WINDOW_DURATION - MERGER_BEFORE_END)
         triggers.append(Trigger(t, t0 + t, float(starts[k]), label, float(stat[k]),
@@ -176,7 +202,7 @@ def scan(classifier, strain: dict, sample_rate: float = SAMPLE_RATE, stride: flo
                       None if threshold is None else float(rate), threshold, triggers, method, floor, subset)
 
 
-def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides: int | None = None,
+def time_slide_background(classifier, strain, slide: float = 3.0, n_slides: int | None = None,
                           sample_rate: float = SAMPLE_RATE, **scan_kwargs) -> dict:
     """Background of the scan from time slides of the strain itself, the way searches estimate a
     false-alarm rate: the second detector (L1 of H1L1V1) shifted circularly by k·``slide`` s and the
@@ -184,15 +210,15 @@ def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides
     ``n_slides``; default: as many as fit, 2k·slide < duration), so no real coincidence survives,
     then scanned as usual (no maps). A circular shift joins the data's end to its start, a jump
     that whitening turns into a loud glitch, so only the stretches between those joins (≥ 16 s)
-    are scanned. Returns {slides, slide_s, live_time_s, statistics: the background triggers' λ,
-    sorted}. A signal in the data stays in the background as single-detector content: the FAR is
+    are scanned (from files: each stretch read block by block again). Returns {slides, slide_s,
+    live_time_s, statistics: the background triggers' λ, sorted}. A signal in the data stays in the background as single-detector content: the FAR is
     conservative."""
-    dets = present_detectors(strain)
+    dets = _detectors(strain)
     if len(dets) < 2:
         raise ValueError(f"time slides need two or more detectors; {dets[0]} alone has no coincidence to break")
     classifier.check_detectors(dets)
-    x = check_strain(strain, sample_rate, SEGMENT_DURATION, dets)
-    duration = x.shape[-1] / sample_rate
+    src = _reader(strain, sample_rate, dets)
+    duration = src.n / sample_rate
     ok = isinstance(slide, (int, float)) and not isinstance(slide, bool) and math.isfinite(slide) and slide > 0
     most = int(math.floor((duration - 1e-9) / (2 * slide))) if ok else 0
     if most < 1:
@@ -202,15 +228,14 @@ def time_slide_background(classifier, strain: dict, slide: float = 3.0, n_slides
         raise ValueError(f"n_slides must be an integer in [1, {most}] for {duration:g} s and {slide:g}-s slides, "
                          f"got {n_slides!r}")
     stats, live = [], 0.0
-    n, n_seg = x.shape[-1], int(SEGMENT_DURATION * sample_rate)
+    n, n_seg = src.n, int(SEGMENT_DURATION * sample_rate)
     for k in range(1, n_slides + 1):
         shifts = [int(round(j * k * slide * sample_rate)) % n for j in range(len(dets))]
-        slid = np.stack([np.roll(row, s) for row, s in zip(x, shifts)])
         joins = sorted({0, n, *shifts})
-        for a, b in zip(joins[:-1], joins[1:]):  # stretches without a join
+        for a, b in zip(joins[:-1], joins[1:]):  # stretches without a join: views (or block reads) of the strain
             if b - a < n_seg:
                 continue
-            res = scan(classifier, dict(zip(dets, slid[:, a:b])), sample_rate, method=None, **scan_kwargs)
+            res = scan(classifier, src.shifted(a, b, shifts), sample_rate, method=None, **scan_kwargs)
             stats += [t.statistic for t in res.triggers]
             live += len(res.statistic) * res.stride
     if live == 0:
@@ -301,11 +326,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--method", default="hirescam", choices=["hirescam", "gradcam"], help="attribution map of triggers")
     ap.add_argument("--slides", type=int, default=0, help="time slides for a background FAR (0: none; each costs a scan)")
     ap.add_argument("--slide", type=float, default=3.0, help="time-slide step [s]")
+    ap.add_argument("--block", type=float, default=DEFAULT_BLOCK, metavar="SECONDS",
+                    help="strain read from the files at once; memory grows with it, not with the files (3 detectors: "
+                         "98 kB per second)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     if not (math.isfinite(a.stride) and a.stride * SAMPLE_RATE >= 1):  # before reading hours of strain
         raise ValueError(f"--stride must be a number of seconds ≥ one sample, got {a.stride}")
+    try:
+        check_block(a.block)
+    except ValueError as err:
+        raise ValueError(f"--{err}") from None
     if a.slides < 0 or not (math.isfinite(a.slide) and a.slide > 0):
         raise ValueError(f"--slides must be >= 0 and --slide > 0 s, got {a.slides} and {a.slide}")
     if len(a.files) > len(DETECTORS):
@@ -339,14 +371,15 @@ def main(argv: list[str] | None = None) -> dict:
         noise = SimulatedNoise().segment(a.simulated, np.random.default_rng(a.seed), gps_start=0.0)
         strain, t0 = {d: x for d, x in zip(DETECTORS, noise.strain) if d in kept}, 0.0
     else:
-        strain, t0 = read_detectors(a.files)
+        strain = open_detectors(a.files, a.block)  # metadata only: the scan reads it block by block
+        t0 = strain.t0
     res = scan(clf, strain, stride=a.stride, rate=a.rate, t0=t0, method=a.method, progress=not a.no_progress)
     background = None
     if a.slides:
         background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
         assign_far(res, background)
     report = {**res.to_dict(), "background": background, "files": list(a.files),
-              "weights": str(weights or "shipped"), **window_rate(res),
+              "weights": str(weights or "shipped"), **window_rate(res), **({"block_s": a.block} if a.files else {}),
               **({"gwosc": {"event": a.gwosc, "duration": a.duration, "not_fetched": failed}} if a.gwosc else {})}
     if a.simulated is not None:
         report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}
@@ -354,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
     what = (f"Files: {', '.join(Path(f).name for f in a.files)}" if a.files else
             f"{a.simulated:g} s of simulated O3 noise (seed {a.seed})")
     write_page(out / "scan.html", report_figures(res), "gwviz scan", "inline",  # the ten loudest get a figure
-               [f"{what}; detectors {', '.join(strain)}; rule: {res.rule}"])
+               [f"{what}; detectors {', '.join(_detectors(strain))}; rule: {res.rule}"])
     loudest = res.triggers[0] if res.triggers else None
     print(f"{len(res.statistic)} windows, {len(res.triggers)} triggers"
           + (f"; loudest {loudest.label} at GPS {loudest.gps:.2f}, λ = {loudest.statistic:.2f}" if loudest else "")

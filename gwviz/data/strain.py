@@ -1,10 +1,12 @@
 """Real detector strain: read it (GWOSC HDF5, gwpy HDF5, GWF), resample it, and refuse what would
 give a silent wrong answer (NaN/inf, flat or zero-padded channels, lossy dtypes, wrong rates, short or
 unequal arrays). Every strain that reaches the model or the noise sources passes :func:`check_strain`
-or :func:`check_channel`; every file passes :func:`read_strain`, which never runs pickle code.
-Several detectors at once: :func:`read_detectors` (files cut to their common span, the scan's and
-the evaluations' reader) and :func:`read_real_strain` with the held-out window ranges of the
-evaluations (:func:`default_window_range`, :func:`segment_start_range`). Uploads: :func:`cache_upload`.
+or :func:`check_channel`; every file passes :func:`read_strain` or, read block by block,
+:func:`gwviz.data.stream.open_strain_file`: neither runs pickle code. Several detectors at once:
+:func:`read_detectors` (files read whole and cut to their common span, :func:`overlap`: the app's and
+the evaluations' reader; the scan CLI reads them block by block, :mod:`gwviz.data.stream`) and
+:func:`read_real_strain` with the held-out window ranges of the evaluations
+(:func:`default_window_range`, :func:`segment_start_range`). Uploads: :func:`cache_upload`.
 """
 from __future__ import annotations
 
@@ -61,11 +63,7 @@ def read_strain(path: str | os.PathLike) -> Strain:
     refuse_pickled_channel(path)  # before gwpy sees the file
     try:
         if path.suffix == ".gwf":
-            from gwpy.io.gwf import get_channel_names
-            chans = [c for c in get_channel_names(str(path)) if "STRAIN" in c.upper()]
-            if not chans:
-                raise ValueError("no strain channel in frame file")
-            ts = TimeSeries.read(str(path), chans[0])
+            ts = TimeSeries.read(str(path), gwf_strain_channel(path))
         else:
             try:
                 ts = TimeSeries.read(str(path), format="hdf5.gwosc")
@@ -77,6 +75,15 @@ def read_strain(path: str | os.PathLike) -> Strain:
     data = _as_float_strain(str(path), ts.value)  # integer/float16 channels would lose the strain
     return Strain(_detector_of(path, name), data, float(ts.t0.value),
                   float(ts.sample_rate.value), str(path))
+
+
+def gwf_strain_channel(path: Path) -> str:
+    """The strain channel of a frame file: the first whose name holds STRAIN (ValueError if none)."""
+    from gwpy.io.gwf import get_channel_names
+    chans = [c for c in get_channel_names(str(path)) if "STRAIN" in c.upper()]
+    if not chans:
+        raise ValueError("no strain channel in frame file")
+    return chans[0]
 
 
 def resample(strain: Strain, sample_rate: int = SAMPLE_RATE) -> Strain:
@@ -136,18 +143,22 @@ def flat_runs(x: np.ndarray, min_len: int) -> list[tuple[int, int]]:
             if e - s + 1 >= min_len]
 
 
-def check_channel(name: str, x: np.ndarray, sample_rate: float) -> None:
+def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0.0, whole: bool = True) -> None:
     """Refuse a 1-D float64 channel ``x`` [strain] of detector ``name`` at ``sample_rate`` [Hz] that
     holds NaN/inf, is flat (all equal), holds a flat run ≥ :data:`MAX_FLAT_RUN` s or exceeds
-    :data:`MAX_ABS_STRAIN`: ValueError saying which detector, what, where, and what to pass instead."""
+    :data:`MAX_ABS_STRAIN`: ValueError saying which detector, what, where, and what to pass instead.
+
+    ``start`` [s]: time of ``x[0]`` in the strain, for the times the messages give; ``whole=False``:
+    ``x`` is one block of a longer channel (:mod:`gwviz.data.stream`), so an all-equal block is
+    reported as a flat run, not as a flat (missing) detector."""
     bad = ~np.isfinite(x)
     if bad.any():
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{name}: strain contains {n_nan} NaN and {n_inf} inf samples (first at "
-                         f"{first / sample_rate:.4f} s); cut out the gap first")
+                         f"{start + first / sample_rate:.4f} s); cut out the gap first")
     peak = float(np.abs(x).max()) if x.size else 0.0
-    if x.size and x.min() == x.max():
+    if whole and x.size and x.min() == x.max():
         raise ValueError(f"detector {name} is flat (all samples equal {x[0]:g}): a missing detector cannot be "
                          "padded with zeros or a constant; give real strain of H1, L1 and V1 (the model needs all "
                          "three) or use simulated noise for the missing one")
@@ -158,7 +169,7 @@ def check_channel(name: str, x: np.ndarray, sample_rate: float) -> None:
     if runs:
         a, b = max(runs, key=lambda r: r[1] - r[0])
         raise ValueError(f"{name}: {(b - a) / sample_rate:.3f} s of identical samples (value {x[a]:g}) from "
-                         f"{a / sample_rate:.3f} s: zero-padding or a filled gap (longest allowed "
+                         f"{start + a / sample_rate:.3f} s: zero-padding or a filled gap (longest allowed "
                          f"{MAX_FLAT_RUN:g} s); cut it out or give a span without it")
 
 
@@ -249,24 +260,33 @@ def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
     """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.data.strain.read_strain`),
     resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
     strains = [read_strain(f) for f in files]
-    dets = [s.detector for s in strains]
+    one_file_per_detector([s.detector for s in strains])
+    return common_span([s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains])
+
+
+def one_file_per_detector(dets: list[str]) -> None:
+    """ValueError unless ``dets`` (the detectors of the files, in order) names each of H1, L1, V1 at most once."""
     if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
         raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
-    return common_span([s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains])
 
 
 def common_span(strains: list[Strain]) -> tuple[dict[str, np.ndarray], float]:
     """Strains at 4096 Hz cut to the span they all cover: ({det: (N,)}, GPS t0 [s]). ValueError when
     that span is shorter than one 16-s segment."""
-    t0, t1 = max(s.t0 for s in strains), min(s.t1 for s in strains)
+    t0, n, firsts = overlap([(s.t0, s.t1) for s in strains])
+    return {s.detector: s.data[i:i + n] for s, i in zip(strains, firsts)}, t0
+
+
+def overlap(spans: list[tuple[float, float]]) -> tuple[float, int, list[int]]:
+    """The GPS span [s] that all of ``spans`` (GPS start, end [s] of strain at 4096 Hz) cover: its start
+    t0 [s], its length in samples, and its first sample in each strain. ValueError when shorter than
+    one 16-s segment. Shared by :func:`common_span` and the block reader (:mod:`gwviz.data.stream`),
+    so both cut the same samples."""
+    t0, t1 = max(a for a, _ in spans), min(b for _, b in spans)
     n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
     if n < SEGMENT_DURATION * SAMPLE_RATE:
         raise ValueError(f"the files overlap for {max(n, 0) / SAMPLE_RATE:g} s; a scan needs {SEGMENT_DURATION:g} s")
-    out = {}
-    for s in strains:
-        i = int(round((t0 - s.t0) * SAMPLE_RATE))
-        out[s.detector] = s.data[i:i + n]
-    return out, t0
+    return t0, n, [int(round((t0 - a) * SAMPLE_RATE)) for a, _ in spans]
 
 
 @dataclass
