@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the detector-subset weights (every network there is calibrated at the same rates)
     failed = {}
     if a.gwosc is not None:  # fetched first: which detectors observed decides the weights
-        from .data.noise import fetch_event_strain
+        from .data.gwosc import fetch_event_strain
         fetched, failed = fetch_event_strain(a.gwosc, a.duration)
         a.files = [str(p) for p in fetched]
         for det, why in failed.items():

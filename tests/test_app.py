@@ -250,10 +250,10 @@ def test_explore_noise_sources(env, monkeypatch) -> None:
     assert "REAL" in texts(at.success) and metrics(at)["Network SNR"] == "12.0"
     assert DATA_DIR not in page_text(at)
 
-    def offline(det, start, end, path):  # what gwviz.data.noise.fetch_to_cache raises without a network
+    def offline(det, start, end, path):  # what gwviz.data.gwosc.fetch_to_cache raises without a network
         raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: network is unreachable")
 
-    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", offline)
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", offline)
     ok(at.radio(key="noise_kind").set_value("gwosc").run())
     assert "could not fetch H1" in texts(at.error) and "GWOSC needs internet access" in texts(at.error)
     assert not at.get("plotly_chart")
@@ -565,7 +565,7 @@ def test_scan_page_gwosc_offline_and_online(env, monkeypatch) -> None:
     def offline(det, start, end, path):
         raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: no network")
 
-    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", offline)
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", offline)
     at = new_app("scan")
     ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
     ok(at.button(key="sc_fetch").click().run())
@@ -574,7 +574,7 @@ def test_scan_page_gwosc_offline_and_online(env, monkeypatch) -> None:
     def online(det, start, end, path):
         path.write_bytes((BUNDLED_DATA / "gwpy_format" / "GW190521_data" / f"{det}_data_32s.hdf5").read_bytes())
 
-    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", online)
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", online)
     at = new_app("scan")
     ok(at.radio(key="sc_source").set_value("GWOSC event (online)").run())
     ok(at.selectbox(key="sc_event").set_value("GW190412").run())  # another event: not the cached failure

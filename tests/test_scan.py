@@ -118,7 +118,7 @@ def test_cli_gwosc_fetches_into_the_cache_and_says_what_was_missing(tmp_path, mo
             raise ValueError(f"could not fetch {det} GPS {start}-{end} from GWOSC: not observing")
         path.write_bytes((BUNDLED_DATA / "GW190425" / "L1_data_32s.hdf5").read_bytes())
 
-    monkeypatch.setattr("gwviz.data.noise.fetch_to_cache", fake)
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", fake)
     rep = main(["--gwosc", "GW190425", "--out", str(tmp_path / "o"), "--no-progress", "--method", "gradcam"])
     assert rep["detectors"] == "L1" and rep["triggers"][0]["label"] == "BNS"
     assert set(rep["gwosc"]["not_fetched"]) == {"H1", "V1"} and rep["weights"].endswith("subsets.safetensors")

@@ -9,8 +9,9 @@ from gwapp import common
 from gwapp import figures as fig
 
 from gwviz import paths, session
-from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
-from gwviz.data.noise import KNOWN_EVENTS, SimulatedNoise, fetch_event_strain
+from gwviz.constants import DETECTORS, KNOWN_EVENTS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
+from gwviz.data.gwosc import fetch_event_strain
+from gwviz.data.noise import SimulatedNoise
 from gwviz.scan import MERGER_BEFORE_END, report_figures, scan, window_rate
 from gwviz.data.strain import MAX_UPLOAD_BYTES, STRAIN_SUFFIXES, cache_upload, read_detectors
 

@@ -4,7 +4,7 @@
    offline default, always labelled "simulated".
 2. :class:`StrainFiles` — real strain from local files (GWOSC HDF5, gwpy-written HDF5, GWF),
    requiring H1, L1 and V1 over the chosen span, skipping NaN gaps and known events.
-3. :class:`GwoscNoise` — real strain fetched from GWOSC with gwpy for a GPS span, cached on disk.
+3. :class:`gwviz.data.gwosc.GwoscNoise` — real strain fetched from GWOSC with gwpy for a GPS span, cached on disk.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import torch
 
 from ..constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE
 from .params import O3_GPS_SPAN
-from ..paths import CACHE_ENV, DATA_ENV, files_within
-from ..paths import root as paths_root
+from ..paths import DATA_ENV, files_within
 from .psd import analytic_psd
 from .strain import MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, flat_runs, read_strain, resample
 
@@ -283,102 +282,6 @@ class StrainFiles:
         return NoiseSegment(data, self.sample_rate, float(starts[0]), label, False, None)
 
 
-class GwoscNoise(StrainFiles):
-    """Real O3 strain fetched from GWOSC with gwpy and cached as HDF5 under ``cache_dir``.
-
-    Downloads ``chunk`` seconds [s] (default 64) of H1, L1 and V1 at ``gps_start`` [s] or, by default, at a
-    random start drawn with ``seed`` inside ``gps_span`` [s] (default: the paper's 1238163456–1239879680),
-    unless they are cached; a second run reads the cache. ``cache_dir`` defaults to $GWVIZ_CACHE; other
-    keyword arguments go to :class:`StrainFiles`. ValueError when a detector cannot be fetched.
-    """
-
-    def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
-                 seed: int | None = None, gps_start: float | None = None, **kwargs):
-        from tqdm.auto import tqdm
-        if gps_start is None:
-            rng = np.random.default_rng(seed)
-            gps_start = float(math.floor(rng.uniform(gps_span[0], gps_span[1] - chunk)))
-        paths = [cached_open_strain(det, gps_start, chunk, cache_dir)
-                 for det in tqdm(DETECTORS, desc=f"GWOSC {int(gps_start)}+{chunk:g}s", unit="det")]
-        super().__init__(paths, **kwargs)
-        self.name = f"real O3 strain from GWOSC, GPS {int(gps_start)}+{chunk:g} s (cached in {paths[0].parent})"
-
-
-def cached_open_strain(detector: str, start: float, duration: float, cache_dir=None) -> Path:
-    """GWOSC open strain [start, start + duration) GPS [s] of ``detector``, cached as one HDF5 file.
-
-    The file, ``<cache>/<det>-<start>-<duration>.hdf5`` (GPS to 0.1 ms, no trailing zeros), is fetched with :func:`fetch_to_cache`
-    unless it is there already; ``cache_dir`` defaults to $GWVIZ_CACHE. Returns its path; ValueError (from
-    the fetch) when it cannot be had.
-    """
-    cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
-    cache.mkdir(parents=True, exist_ok=True)
-    # the exact span in the name: int(start) let two fractional starts share one file
-    name = lambda v: f"{float(v):.4f}".rstrip("0").rstrip(".")  # noqa: E731 - 1242442951.0 -> "1242442951"
-    path = cache / f"{detector}-{name(start)}-{name(duration)}.hdf5"
-    if not path.exists():
-        fetch_to_cache(detector, start, start + duration, path)
-    return path
-
-
-def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
-    """Download open strain [start, end) GPS [s] at 4096 Hz with gwpy and write it atomically to ``path``.
-
-    gwpy's HDF5 layout; ValueError when the fetch fails (network errors come in many types).
-    """
-    from gwpy.timeseries import TimeSeries
-    try:
-        ts = TimeSeries.fetch_open_data(detector, start, end, sample_rate=SAMPLE_RATE)
-    except Exception as err:  # noqa: BLE001 - network errors come in many types
-        raise ValueError(f"could not fetch {detector} GPS {start}-{end} from GWOSC: {err}") from err
-    tmp = path.with_suffix(".tmp.hdf5")
-    ts.name = f"{detector}:GWOSC-4KHZ_R1_STRAIN"
-    ts.write(str(tmp), format="hdf5", overwrite=True)
-    os.replace(tmp, path)
-
-
-def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tuple[str, ...] = DETECTORS,
-                       cache_dir: str | os.PathLike | None = None) -> tuple[list[Path], dict[str, str]]:
-    """GWOSC open strain (4096 Hz) of ``duration`` s (16 to 4096; default 32) centred on ``event``.
-
-    ``event`` is a name in :data:`KNOWN_EVENTS` or a GPS time [s]. Each of ``detectors`` (default all three) is
-    fetched with gwpy and cached as HDF5 under ``cache_dir`` ($GWVIZ_CACHE by default); a second call reads the cache.
-
-    Returns
-    -------
-    paths : list of pathlib.Path
-        Files of the detectors fetched.
-    failed : dict of str to str
-        {detector: why not} for those that failed (e.g. not observing).
-
-    Raises
-    ------
-    ValueError
-        Unknown event, a GPS time outside the LIGO/Virgo era, a bad duration, or no detector could be fetched.
-    """
-    if isinstance(event, str) and event in KNOWN_EVENTS:
-        gps = KNOWN_EVENTS[event]
-    else:
-        try:
-            gps = float(event)
-        except (TypeError, ValueError):
-            raise ValueError(f"event must be one of {sorted(KNOWN_EVENTS)} or a GPS time, got {event!r}") from None
-    if not (math.isfinite(gps) and 6e8 < gps < 2e9):
-        raise ValueError(f"GPS time {gps!r} is outside the LIGO/Virgo era")
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and SEGMENT_DURATION <= duration <= 4096):
-        raise ValueError(f"duration must be {SEGMENT_DURATION:g} to 4096 s, got {duration!r}")
-    start = int(math.floor(gps - duration / 2))
-    paths, failed = [], {}
-    for det in detectors:
-        try:
-            paths.append(cached_open_strain(det, start, int(duration), cache_dir))
-        except ValueError as err:
-            failed[det] = str(err)
-    if not paths:
-        raise ValueError(f"no detector could be fetched for GPS {start}+{int(duration)} s: " + "; ".join(failed.values()))
-    return paths, failed
-
-
 #: Kinds of :func:`noise_source`: one vocabulary for the dataset builder, the evaluations and the app.
 NOISE_KINDS: tuple[str, ...] = ("simulated", "files", "gwosc")
 
@@ -438,6 +341,7 @@ def noise_source(kind: str = "simulated", *, data_dir: str | os.PathLike | None 
         found = list(files) if files is not None else files_within(resolve_data_dir(data_dir), STRAIN_SUFFIXES)
         return StrainFiles(found, gps_range=gps_range, allow_resample=True)
     if kind == "gwosc":
+        from .gwosc import GwoscNoise  # gwosc imports this module (StrainFiles)
         if gps is not None and not (isinstance(gps, (int, float, np.integer, np.floating)) and math.isfinite(gps)):
             raise ValueError(f"GWOSC noise needs a finite GPS start time [s], got {gps!r}")
         try:
