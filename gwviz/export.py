@@ -20,9 +20,19 @@ AUDIO_BAND = (20.0, 500.0)
 
 
 def sample_hdf5(res) -> bytes:
-    """The sample as an HDF5 file (bytes): whitened window ``data`` (3, 16384) [σ], raw strain ``raw``
-    (3, 16384) [strain], the clean injected ``signal`` and ``white_signal``, the attribution ``cam``
-    (16384,), the class ``probabilities``; attributes: metadata (JSON), method, target, rule."""
+    """The sample of an Explore result as an HDF5 file (bytes).
+
+    Parameters
+    ----------
+    res : gwviz.session.ExploreResult
+
+    Returns
+    -------
+    bytes
+        Datasets: whitened window ``data`` (3, 16384) [σ], raw strain ``raw`` (3, 16384) [strain], the
+        clean injected ``signal`` and ``white_signal``, the attribution ``cam`` (16384,), the class
+        ``probabilities`` (4,); attributes: metadata (JSON), method, target, label, rule, units.
+    """
     import h5py
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
@@ -40,7 +50,18 @@ def sample_hdf5(res) -> bytes:
 
 
 def explanation_csv(res) -> str:
-    """time [s], the attribution map and the whitened strain of each detector, one row per sample."""
+    """The attribution map and the whitened strain of an Explore result as CSV text.
+
+    Parameters
+    ----------
+    res : gwviz.session.ExploreResult
+
+    Returns
+    -------
+    str
+        Columns time [s], the attribution map (``<method>_<target>``) and the whitened strain of each
+        detector; one row per sample.
+    """
     t = np.arange(res.cam.shape[-1]) / SAMPLE_RATE
     cols = np.column_stack([t, res.cam, *res.sample.data])
     head = f"time_s,{res.method}_{res.target}," + ",".join(f"whitened_{d}" for d in DETECTORS)
@@ -51,10 +72,34 @@ def explanation_csv(res) -> str:
 
 def audible(x: np.ndarray, sample_rate: float = SAMPLE_RATE, speed: int = SPEED_UP,
             band: tuple[float, float] = AUDIO_BAND) -> tuple[np.ndarray, int]:
-    """Whitened strain (N,) as sound: band-passed to ``band`` [Hz] (a real, smooth-edged mask in the
-    frequency domain: zero phase, so the chirp stays where it was), faded in and out over 50 ms,
-    scaled to ±0.9, to be played at ``speed`` × the sample rate. Returns (float32 samples, playback
-    rate [Hz]). numpy only: scipy.signal would add ~1 s to the app's first load."""
+    """Whitened strain as sound, to be played at ``speed`` × the sample rate.
+
+    Band-passed to ``band`` with a real, smooth-edged mask in the frequency domain (zero phase, so the
+    chirp stays where it was), faded in and out over 50 ms and scaled to ±0.9. numpy only: scipy.signal
+    would add ~1 s to the app's first load.
+
+    Parameters
+    ----------
+    x : (N,) array_like
+        Whitened strain, finite, at least 0.25 s.
+    sample_rate : float, optional
+        Sample rate [Hz]. Default 4096.
+    speed : int, optional
+        Playback speed-up. Default :data:`SPEED_UP` (4).
+    band : (float, float), optional
+        Band kept [Hz]. Default :data:`AUDIO_BAND` (20–500 Hz).
+
+    Returns
+    -------
+    samples : (N,) float32 ndarray
+    rate : int
+        Playback rate [Hz].
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a finite 1-D series of at least 0.25 s.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < sample_rate / 4 or not np.isfinite(x).all():
         raise ValueError(f"need a finite 1-D series of at least 0.25 s, got shape {x.shape}")

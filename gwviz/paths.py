@@ -71,10 +71,11 @@ def resolve_within(user_text: str | os.PathLike, base: str | os.PathLike, label:
         even when they point inside ``base``: the page never needs to know where roots live.
     base : str or os.PathLike
         The allowed root (from :func:`root`, never from the page).
-    label : str
-        How messages name the root, e.g. ``"$GWVIZ_GALLERY_DIR"``.
-    must_exist : bool
+    label : str, optional
+        How messages name the root, e.g. ``"$GWVIZ_GALLERY_DIR"``. Default ``"the folder"``.
+    must_exist : bool, optional
         Also refuse a target that does not exist (set False for a folder about to be written).
+        Default True.
 
     Returns
     -------
@@ -122,10 +123,10 @@ def subfolders(base: str | os.PathLike, max_depth: int = 2, limit: int = 200) ->
     ----------
     base : str or os.PathLike
         An allowed root; a missing one gives [].
-    max_depth : int
-        How many levels to descend.
-    limit : int
-        At most this many are listed (the walk stops there).
+    max_depth : int, optional
+        How many levels to descend. Default 2.
+    limit : int, optional
+        At most this many are listed (the walk stops there). Default 200.
 
     Returns
     -------
@@ -153,16 +154,18 @@ def files_within(base: str | os.PathLike, suffixes: tuple[str, ...] | None = Non
     base : str or os.PathLike
         An allowed root (must exist).
     suffixes : tuple of str, optional
-        Keep only these suffixes (e.g. ``(".hdf5", ".gwf")``).
+        Keep only these suffixes (e.g. ``(".hdf5", ".gwf")``). Default None: all.
     pattern : str, optional
         Keep only relative paths matching this glob, matched from the right like
-        :meth:`pathlib.PurePath.match` (``"*GW190521*/H1_data_32s.hdf5"``).
-    max_depth, max_files : int
-        Bounds of the walk; more matching files than ``max_files`` is an error.
+        :meth:`pathlib.PurePath.match` (``"*GW190521*/H1_data_32s.hdf5"``). Default None: all.
+    max_depth, max_files : int, optional
+        Bounds of the walk (default :data:`MAX_DEPTH` = 6 levels, :data:`MAX_FILES` = 500); more
+        matching files than ``max_files`` is an error.
 
     Returns
     -------
     list of pathlib.Path
+        Symlinks pointing out of ``base`` and dangling ones are skipped.
 
     Raises
     ------
@@ -251,8 +254,25 @@ def redact(text: str, known: dict[str, str] | None = None) -> str:
 # --- command lines: where they write, and how they fail ------------------------------------------
 
 def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """Create folder ``path`` if needed and prove it writable before any work is done (a probe
-    file, written and removed); ValueError naming ``flag`` otherwise."""
+    """Create folder ``path`` if needed and prove it writable before any work is done.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder (parents are created too).
+    flag : str, optional
+        The command-line option that named it, for the messages. Default ``"--out"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, proven writable by a probe file written and removed.
+
+    Raises
+    ------
+    ValueError
+        Naming ``flag``, when ``path`` is a file or cannot be created or written.
+    """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out}: it is a file, not a folder; choose a folder")
@@ -267,8 +287,18 @@ def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
 
 
 def run_cli(main, prog: str) -> None:
-    """Run a command line's ``main()``: bad arguments, files or paths (ValueError) and a diverged
-    computation (FloatingPointError) end with ``prog: error: …`` and exit status 1, not a traceback."""
+    """Run a command line's ``main()``, turning its expected errors into a one-line exit.
+
+    Bad arguments, files or paths (ValueError) and a diverged computation (FloatingPointError) end
+    with ``prog: error: …`` and exit status 1, not a traceback.
+
+    Parameters
+    ----------
+    main : callable
+        Called with no arguments.
+    prog : str
+        Program name for the message, e.g. ``"python -m gwviz.scan"``.
+    """
     import sys
     try:
         main()

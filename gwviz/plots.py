@@ -48,15 +48,36 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
                       sample_rate: float = SAMPLE_RATE, display_step: int = 1, height: int = 520) -> go.Figure:
     """Whitened strain of the three detectors, one row each, with CAM(s) overlaid and the merger line.
 
-    Args:
-        data: (3, T) whitened strain of H1, L1, V1.
-        cams: one (T,) profile or {legend name: (T,) profile}; each drawn normalised to [0, 1] on
-            a right-hand axis, the first as a filled area, further ones as lines.
-        merger_index: sample of the merger in the window: an int (same for all rows) or
-            {detector: index}; drawn as a dashed vertical line. None: no line (noise).
-        white_signal: optional (3, T) clean whitened signal, drawn over the data.
-        sample_rate: [Hz]. display_step: draw every n-th sample (HTML size; CAMs are smooth on
-            the 32-sample scale of Grad-CAM, so they are drawn with step max(display_step, 8)).
+    Parameters
+    ----------
+    data : (3, T) ndarray
+        Whitened strain of H1, L1, V1.
+    cams : (T,) ndarray or dict of str to (T,) ndarray, optional
+        One profile (legend "Grad-CAM") or {legend name: profile}; each drawn normalised to [0, 1] on a
+        right-hand axis, the first as a filled area, further ones as lines. Default None: no CAM.
+    merger_index : int or dict of str to int, optional
+        Sample of the merger in the window: an int (same for all rows) or {detector: index}; drawn as a
+        dashed vertical line. Default None: no line (noise).
+    title : str, optional
+        Default "".
+    white_signal : (3, T) ndarray, optional
+        Clean whitened signal, drawn over the data (rows that are all zero are skipped). Default None.
+    sample_rate : float, optional
+        Sample rate [Hz]. Default 4096.
+    display_step : int, optional
+        Draw every n-th sample (HTML size; CAMs are smooth on the 32-sample scale of Grad-CAM, so they
+        are drawn with step max(display_step, 8)). Default 1.
+    height : int, optional
+        Figure height [px]. Default 520.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not (3, T).
     """
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[0] != len(DETECTORS):
@@ -103,9 +124,26 @@ def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, dis
                 cam_label: str = "Grad-CAM") -> go.Figure:
     """Sasaoka et al. (2023) Fig. 2: one column per sample, input strain on top, CAM below.
 
-    Args:
-        panels: dicts with 'title', 'data' (3, T) whitened strain, 'cam' (T,), optional
-            'merger_index' (int, geocentric sample in the window).
+    Parameters
+    ----------
+    panels : sequence of dict
+        Dicts with 'title', 'data' (3, T) whitened strain, 'cam' (T,), optional 'merger_index' (int,
+        geocentric sample in the window).
+    sample_rate : float, optional
+        Sample rate [Hz]. Default 4096.
+    display_step : int, optional
+        Draw every n-th strain sample (the CAM every 8th). Default 2.
+    cam_label : str, optional
+        Legend name of the CAM. Default "Grad-CAM".
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``panels`` is empty.
     """
     n = len(panels)
     if n == 0:
@@ -141,9 +179,21 @@ def accuracy_vs_snr_figure(edges: Sequence[float], accuracy: Mapping[str, Sequen
                            baselines: Mapping[str, Mapping[str, Sequence[float | None]]] | None = None) -> go.Figure:
     """Accuracy per network-SNR bin, one line per class (and 'overall').
 
-    Args: edges (B + 1,) bin edges of network SNR; accuracy {name: (B,) in [0, 1] or None for
-    empty bins}; counts {name: (B,)} shown on hover; baselines {method: {name: (B,)}} drawn dashed
-    (e.g. a matched filter beside the CNN)."""
+    Parameters
+    ----------
+    edges : (B + 1,) sequence of float
+        Bin edges of network SNR.
+    accuracy : dict of str to (B,) sequence
+        {name: accuracy in [0, 1], or None for empty bins}.
+    counts : dict of str to (B,) sequence of int, optional
+        {name: windows per bin}, shown on hover. Default None.
+    baselines : dict of str to dict, optional
+        {method: {name: (B,)}} drawn dashed (e.g. a matched filter beside the CNN). Default None.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
     e = np.asarray(edges, dtype=float)
     centres = 0.5 * (e[1:] + e[:-1])
     fig = go.Figure()
@@ -167,8 +217,26 @@ def accuracy_vs_snr_figure(edges: Sequence[float], accuracy: Mapping[str, Sequen
 
 
 def confusion_figure(matrix: np.ndarray, classes: Sequence[str] = CLASSES, normalise: bool = True) -> go.Figure:
-    """Confusion matrix heatmap: rows true class, columns predicted; ``normalise`` shows row
-    fractions (counts on hover)."""
+    """Confusion matrix heatmap: rows true class, columns predicted.
+
+    Parameters
+    ----------
+    matrix : (C, C) array_like
+        Counts.
+    classes : sequence of str, optional
+        Default ``CLASSES``.
+    normalise : bool, optional
+        Show row fractions (counts on hover). Default True.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not (C, C) for C = len(classes).
+    """
     m = np.asarray(matrix, dtype=float)
     if m.shape != (len(classes), len(classes)):
         raise ValueError(f"matrix must be ({len(classes)}, {len(classes)}), got {m.shape}")
@@ -186,8 +254,22 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str] = CLASSES, norma
 
 def roc_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "ROC",
                log_x: bool = True) -> go.Figure:
-    """ROC curves {legend name: (fpr, tpr)}; a class name at the start of the legend name picks
-    its colour, ' SNR 8' dashes it."""
+    """ROC curves, one line per legend name.
+
+    Parameters
+    ----------
+    curves : dict of str to (fpr, tpr)
+        {legend name: (fpr, tpr)}; a class name at the start of the legend name picks its colour,
+        ' SNR 8' in it dashes it.
+    title : str, optional
+        Default "ROC".
+    log_x : bool, optional
+        Logarithmic false-positive-rate axis (points with fpr = 0 are dropped). Default True.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
     fig = go.Figure()
     for name, (fpr, tpr) in curves.items():
         kind = name.split()[0]
@@ -204,7 +286,11 @@ def roc_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], ti
 
 def histogram_figure(values: Mapping[str, np.ndarray], xlabel: str, title: str = "", nbins: int = 60,
                      vline: float | None = None) -> go.Figure:
-    """Overlaid histograms {class: values}; ``vline`` marks a reference (e.g. 0 = merger)."""
+    """Overlaid histograms {class: values} (non-finite values dropped).
+
+    ``xlabel``: x-axis title; ``title`` (default ""); ``nbins`` (default 60); ``vline`` (default None)
+    marks a reference (e.g. 0 = merger). Returns a plotly Figure.
+    """
     fig = go.Figure()
     for name, v in values.items():
         v = np.asarray(v, dtype=float)
@@ -219,7 +305,11 @@ def histogram_figure(values: Mapping[str, np.ndarray], xlabel: str, title: str =
 
 def scatter_figure(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray], xlabel: str, ylabel: str,
                    title: str = "", log_x: bool = False, hline: float | None = None) -> go.Figure:
-    """Scatter of y against x per class ({class: (N,)} each)."""
+    """Scatter of y against x per class ({class: (N,)} each).
+
+    ``xlabel``, ``ylabel``: axis titles; ``title`` (default ""); ``log_x`` (default False); ``hline``
+    (default None) draws a dashed horizontal reference line. Returns a plotly Figure.
+    """
     fig = go.Figure()
     for name in x:
         fig.add_trace(go.Scatter(x=np.asarray(x[name], dtype=float), y=np.asarray(y[name], dtype=float),
@@ -234,10 +324,29 @@ def scatter_figure(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray], xla
 
 def write_page(path: str | os.PathLike, figures: Sequence[go.Figure], title: str = "gwviz",
                plotlyjs: str = "inline", notes: Sequence[str] = ()) -> Path:
-    """Write figures into one HTML page that opens offline.
+    """Write figures into one HTML page that opens offline (atomically; parent folders are created).
 
-    plotlyjs: 'inline' (plotly.js embedded once; the page stands alone, +~4.7 MB) or
-    'directory' (a shared plotly.min.js written beside the page once, kept with it)."""
+    Parameters
+    ----------
+    path : str or os.PathLike
+    figures : sequence of plotly.graph_objects.Figure
+    title : str, optional
+        Page title. Default "gwviz".
+    plotlyjs : {'inline', 'directory'}, optional
+        'inline' (plotly.js embedded once; the page stands alone, +~4.7 MB, the default) or
+        'directory' (a shared plotly.min.js written beside the page once, kept with it).
+    notes : sequence of str, optional
+        Paragraphs above the figures. Default none.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        For another ``plotlyjs``.
+    """
     if plotlyjs not in ("inline", "directory"):
         raise ValueError(f"plotlyjs must be 'inline' or 'directory', got {plotlyjs!r}")
     import plotly.offline
@@ -255,8 +364,12 @@ def write_page(path: str | os.PathLike, figures: Sequence[go.Figure], title: str
 
 def page_html(figures: Sequence[go.Figure], title: str = "gwviz", notes: Sequence[str] = (),
               inline_js: bool = True) -> str:
-    """One HTML page of ``figures`` with ``notes`` above them; with ``inline_js`` plotly.js is embedded
-    (~4.7 MB), so the page opens offline and fetches nothing (the app's figure download)."""
+    """One HTML page of ``figures`` with ``notes`` above them.
+
+    With ``inline_js`` (default True) plotly.js is embedded (~4.7 MB), so the page opens offline and
+    fetches nothing (the app's figure download); else the page loads plotly.min.js from beside it.
+    ``title`` defaults to "gwviz". Returns the HTML text.
+    """
     import plotly.offline
     head = (f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>" if inline_js
             else '<script src="plotly.min.js"></script>')

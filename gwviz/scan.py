@@ -50,11 +50,13 @@ MERGER_BEFORE_END = 0.05
 class Trigger:
     """The loudest window of a cluster of windows above the threshold.
 
-    time: estimated merger time [s after the strain's first sample] (window end − 0.05 s);
-    gps: the same in GPS [s] (``t0`` + time); window_start [s after the first sample]; label: class
-    under the scan's rule; statistic: λ; fpr: false-positive rate per window of λ (None without a
-    calibration); probabilities: {class: p}; n_windows: windows in the cluster; cam: (16384,) map and
-    window: (3, 16384) whitened strain of the loudest window (both None for a background run)."""
+    Attributes: ``time`` estimated merger time [s after the strain's first sample] (window end − 0.05 s);
+    ``gps`` the same in GPS [s] (``t0`` + time); ``window_start`` [s after the first sample]; ``label`` class
+    under the scan's rule; ``statistic`` λ; ``fpr`` false-positive rate per window of λ (None without a
+    calibration); ``probabilities`` {class: p}; ``n_windows`` windows in the cluster; ``cam`` (16384,) map
+    and ``window`` (3, 16384) whitened strain of the loudest window (both None for a background run);
+    ``far`` false-alarm rate [1/s] from time slides (None until :func:`assign_far`); ``far_is_upper_limit``.
+    """
 
     time: float
     gps: float
@@ -72,9 +74,14 @@ class Trigger:
 
 @dataclass
 class ScanResult:
-    """window_starts (W,) [s after the first sample]; statistic (W,) λ; fpr (W,) per window (NaN
-    without a calibration); probabilities (W, 4); labels (W,) class indices under the rule; rule:
-    'calibrated' at ``rate`` or 'argmax'; threshold: λ threshold (None for argmax)."""
+    """A scan's windows, statistic, decisions and triggers (W windows).
+
+    Attributes: ``t0`` GPS of the first sample [s]; ``stride`` [s]; ``window_starts`` (W,) [s after the
+    first sample]; ``statistic`` (W,) λ; ``fpr`` (W,) per window (NaN without a calibration);
+    ``probabilities`` (W, 4); ``labels`` (W,) class indices under the rule; ``rule`` 'calibrated' at
+    ``rate`` or 'argmax' (``rate`` None); ``threshold`` λ threshold (None for argmax); ``triggers``
+    loudest first; ``method`` attribution map; ``fpr_floor``, ``detectors`` (e.g. "H1L1V1").
+    """
 
     t0: float
     stride: float
@@ -92,6 +99,7 @@ class ScanResult:
     detectors: str = "H1L1V1"  # the detector network scanned
 
     def to_dict(self) -> dict:
+        """JSON-ready dict of the result (triggers without their map and window)."""
         triggers = [{k: v for k, v in asdict(t).items() if k not in ("cam", "window")} for t in self.triggers]
         return {"t0": self.t0, "stride": self.stride, "detectors": self.detectors, "rule": self.rule, "rate": self.rate, "threshold": self.threshold,
                 "fpr_floor": self.fpr_floor,
@@ -104,8 +112,10 @@ class ScanResult:
 
 
 def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float) -> list[np.ndarray]:
-    """Indices of runs of windows above threshold, a run broken where consecutive hits are more
-    than ``gap`` s apart."""
+    """Index arrays of runs of windows with ``above`` true, broken where consecutive hits are more than ``gap`` s apart.
+
+    ``starts`` (W,) window starts [s]; ``stat`` (W,) λ (not used); ``above`` (W,) bool.
+    """
     idx = np.flatnonzero(above)
     if idx.size == 0:
         return []
@@ -131,14 +141,22 @@ def _reader(strain, sample_rate: float, dets: tuple[str, ...]) -> StrainStream |
 def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = MERGER_SPAN,
          rate: float = DEFAULT_RATES[0], t0: float = 0.0, batch: int | None = None, gap: float = 1.0,
          method: str = "hirescam", progress: bool = False) -> ScanResult:
-    """Scan ``strain`` ({'H1','L1','V1'} or a subset the weights accept: equal-length raw arrays ≥ 16 s
-    at 4096 Hz, checked as by :func:`classify`; or files from :func:`gwviz.data.stream.open_detectors`,
-    read and checked block by block) every ``stride`` s. Triggers: windows whose λ passes the threshold
-    of false-positive rate ``rate`` per window in that detector network's calibration
-    (argmax ≠ noise without one), clustered when closer than ``gap`` s, each with the ``method``
-    attribution map of its loudest window. ``batch``: windows whitened and classified at once (default
-    4 on the CPU, 256 on CUDA: bench/bench_scan.py)."""
-    if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride * sample_rate >= 1):
+    """Scan strain every ``stride`` s with ``classifier``: λ per window, clustered triggers and their maps.
+
+    ``strain``: {'H1','L1','V1'} or a subset the weights accept, equal-length raw arrays ≥ 16 s at
+    ``sample_rate`` = 4096 Hz, checked as by :meth:`Classifier.classify`; or files from
+    :func:`gwviz.data.stream.open_detectors`, read and checked block by block. ``stride`` [s] (default
+    MERGER_SPAN, 0.1 s). Triggers: windows whose λ passes the threshold of false-positive rate ``rate``
+    per window (default DEFAULT_RATES[0]) in that detector network's calibration (argmax ≠ noise without
+    one), clustered when closer than ``gap`` s (default 1), each with the ``method`` attribution map
+    (default "hirescam"; None: no maps) of its loudest window. ``t0``: GPS of the first sample [s]
+    (default 0). ``batch``: windows whitened and classified at once (default 4 on the CPU, 256 on CUDA:
+    bench/bench_scan.py). ``progress``: a tqdm bar. Returns a :class:`ScanResult`. ValueError for a stride
+    under one sample, a bad batch, detectors or a rate the weights refuse, and the strain checks;
+    FloatingPointError if the network returns non-finite logits.
+    """
+    if isinstance(stride, bool) or not (isinstance(stride, (int, float)) and math.isfinite(stride)
+                                        and stride * sample_rate >= 1):
         raise ValueError(f"stride must be a number of seconds ≥ one sample, got {stride!r}")
     if batch is None:  # measured (bench/bench_scan.py): small batches stay in the CPU's caches, big ones fill a GPU
         batch = 256 if torch.device(classifier.device).type == "cuda" else 4
@@ -204,15 +222,18 @@ def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = M
 
 def time_slide_background(classifier, strain, slide: float = 3.0, n_slides: int | None = None,
                           sample_rate: float = SAMPLE_RATE, **scan_kwargs) -> dict:
-    """Background of the scan from time slides of the strain itself, the way searches estimate a
-    false-alarm rate: the second detector (L1 of H1L1V1) shifted circularly by k·``slide`` s and the
-    third by 2k·``slide`` s (k = 1 …
-    ``n_slides``; default: as many as fit, 2k·slide < duration), so no real coincidence survives,
-    then scanned as usual (no maps). A circular shift joins the data's end to its start, a jump
-    that whitening turns into a loud glitch, so only the stretches between those joins (≥ 16 s)
-    are scanned (from files: each stretch read block by block again). Returns {slides, slide_s,
-    live_time_s, statistics: the background triggers' λ, sorted}. A signal in the data stays in the background as single-detector content: the FAR is
-    conservative."""
+    """Background of the scan from time slides of the strain itself, the way searches estimate a false-alarm rate.
+
+    The second detector (L1 of H1L1V1) is shifted circularly by k·``slide`` s (default 3) and the third
+    by 2k·``slide`` s (k = 1 … ``n_slides``; default: as many as fit, 2k·slide < duration), so no real
+    coincidence survives, then scanned as usual (no maps; ``scan_kwargs`` go to :func:`scan`). A
+    circular shift joins the data's end to its start, a jump that whitening turns into a loud glitch,
+    so only the stretches between those joins (≥ 16 s) are scanned (from files: each stretch read block
+    by block again). Returns {slides, slide_s, live_time_s, statistics: the background triggers' λ,
+    sorted}. A signal in the data stays in the background as single-detector content: the FAR is
+    conservative. ValueError for fewer than two detectors, a bad ``slide`` or ``n_slides``, or no
+    stretch of ≥ 16 s between the joins.
+    """
     dets = _detectors(strain)
     if len(dets) < 2:
         raise ValueError(f"time slides need two or more detectors; {dets[0]} alone has no coincidence to break")
@@ -224,7 +245,7 @@ def time_slide_background(classifier, strain, slide: float = 3.0, n_slides: int 
     if most < 1:
         raise ValueError(f"slide must be > 0 s and leave room for one slide (2 × slide < {duration:g} s), got {slide!r}")
     n_slides = most if n_slides is None else n_slides
-    if not (isinstance(n_slides, int) and 1 <= n_slides <= most):
+    if isinstance(n_slides, bool) or not (isinstance(n_slides, int) and 1 <= n_slides <= most):
         raise ValueError(f"n_slides must be an integer in [1, {most}] for {duration:g} s and {slide:g}-s slides, "
                          f"got {n_slides!r}")
     stats, live = [], 0.0
@@ -245,8 +266,9 @@ def time_slide_background(classifier, strain, slide: float = 3.0, n_slides: int 
 
 
 def assign_far(result: ScanResult, background: dict) -> None:
-    """Give each trigger of ``result`` its false-alarm rate [1/s] from ``background``: background
-    triggers at least as loud per second of slid live time (1 / live time, an upper limit, if none)."""
+    """Give each trigger of ``result`` its false-alarm rate [1/s] from ``background`` (in place):
+    background triggers at least as loud per second of slid live time (1 / live time, an upper limit, if none).
+    """
     bg, live = np.asarray(background["statistics"]), background["live_time_s"]
     for t in result.triggers:
         n = int((bg >= t.statistic).sum())
@@ -254,9 +276,11 @@ def assign_far(result: ScanResult, background: dict) -> None:
 
 
 def window_rate(result: ScanResult) -> dict:
-    """Windows whose λ passes the threshold, against the calibrated rate: on pure noise the count
-    should be ``rate`` × windows within its Poisson error (adjacent windows overlap, so they are not
-    independent and the true scatter is larger). Empty without a calibration."""
+    """Windows whose λ passes the threshold, against the calibrated rate (a dict; empty without a calibration).
+
+    On pure noise the count should be ``rate`` × windows within its Poisson error (adjacent windows
+    overlap, so they are not independent and the true scatter is larger).
+    """
     if result.threshold is None:
         return {}
     n, above = len(result.statistic), int((result.statistic > result.threshold).sum())
@@ -266,8 +290,7 @@ def window_rate(result: ScanResult) -> dict:
 
 
 def report_figures(result: ScanResult, n_windows: int = 10) -> list:
-    """plotly figures: λ against time with the threshold and the triggers, then for the
-    ``n_windows`` loudest triggers their whitened window with its map."""
+    """plotly figures: λ against time with threshold and triggers, then the ``n_windows`` (10) loudest maps."""
     import plotly.graph_objects as go
 
     from .plots import strain_cam_figure
@@ -302,6 +325,7 @@ def _fpr_text(fpr: float | None, floor: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """The command line (see the module docstring); returns the report written to scan.json."""
     from .classifier import SUBSET_WEIGHTS, load_classifier
     from .plots import write_page
     ap = argparse.ArgumentParser(prog="python -m gwviz.scan", description=__doc__.split("\n")[0])

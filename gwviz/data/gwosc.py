@@ -22,10 +22,27 @@ from .params import O3_GPS_SPAN
 class GwoscNoise(StrainFiles):
     """Real O3 strain fetched from GWOSC with gwpy and cached as HDF5 under ``cache_dir``.
 
-    Downloads ``chunk`` seconds [s] (default 64) of H1, L1 and V1 at ``gps_start`` [s] or, by default, at a
-    random start drawn with ``seed`` inside ``gps_span`` [s] (default: the paper's 1238163456–1239879680),
-    unless they are cached; a second run reads the cache. ``cache_dir`` defaults to $GWVIZ_CACHE; other
-    keyword arguments go to :class:`StrainFiles`. ValueError when a detector cannot be fetched.
+    Downloads H1, L1 and V1 unless they are cached; a second run reads the cache.
+
+    Parameters
+    ----------
+    gps_span : (float, float), optional
+        GPS span [s] the random start is drawn in. Default: the paper's 1238163456–1239879680.
+    chunk : float, optional
+        Seconds fetched per detector [s]. Default 64.
+    cache_dir : str or os.PathLike, optional
+        Default $GWVIZ_CACHE.
+    seed : int, optional
+        Seed of the random start. Default None.
+    gps_start : float, optional
+        GPS start [s]; default None: a random start drawn with ``seed`` inside ``gps_span``.
+    **kwargs
+        Go to :class:`StrainFiles`.
+
+    Raises
+    ------
+    ValueError
+        When a detector cannot be fetched.
     """
 
     def __init__(self, gps_span: tuple[float, float] = O3_GPS_SPAN, chunk: float = 64.0, cache_dir=None,
@@ -43,9 +60,25 @@ class GwoscNoise(StrainFiles):
 def cached_open_strain(detector: str, start: float, duration: float, cache_dir=None) -> Path:
     """GWOSC open strain [start, start + duration) GPS [s] of ``detector``, cached as one HDF5 file.
 
-    The file, ``<cache>/<det>-<start>-<duration>.hdf5`` (GPS to 0.1 ms, no trailing zeros), is fetched with :func:`fetch_to_cache`
-    unless it is there already; ``cache_dir`` defaults to $GWVIZ_CACHE. Returns its path; ValueError (from
-    the fetch) when it cannot be had.
+    The file, ``<cache>/<det>-<start>-<duration>.hdf5`` (GPS to 0.1 ms, no trailing zeros), is fetched
+    with :func:`fetch_to_cache` unless it is there already.
+
+    Parameters
+    ----------
+    detector : str
+    start, duration : float
+        GPS start and length [s].
+    cache_dir : str or os.PathLike, optional
+        Default $GWVIZ_CACHE (created if needed).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        From the fetch, when the strain cannot be had.
     """
     cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
     cache.mkdir(parents=True, exist_ok=True)
@@ -60,7 +93,12 @@ def cached_open_strain(detector: str, start: float, duration: float, cache_dir=N
 def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
     """Download open strain [start, end) GPS [s] at 4096 Hz with gwpy and write it atomically to ``path``.
 
-    gwpy's HDF5 layout; ValueError when the fetch fails (network errors come in many types).
+    Written in gwpy's HDF5 layout, named ``<detector>:GWOSC-4KHZ_R1_STRAIN``.
+
+    Raises
+    ------
+    ValueError
+        When the fetch fails (network errors come in many types).
     """
     from gwpy.timeseries import TimeSeries
     try:
@@ -69,16 +107,30 @@ def fetch_to_cache(detector: str, start: float, end: float, path: Path) -> None:
         raise ValueError(f"could not fetch {detector} GPS {start}-{end} from GWOSC: {err}") from err
     tmp = path.with_suffix(".tmp.hdf5")
     ts.name = f"{detector}:GWOSC-4KHZ_R1_STRAIN"
-    ts.write(str(tmp), format="hdf5", overwrite=True)
-    os.replace(tmp, path)
+    try:
+        ts.write(str(tmp), format="hdf5", overwrite=True)
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk or an unwritable cache: say so, and leave no partial file
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"could not write {detector} GPS {start}-{end} to the cache {path.parent}: {err}") from err
 
 
 def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tuple[str, ...] = DETECTORS,
                        cache_dir: str | os.PathLike | None = None) -> tuple[list[Path], dict[str, str]]:
-    """GWOSC open strain (4096 Hz) of ``duration`` s (16 to 4096; default 32) centred on ``event``.
+    """GWOSC open strain (4096 Hz) of ``duration`` s centred on ``event``.
 
-    ``event`` is a name in :data:`KNOWN_EVENTS` or a GPS time [s]. Each of ``detectors`` (default all three) is
-    fetched with gwpy and cached as HDF5 under ``cache_dir`` ($GWVIZ_CACHE by default); a second call reads the cache.
+    Each detector is fetched with gwpy and cached as HDF5; a second call reads the cache.
+
+    Parameters
+    ----------
+    event : str or float
+        A name in :data:`KNOWN_EVENTS` or a GPS time [s].
+    duration : float, optional
+        Seconds [s], 16 to 4096 (whole seconds are fetched, from ⌊GPS − duration / 2⌋). Default 32.
+    detectors : tuple of str, optional
+        Default all three.
+    cache_dir : str or os.PathLike, optional
+        Default $GWVIZ_CACHE.
 
     Returns
     -------

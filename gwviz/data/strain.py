@@ -29,7 +29,11 @@ STRAIN_SUFFIXES: tuple[str, ...] = (".hdf5", ".h5", ".gwf")
 
 @dataclass
 class Strain:
-    """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+    """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz].
+
+    Attributes: ``detector`` str ('H1', 'L1', 'V1' or 'K1'), ``data`` (N,) ndarray [strain], ``t0`` float [s],
+    ``sample_rate`` float [Hz], ``path`` str (the file read; default "").
+    """
 
     detector: str
     data: np.ndarray
@@ -39,6 +43,7 @@ class Strain:
 
     @property
     def t1(self) -> float:
+        """GPS time just after the last sample [s]."""
         return self.t0 + len(self.data) / self.sample_rate
 
 
@@ -53,8 +58,16 @@ def _detector_of(path: Path, name: str | None) -> str:
 def read_strain(path: str | os.PathLike) -> Strain:
     """Read one detector's strain from a GWOSC HDF5, gwpy-written HDF5 or GWF file (via gwpy).
 
-    Raises ValueError with the file name for unreadable or corrupt files, and for HDF5 files whose
-    'channel' attribute is not text (:func:`refuse_pickled_channel`: gwpy would unpickle it)."""
+    ``path`` (str or os.PathLike): the file; the detector comes from its channel name, else the file
+    name. Returns a :class:`Strain` of float64 samples at the file's own rate.
+
+    Raises
+    ------
+    ValueError
+        With the file name, for missing, unreadable or corrupt files, HDF5 files whose 'channel'
+        attribute is not text (:func:`refuse_pickled_channel`: gwpy would unpickle it), dtypes that
+        cannot hold strain, and strain whose detector cannot be told.
+    """
     from gwpy.timeseries import TimeSeries
 
     path = Path(path)
@@ -87,7 +100,7 @@ def gwf_strain_channel(path: Path) -> str:
 
 
 def resample(strain: Strain, sample_rate: int = SAMPLE_RATE) -> Strain:
-    """Resample with gwpy (anti-aliasing FIR) to ``sample_rate`` [Hz]."""
+    """Resample with gwpy (anti-aliasing FIR) to ``sample_rate`` [Hz] (default 4096); returns a new Strain."""
     from gwpy.timeseries import TimeSeries
 
     ts = TimeSeries(strain.data, t0=strain.t0, sample_rate=strain.sample_rate).resample(sample_rate)
@@ -131,9 +144,11 @@ def _as_float_strain(name: str, values) -> np.ndarray:
 
 
 def flat_runs(x: np.ndarray, min_len: int) -> list[tuple[int, int]]:
-    """Runs [start, stop) of ≥ ``min_len`` identical consecutive samples of 1-D ``x``.
+    """Runs [start, stop) (list of int pairs) of ≥ ``min_len`` identical consecutive samples of 1-D ``x``.
 
-    Memory is O(len(x)) bytes (a bool and an int8 array), so it scans hour-long files too."""
+    Memory is O(len(x)) bytes (a bool and an int8 array), so it scans hour-long files too. NaN runs are
+    not reported (the finiteness check reports them).
+    """
     if len(x) < 2:
         return []
     same = x[1:] == x[:-1]  # NaN != NaN: NaN runs are reported by the finiteness check instead
@@ -144,13 +159,15 @@ def flat_runs(x: np.ndarray, min_len: int) -> list[tuple[int, int]]:
 
 
 def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0.0, whole: bool = True) -> None:
-    """Refuse a 1-D float64 channel ``x`` [strain] of detector ``name`` at ``sample_rate`` [Hz] that
-    holds NaN/inf, is flat (all equal), holds a flat run ≥ :data:`MAX_FLAT_RUN` s or exceeds
-    :data:`MAX_ABS_STRAIN`: ValueError saying which detector, what, where, and what to pass instead.
+    """Refuse a channel with NaN/inf, a flat channel or flat run, or values beyond range.
 
-    ``start`` [s]: time of ``x[0]`` in the strain, for the times the messages give; ``whole=False``:
-    ``x`` is one block of a longer channel (:mod:`gwviz.data.stream`), so an all-equal block is
-    reported as a flat run, not as a flat (missing) detector."""
+    ``x``: (N,) float64 [strain] of detector ``name`` at ``sample_rate`` [Hz]. ``start`` [s], default 0:
+    time of ``x[0]`` in the strain, for the times the messages give. ``whole`` (default True): False
+    when ``x`` is one block of a longer channel (:mod:`gwviz.data.stream`), so an all-equal block is
+    reported as a flat run, not as a flat (missing) detector. Raises ValueError, saying which detector,
+    what, where and what to pass instead, for NaN/inf, a flat channel (all equal), a flat run
+    ≥ :data:`MAX_FLAT_RUN` s or |strain| above :data:`MAX_ABS_STRAIN`.
+    """
     bad = ~np.isfinite(x)
     if bad.any():
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
@@ -175,13 +192,28 @@ def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0
 
 def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration: float,
                  detectors: tuple[str, ...] = DETECTORS, stack: bool = True) -> np.ndarray | list[np.ndarray]:
-    """Validate ``strain`` (detector -> 1-D float32/float64 array [strain], exactly ``detectors``,
-    ``sample_rate`` = 4096 Hz, ≥ ``min_duration`` s, equal lengths) and stack it to (D, N) float64
-    (``stack=False``: the list of D float64 arrays, without the stacked copy; for hours of strain).
+    """Validate the strain of several detectors and stack it to (D, N) float64.
 
-    Raises ValueError on missing/extra detectors, a wrong sample rate, dtypes that lose strain
-    (bool, integer, complex, float16, object), non-1-D, unequal or short arrays, and every
-    :func:`check_channel` refusal (NaN/inf, flat or zero-padded channels, values beyond range)."""
+    Parameters
+    ----------
+    strain : dict
+        Detector -> 1-D float32/float64 array [strain]: exactly ``detectors``, equal lengths.
+    sample_rate : float
+        Must be 4096 Hz.
+    min_duration : float
+        Shortest strain accepted [s].
+    detectors : tuple of str, optional
+        Default ``DETECTORS`` (H1, L1, V1).
+    stack : bool, optional
+        False: the list of D float64 arrays, without the stacked copy (for hours of strain). Default True.
+
+    Raises
+    ------
+    ValueError
+        On a non-dict, missing/extra detectors, a wrong sample rate, dtypes that lose strain (bool,
+        integer, complex, float16, object), non-1-D, unequal or short arrays, and every
+        :func:`check_channel` refusal (NaN/inf, flat or zero-padded channels, values beyond range).
+    """
     if not isinstance(strain, dict):
         raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
     if set(strain) != set(detectors):
@@ -203,9 +235,11 @@ def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration
 
 
 def refuse_pickled_channel(path: Path) -> Path:
-    """Refuse an HDF5 strain file whose 'channel' attribute is not text: gwpy's HDF5 reader
-    (gwpy.types.io.hdf5, used by :func:`read_strain`) unpickles such a value, which runs code.
-    Returns ``path``; files h5py cannot open are left to read_strain's own message."""
+    """Refuse (ValueError) an HDF5 strain file whose 'channel' attribute is not text.
+
+    gwpy's HDF5 reader (gwpy.types.io.hdf5, used by :func:`read_strain`) unpickles such a value, which
+    runs code. Returns ``path``; other suffixes and files h5py cannot open are left to read_strain.
+    """
     if path.suffix not in STRAIN_SUFFIXES[:2]:
         return path
     import h5py
@@ -227,9 +261,12 @@ MAX_UPLOAD_BYTES: int = 64 * 2**20
 
 
 def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
-    """Store uploaded strain bytes under ``cache_dir``/uploads as ``<sha256>.<suffix>`` (atomically)
-    and return the path, for :func:`read_strain` (gwpy reads files, not bytes). Nothing is written
-    anywhere else; the name only gives the suffix and, if it holds one, the detector (``_L1``). ValueError for other suffixes, empty or too-large data."""
+    """Store uploaded strain bytes under ``cache_dir``/uploads as ``<sha256>.<suffix>`` (atomically); return the path.
+
+    For :func:`read_strain` (gwpy reads files, not bytes). Nothing is written anywhere else; ``name`` only
+    gives the suffix and, if it holds one, the detector (``_L1``). ValueError for other suffixes, empty
+    data, or more than :data:`MAX_UPLOAD_BYTES`.
+    """
     import hashlib
     suffix = Path(str(name)).suffix.lower()
     if suffix not in STRAIN_SUFFIXES:
@@ -257,8 +294,12 @@ def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
 
 
 def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """One strain file per detector (one to three of H1, L1, V1; :func:`gwviz.data.strain.read_strain`),
-    resampled to 4096 Hz where needed and cut to their common span: ({det: (N,)}, GPS t0 [s])."""
+    """One strain file per detector, resampled to 4096 Hz where needed and cut to their common span.
+
+    ``files``: one to three of H1, L1, V1 (:func:`gwviz.data.strain.read_strain`). Returns
+    ({det: (N,) ndarray}, GPS t0 [s]); ValueError from read_strain, :func:`one_file_per_detector`,
+    :func:`overlap`.
+    """
     strains = [read_strain(f) for f in files]
     one_file_per_detector([s.detector for s in strains])
     return common_span([s if s.sample_rate == SAMPLE_RATE else resample(s, SAMPLE_RATE) for s in strains])
@@ -271,17 +312,21 @@ def one_file_per_detector(dets: list[str]) -> None:
 
 
 def common_span(strains: list[Strain]) -> tuple[dict[str, np.ndarray], float]:
-    """Strains at 4096 Hz cut to the span they all cover: ({det: (N,)}, GPS t0 [s]). ValueError when
-    that span is shorter than one 16-s segment."""
+    """Strains at 4096 Hz cut to the span they all cover: ({det: (N,) ndarray}, GPS t0 [s]).
+
+    ValueError when that span is shorter than one 16-s segment.
+    """
     t0, n, firsts = overlap([(s.t0, s.t1) for s in strains])
     return {s.detector: s.data[i:i + n] for s, i in zip(strains, firsts)}, t0
 
 
 def overlap(spans: list[tuple[float, float]]) -> tuple[float, int, list[int]]:
-    """The GPS span [s] that all of ``spans`` (GPS start, end [s] of strain at 4096 Hz) cover: its start
-    t0 [s], its length in samples, and its first sample in each strain. ValueError when shorter than
-    one 16-s segment. Shared by :func:`common_span` and the block reader (:mod:`gwviz.data.stream`),
-    so both cut the same samples."""
+    """The GPS span that all of ``spans`` ((GPS start, end) [s] of strain at 4096 Hz) cover.
+
+    Returns (t0 [s], length [samples], its first sample in each strain); ValueError when shorter than
+    one 16-s segment. Shared by :func:`common_span` and the block reader (:mod:`gwviz.data.stream`), so
+    both cut the same samples.
+    """
     t0, t1 = max(a for a, _ in spans), min(b for _, b in spans)
     n = int(math.floor((t1 - t0) * SAMPLE_RATE + 1e-6))
     if n < SEGMENT_DURATION * SAMPLE_RATE:
@@ -291,7 +336,10 @@ def overlap(spans: list[tuple[float, float]]) -> tuple[float, int, list[int]]:
 
 @dataclass
 class RealStrain:
-    """Coincident real strain (3, N) [strain] of H1, L1, V1 from GPS ``t0`` [s] at ``sample_rate`` [Hz]."""
+    """Coincident real strain (3, N) [strain] of H1, L1, V1 from GPS ``t0`` [s] at ``sample_rate`` [Hz].
+
+    Attributes: ``strain`` (3, N) float64 ndarray, ``t0`` float, ``sample_rate`` int, ``paths`` {detector: Path}.
+    """
 
     strain: np.ndarray
     t0: float
@@ -300,6 +348,7 @@ class RealStrain:
 
     @property
     def duration(self) -> float:
+        """Length [s]."""
         return self.strain.shape[-1] / self.sample_rate
 
 
@@ -309,12 +358,13 @@ def find_real_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path
 
 
 def find_real_strains(data_dir: str | os.PathLike | None = None) -> dict[str, Strain]:
-    """One HDF5 strain file per detector (4096 Hz) under ``data_dir`` (default $GWVIZ_DATA_DIR), the
-    three overlapping by at least a 16-s segment.
+    """One HDF5 strain file per detector (4096 Hz) under ``data_dir``, the three overlapping by ≥ a 16-s segment.
 
-    With the project's data folder (or the bundled copies, which also hold GW190425's L1 at another
-    time) these are the three 32-s files around GW190521. Raises ValueError when no such triple, or
-    more than one, exists (point ``data_dir`` at a folder with one each)."""
+    ``data_dir``: default $GWVIZ_DATA_DIR. With the project's data folder (or the bundled copies, which
+    also hold GW190425's L1 at another time) these are the three 32-s files around GW190521. Returns
+    {detector: Strain}. Raises ValueError when no folder is given or found, and when no such triple, or
+    more than one, exists (point ``data_dir`` at a folder with one each).
+    """
     import itertools
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
@@ -337,8 +387,10 @@ def find_real_strains(data_dir: str | os.PathLike | None = None) -> dict[str, St
 
 
 def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
-    """Read H1/L1/V1 (:func:`find_real_strains`: each file read once) and cut them to their common
-    span. Raises ValueError on NaNs or no overlap."""
+    """Read H1/L1/V1 (:func:`find_real_strains`: each file read once) and cut them to their common span.
+
+    Returns a :class:`RealStrain`; ValueError on NaNs, no overlap and find_real_strains' refusals.
+    """
     found = find_real_strains(data_dir)
     strain, t0 = common_span([found[d] for d in DETECTORS])
     paths = {d: Path(s.path) for d, s in found.items()}
@@ -349,15 +401,19 @@ def read_real_strain(data_dir: str | os.PathLike | None = None) -> RealStrain:
 
 
 def default_window_range(real: RealStrain) -> tuple[float, float]:
-    """GPS range [s] for evaluation windows: the data's second half after a 2-s guard, up to 2 s
-    before its end (32 s around GW190521, event at ~16 s: windows in [t0 + 18, t0 + 30))."""
+    """GPS range (lo, hi) [s] for evaluation windows: the data's second half after a 2-s guard, to 2 s before the end.
+
+    32 s around GW190521, event at ~16 s: windows in [t0 + 18, t0 + 30).
+    """
     return real.t0 + real.duration / 2 + EVENT_GUARD, real.t0 + real.duration - WINDOW_END_MARGIN
 
 
 def segment_start_range(real: RealStrain, gps_range: tuple[float, float]) -> tuple[int, int]:
-    """BatchMaker ``real_range`` (first/last segment start sample) that keeps every model window
-    inside ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if none fits or a known event
-    (± EVENT_GUARD s) lies inside the range."""
+    """BatchMaker ``real_range`` (first, last segment start sample) keeping every window inside ``gps_range``.
+
+    ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if none fits or a known event (± EVENT_GUARD s)
+    lies inside the range.
+    """
     lo, hi = gps_range
     tol = 1e-3  # event times are known to 0.1 s and file starts are snapped to samples: don't split hairs
     for name, t in KNOWN_EVENTS.items():

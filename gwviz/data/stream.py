@@ -48,7 +48,13 @@ RESAMPLE_MARGIN: int = 64
 
 
 def check_block(block) -> float:
-    """``block`` [s] as a float; ValueError unless a number in [MIN_BLOCK, MAX_BLOCK] s."""
+    """``block`` [s] as a float.
+
+    Raises
+    ------
+    ValueError
+        Unless ``block`` is a finite number (not a bool) in [MIN_BLOCK, MAX_BLOCK] s.
+    """
     if (isinstance(block, (bool, np.bool_)) or not isinstance(block, (int, float, np.integer, np.floating))
             or not math.isfinite(block) or not MIN_BLOCK <= block <= MAX_BLOCK):
         raise ValueError(f"block must be a number of seconds in [{MIN_BLOCK:g}, {MAX_BLOCK:g}] (a 16-s segment "
@@ -58,8 +64,22 @@ def check_block(block) -> float:
 
 @dataclass(frozen=True)
 class StrainFile:
-    """One detector's strain file opened for slicing: ``n`` samples at ``sample_rate`` [Hz] from GPS
-    ``t0`` [s], in HDF5 ``dataset`` or GWF ``channel``. Holds no samples and no open file."""
+    """One detector's strain file opened for slicing. Holds no samples and no open file.
+
+    Attributes
+    ----------
+    path, detector : Path, str
+    t0 : float
+        GPS time of the first sample [s].
+    sample_rate : float
+        The file's own sample rate [Hz] (a whole multiple of 4096 Hz).
+    n : int
+        Samples at ``sample_rate``.
+    dataset : str or None, optional
+        HDF5 dataset holding the strain (None for GWF, the default).
+    channel : str or None, optional
+        GWF channel (None for HDF5, the default).
+    """
 
     path: Path
     detector: str
@@ -80,8 +100,14 @@ class StrainFile:
         return -(-self.n // self.factor)
 
     def read_native(self, i0: int, i1: int) -> np.ndarray:
-        """Samples [i0, i1) at the file's own rate, float64. ValueError naming the file and the GPS span
-        when the read fails or comes back short (a file corrupt or truncated there)."""
+        """Samples [i0, i1) at the file's own rate, as a (i1 − i0,) float64 ndarray.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and the GPS span when the read fails or comes back short (a file corrupt or
+            truncated there, or changed since it was opened).
+        """
         gps = f"GPS {self.t0 + i0 / self.sample_rate:.4f} to {self.t0 + i1 / self.sample_rate:.4f}"
         try:
             if self.dataset is not None:
@@ -101,7 +127,10 @@ class StrainFile:
         return _as_float_strain(str(self.path), x)
 
     def read(self, i0: int, i1: int) -> np.ndarray:
-        """Samples [i0, i1) at 4096 Hz, float64 (decimated from ``RESAMPLE_MARGIN`` more on each side)."""
+        """Samples [i0, i1) at 4096 Hz, float64 (decimated from ``RESAMPLE_MARGIN`` more on each side).
+
+        ``i0``, ``i1`` count samples at 4096 Hz. ValueError as :meth:`read_native`.
+        """
         q = self.factor
         if q == 1:
             return self.read_native(i0, i1)
@@ -145,11 +174,18 @@ def _gwf_meta(path: Path) -> tuple[str, tuple, np.dtype, float, float, str]:
 
 
 def open_strain_file(path) -> StrainFile:
-    """One detector's strain file (GWOSC HDF5, gwpy HDF5 or GWF) opened for :meth:`StrainFile.read`:
-    its metadata only. ValueError, with the file name, for what :func:`gwviz.data.strain.read_strain`
-    refuses (unreadable files, pickled channel attributes, non-1-D data, dtypes that lose strain) and
-    for sample rates that are not a whole multiple of 4096 Hz (gwpy resamples those with one FFT
-    over the whole file, which cannot be done block by block)."""
+    """Open one detector's strain file (GWOSC HDF5, gwpy HDF5 or GWF) for :meth:`StrainFile.read`: its metadata only.
+
+    ``path``: str or os.PathLike. Returns a :class:`StrainFile`.
+
+    Raises
+    ------
+    ValueError
+        With the file name, for what :func:`gwviz.data.strain.read_strain` refuses (missing or unreadable
+        files, pickled channel attributes, non-1-D data, dtypes that lose strain, an unknown detector),
+        for a GWF channel in more than one stretch, and for sample rates that are not a whole multiple of
+        4096 Hz (gwpy resamples those with one FFT over the whole file, which cannot be done block by block).
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
@@ -172,9 +208,22 @@ def open_strain_file(path) -> StrainFile:
 
 @dataclass(frozen=True)
 class StrainStream:
-    """Strain files of one to three detectors (DETECTORS order), cut to their common span of ``n``
-    samples at 4096 Hz from GPS ``t0`` [s]; ``firsts``: each file's sample (at 4096 Hz) at the span's
-    first. The scan reads it ``block`` samples at a time."""
+    """Strain files of one to three detectors (DETECTORS order), cut to their common span at 4096 Hz.
+
+    The scan reads it ``block`` samples at a time.
+
+    Attributes
+    ----------
+    files : tuple of StrainFile
+    firsts : tuple of int
+        Each file's sample (at 4096 Hz) at the span's first.
+    n : int
+        Samples of the span (at 4096 Hz).
+    t0 : float
+        GPS start of the span [s].
+    block : int
+        Samples read at once.
+    """
 
     files: tuple[StrainFile, ...]
     firsts: tuple[int, ...]
@@ -184,11 +233,24 @@ class StrainStream:
 
     @property
     def detectors(self) -> tuple[str, ...]:
+        """The detectors of ``files``, in order."""
         return tuple(f.detector for f in self.files)
 
     def read(self, a: int, b: int) -> list[np.ndarray]:
-        """Samples [a, b) of the span, one float64 array per detector, each checked by
-        :func:`gwviz.data.strain.check_channel` (times in its messages from the span's start)."""
+        """Samples [a, b) of the span, one float64 array per detector, each checked.
+
+        Each passes :func:`gwviz.data.strain.check_channel` (times in its messages from the span's start;
+        ``whole`` only when [a, b) is the whole span).
+
+        Returns
+        -------
+        list of (b − a,) float64 ndarray
+
+        Raises
+        ------
+        ValueError
+            When [a, b) is empty or outside [0, n), for a failed or short read, and for every check_channel refusal.
+        """
         if not 0 <= a < b <= self.n:
             raise ValueError(f"samples [{a}, {b}) are outside the span [0, {self.n})")
         rows = []
@@ -199,8 +261,12 @@ class StrainStream:
         return rows
 
     def shifted(self, a: int, b: int, shifts: list[int]) -> StrainStream:
-        """Samples [a, b) with detector j delayed circularly by ``shifts[j]`` samples (its sample i is
-        sample (i − shifts[j]) mod n: a time slide), for a stretch that no circular join crosses."""
+        """Samples [a, b) with detector j delayed circularly by ``shifts[j]`` samples (a time slide).
+
+        Its sample i is sample (i − shifts[j]) mod n, for a stretch that no circular join crosses. Returns a
+        new StrainStream of b − a samples from GPS ``t0 + a / 4096`` [s]; ValueError when [a, b) crosses
+        the join.
+        """
         firsts = []
         for first, s in zip(self.firsts, shifts):
             c = (a - s) % self.n
@@ -212,25 +278,37 @@ class StrainStream:
 
 @dataclass(frozen=True)
 class ArrayStrain:
-    """Strain already in memory and checked (``rows``: float64 arrays of ``detectors``) with
-    :class:`StrainStream`'s interface: one block, reads are views."""
+    """Strain already in memory and checked, with :class:`StrainStream`'s interface: one block, reads are views.
+
+    Attributes
+    ----------
+    rows : tuple of (N,) float64 ndarray
+        One per detector, equal lengths.
+    detectors : tuple of str
+    """
 
     rows: tuple[np.ndarray, ...]
     detectors: tuple[str, ...]
 
     @property
     def n(self) -> int:
+        """Samples per detector."""
         return len(self.rows[0])
 
     @property
     def block(self) -> int:
+        """``n``: the whole strain is one block."""
         return self.n
 
     def read(self, a: int, b: int) -> list[np.ndarray]:
+        """Views of samples [a, b) of each row (unchecked: the rows are checked already)."""
         return [r[a:b] for r in self.rows]
 
     def shifted(self, a: int, b: int, shifts: list[int]) -> ArrayStrain:
-        """As :meth:`StrainStream.shifted`; equal to ``np.roll(row, shift)[a:b]`` without the copies."""
+        """As :meth:`StrainStream.shifted`; equal to ``np.roll(row, shift)[a:b]`` without the copies.
+
+        ValueError when [a, b) crosses the circular join of a shift.
+        """
         c = [(a - s) % self.n for s in shifts]
         if any(ci + b - a > self.n for ci in c):
             raise ValueError(f"samples [{a}, {b}) cross the circular join of a shift {shifts}")
@@ -238,10 +316,28 @@ class ArrayStrain:
 
 
 def open_detectors(files: list, block: float = DEFAULT_BLOCK) -> StrainStream:
-    """One strain file per detector (one to three of H1, L1, V1), opened for reading ``block`` [s] at
-    a time and cut to their common span as by :func:`gwviz.data.strain.read_detectors`. ValueError
-    for a bad block (before any file is opened), unreadable files, duplicate detectors, rates that
-    are not a whole multiple of 4096 Hz, or files that overlap for less than 16 s."""
+    """Open one strain file per detector for reading ``block`` seconds at a time, cut to their common span.
+
+    The span is cut as by :func:`gwviz.data.strain.read_detectors`.
+
+    Parameters
+    ----------
+    files : list of str or os.PathLike
+        One to three files of H1, L1, V1.
+    block : float, optional
+        Strain read at once [s], in [MIN_BLOCK, MAX_BLOCK]. Default ``DEFAULT_BLOCK`` (256 s).
+
+    Returns
+    -------
+    StrainStream
+        Files in DETECTORS order.
+
+    Raises
+    ------
+    ValueError
+        For a bad block (before any file is opened), unreadable files, duplicate detectors, rates that
+        are not a whole multiple of 4096 Hz, or files that overlap for less than 16 s.
+    """
     block = check_block(block)
     found = [open_strain_file(f) for f in files]
     one_file_per_detector([f.detector for f in found])
@@ -251,12 +347,36 @@ def open_detectors(files: list, block: float = DEFAULT_BLOCK) -> StrainStream:
 
 
 def block_plan(n: int, n_seg: int, step: int, block: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
-    """The reads of a scan of ``n`` samples with ``n_seg``-sample segments every ``step`` samples, at
-    most ``block`` samples each: (a, b, w0, w1), samples [a, b) completing windows w0 … w1 − 1 (window
-    w's segment is [w·step, w·step + n_seg)). The reads cover [0, n), consecutive ones overlap by
-    :data:`FLAT_LOOKBACK` samples or more (so the checks see every flat run), each window is in
-    exactly one, and w1 − w0 is a multiple of ``batch`` except in the last read where one fits, so
-    the scan's batches, and hence its numbers, are those of a scan in one block."""
+    """The reads of a scan, at most ``block`` samples each, and the windows each completes.
+
+    The reads cover [0, n), consecutive ones overlap by :data:`FLAT_LOOKBACK` samples or more (so the
+    checks see every flat run), each window is in exactly one, and w1 − w0 is a multiple of ``batch``
+    except in the last read where one fits, so the scan's batches, and hence its numbers, are those of
+    a scan in one block.
+
+    Parameters
+    ----------
+    n : int
+        Samples scanned.
+    n_seg : int
+        Samples per segment; window w's segment is [w·step, w·step + n_seg).
+    step : int
+        Samples between segments.
+    block : int
+        Most samples per read (≥ n_seg and > FLAT_LOOKBACK).
+    batch : int, optional
+        Windows per model batch. Default 1.
+
+    Returns
+    -------
+    list of (a, b, w0, w1)
+        Samples [a, b) completing windows w0 … w1 − 1.
+
+    Raises
+    ------
+    ValueError
+        When no plan exists for these numbers (e.g. n < n_seg, or block too short).
+    """
     if not (n >= n_seg >= 1 and step >= 1 and block >= max(n_seg, FLAT_LOOKBACK + 1) and batch >= 1):
         raise ValueError(f"no block plan for n={n}, n_seg={n_seg}, step={step}, block={block}, batch={batch}")
     n_win = (n - n_seg) // step + 1
@@ -275,9 +395,12 @@ def block_plan(n: int, n_seg: int, step: int, block: int, batch: int = 1) -> lis
 
 
 def write_gwosc_hdf5(path, detector: str, strain: np.ndarray, t0: float, sample_rate: float = SAMPLE_RATE) -> Path:
-    """Write one detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz] in GWOSC's HDF5
-    layout (strain/Strain with Xstart, Xspacing; meta/Detector, GPSstart, Duration), gzip-compressed
-    in 1-s chunks as GWOSC's files are; gwpy's ``hdf5.gwosc`` reader and :func:`open_strain_file` read it."""
+    """Write one detector's strain (N,) [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz] in GWOSC's HDF5 layout.
+
+    The layout is strain/Strain with Xstart, Xspacing; meta/Detector, GPSstart, Duration, gzip-compressed
+    in 1-s chunks as GWOSC's files are; gwpy's ``hdf5.gwosc`` reader and :func:`open_strain_file` read it.
+    ``sample_rate`` defaults to 4096 Hz; ``path`` is overwritten and returned (as a Path).
+    """
     import h5py
     x = np.asarray(strain)
     path = Path(path)
