@@ -9,6 +9,7 @@ server on localhost (app/README.md says how to expose it on purpose).
 """
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -19,21 +20,37 @@ if str(_HERE) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from gwapp.common import settings_errors, settings_sidebar  # noqa: E402
+# The first run imports torch and gwviz and loads the model: some 350,000 objects that live as long as
+# the server, and hardly any garbage. Python's cyclic collector would re-scan that growing heap
+# again and again meanwhile, and after it on every full collection: 0.9 s of a 3.9-s first load went
+# to collections (timed with gc.callbacks), 0.06 s with this. So the collector waits until they are
+# made, then gc.freeze() moves them out of its way, once per process: reference counting still frees
+# them, only cycles among them are never collected. Later runs import nothing and find the model
+# cached, so for them this is a no-op.
+_gc_was_enabled = gc.isenabled()
+gc.disable()
+try:
+    from gwapp.common import settings_errors, settings_sidebar  # noqa: E402
 
-# a local image: a ":material/..." or emoji page icon makes the browser fetch it from fonts.gstatic.com
-st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon=str(_HERE / "icon.png"), layout="wide")
+    # a local image: a ":material/..." or emoji page icon makes the browser fetch it from fonts.gstatic.com
+    st.set_page_config(page_title="gwviz — what does the CNN see?", page_icon=str(_HERE / "icon.png"),
+                       layout="wide")
 
-pages = [
-    st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
-    st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon=":material/photo_library:"),
-    st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon=":material/school:"),
-    st.Page(str(_HERE / "views" / "tour.py"), title="Guided tour", icon=":material/tour:"),
-    st.Page(str(_HERE / "views" / "camstats.py"), title="Where it looks", icon=":material/query_stats:"),
-    st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
-    st.Page(str(_HERE / "views" / "scan.py"), title="Scan", icon=":material/timeline:"),
-]
-page = st.navigation(pages)
-settings_errors()  # a wrong GWVIZ_WEIGHTS / GWVIZ_TORCH_THREADS: a message on every page, not a traceback
+    pages = [
+        st.Page(str(_HERE / "views" / "explore.py"), title="Explore", icon=":material/explore:", default=True),
+        st.Page(str(_HERE / "views" / "gallery.py"), title="Gallery", icon=":material/photo_library:"),
+        st.Page(str(_HERE / "views" / "learn.py"), title="Learn", icon=":material/school:"),
+        st.Page(str(_HERE / "views" / "tour.py"), title="Guided tour", icon=":material/tour:"),
+        st.Page(str(_HERE / "views" / "camstats.py"), title="Where it looks", icon=":material/query_stats:"),
+        st.Page(str(_HERE / "views" / "real_events.py"), title="Real events", icon=":material/sensors:"),
+        st.Page(str(_HERE / "views" / "scan.py"), title="Scan", icon=":material/timeline:"),
+    ]
+    page = st.navigation(pages)
+    settings_errors()  # a wrong GWVIZ_WEIGHTS / GWVIZ_TORCH_THREADS: a message on every page, not a traceback
+finally:
+    if not gc.get_freeze_count():
+        gc.freeze()
+    if _gc_was_enabled:
+        gc.enable()
 settings_sidebar()
 page.run()

@@ -139,3 +139,14 @@ def test_hirescam_is_gradient_times_activation(model: GWNet, x: torch.Tensor) ->
     manual = torch.relu((g * a).sum(1, keepdim=True))
     manual = torch.nn.functional.interpolate(manual, size=16384, mode="linear", align_corners=False)[0, 0]
     np.testing.assert_allclose(p, manual.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_hirescam_without_captum_equals_captums_gradient_x_activation(model: GWNet, x: torch.Tensor) -> None:
+    """The default map skips importing captum (0.6 s of the app's first load); it must stay what captum's
+    LayerGradientXActivation gives, summed over channels, ReLU and upsampled."""
+    from captum.attr import LayerAttribution, LayerGradientXActivation
+    model.eval()
+    ref = LayerGradientXActivation(model, model.cam_layer).attribute(x[None].clone(), target=1)
+    ref = LayerAttribution.interpolate(torch.relu(ref.sum(1, keepdim=True)), (WINDOW_SAMPLES,), "linear")[0, 0]
+    p = explain_window(model, x, target=1, method="hirescam")
+    np.testing.assert_allclose(p, ref.detach().numpy(), rtol=1e-4, atol=1e-6)

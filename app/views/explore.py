@@ -10,7 +10,6 @@ from gwapp import figures as fig
 
 from gwviz import export, session
 from gwviz.plots import page_html
-from gwviz.baseline.snr_series import snr_series
 from gwviz.constants import CLASSES, DETECTORS, MERGER_SPAN
 from gwviz.explain.attribution import METHODS
 from gwviz.data.params import MASS_RANGES, O3_GPS_SPAN
@@ -142,6 +141,8 @@ with right:
         st.json({k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in meta.items()})
 
 if show_mf and kind != "noise":
+    # imported here: gwviz.baseline loads the whole matched-filter package, which the first page does not show
+    from gwviz.baseline.snr_series import snr_series
     idx = {d: int(meta[f"merger_index_{d}"]) for d in DETECTORS}
     t_mf, rho = snr_series(res.sample.data, res.sample.white_signal, idx)
     best = {d: float(rho[i].max()) for i, d in enumerate(DETECTORS)}

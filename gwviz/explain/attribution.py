@@ -17,17 +17,19 @@ all methods can be drawn on the same time axis as the strain:
 Adebayo et al. (2018): a map that barely changes when the weights are random
 explains the architecture, not what was learned.
 
-Pure torch + captum: this module never synthesises data.
+Pure torch + captum: this module never synthesises data. captum is imported by the two methods
+that use it (integrated gradients, occlusion), not with this module: importing it costs ~0.6 s (it
+pulls in matplotlib), and the CAMs need only one gradient, so the app's first page does not pay for it.
 """
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, LayerGradientXActivation, Occlusion
 
 from gwviz.constants import DETECTORS, WINDOW_SAMPLES
 
@@ -67,6 +69,30 @@ def _moving_average(profile: torch.Tensor, n: int) -> torch.Tensor:
     return (num / den)[0, 0]
 
 
+def _layer_gradient(model: nn.Module, layer: nn.Module, inp: torch.Tensor,
+                    target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dlogit/dA, A): the output A (1, C, L) of ``layer`` and the gradient of the ``target`` logit
+    of ``model`` for ``inp`` (1, 3, T) with respect to it, both detached.
+
+    What captum's layer methods compute, from one forward hook and one ``torch.autograd.grad``:
+    importing captum costs ~0.6 s (it pulls in matplotlib), which the app's first page would pay for
+    its default map. The hook also keeps only this thread's forward: the app's model is shared, and
+    a rerun's thread can run its own forward (e.g. a no_grad classification) while an older run is
+    still here, which broke captum's hooks ("does not require grad", "not used in the graph")."""
+    acts: list[torch.Tensor] = []
+    me = threading.get_ident()
+    hook = layer.register_forward_hook(lambda _m, _i, out: acts.append(out) if threading.get_ident() == me else None)
+    try:
+        # the input requires grad so that A does even for frozen weights; enable_grad: a caller in
+        # torch.no_grad() still gets a map
+        with torch.enable_grad():
+            logit = model(inp.detach().requires_grad_(True))[:, target].sum()
+            grad, = torch.autograd.grad(logit, acts[0])
+    finally:
+        hook.remove()
+    return grad.detach(), acts[0].detach()
+
+
 def explain_window(
     model: nn.Module,
     x: torch.Tensor | np.ndarray,
@@ -89,10 +115,10 @@ def explain_window(
         x: (3, 16384) or (1, 3, 16384) whitened strain (dimensionless).
         target: class index into CLASSES. The raw logit is explained, not the
             softmax, so evidence for one class is not mixed with evidence against others.
-        method: "gradcam" (captum LayerGradCam on the last block, ReLU), "hirescam"
+        method: "gradcam" (as captum's LayerGradCam on the last block, ReLU), "hirescam"
             (Draelos & Carin 2020: gradient x activation of the same layer, summed over
-            channels, ReLU; faithful for a fully connected head), "integrated_gradients"
-            or "occlusion".
+            channels, ReLU; faithful for a fully connected head), both in plain torch;
+            "integrated_gradients" or "occlusion" (captum).
         baseline: IG only, (3, 16384) or (1, 3, 16384) reference input. Zeros if
             None; the classifier passes a noise-only window, which is the
             physically meaningful "no signal" reference for whitened strain.
@@ -122,19 +148,21 @@ def explain_window(
             layer = getattr(model, "cam_layer", None)
             if layer is None:
                 raise ValueError(f"{method} needs a model with a `cam_layer` attribute")
+            grad, act = _layer_gradient(model, layer, inp, target)
             if method == "gradcam":
-                cam = LayerGradCam(model, layer).attribute(inp, target=target, relu_attributions=True)
-            else:
-                # HiResCAM: gradient x activation summed over channels, per time bin. Grad-CAM
-                # averages each channel's gradient over time first, which misleads when the head
-                # is a fully connected layer over the flattened map (position-specific weights).
-                ga = LayerGradientXActivation(model, layer).attribute(inp, target=target)
-                cam = torch.relu(ga.sum(dim=1, keepdim=True))
-            # (1, 1, 512) -> (1, 1, 16384): each CAM bin covers 32 input samples
-            cam = LayerAttribution.interpolate(cam, (WINDOW_SAMPLES,), interpolate_mode="linear")
+                # Grad-CAM: each channel weighted by its gradient averaged over time (captum's
+                # LayerGradCam, relu_attributions=True)
+                grad = grad.mean(dim=2, keepdim=True)
+            # HiResCAM: gradient x activation per time bin. Grad-CAM's time average misleads when
+            # the head is a fully connected layer over the flattened map (position-specific weights).
+            cam = torch.relu((grad * act).sum(dim=1, keepdim=True))
+            # (1, 1, 512) -> (1, 1, 16384): each CAM bin covers 32 input samples (what captum's
+            # LayerAttribution.interpolate does)
+            cam = nn.functional.interpolate(cam, size=(WINDOW_SAMPLES,), mode="linear")
             profile = cam[0, 0]
 
         elif method == "integrated_gradients":
+            from captum.attr import IntegratedGradients
             base = torch.zeros_like(inp) if baseline is None else _as_batch(baseline, param)
             attr = IntegratedGradients(model).attribute(
                 inp,
@@ -147,6 +175,7 @@ def explain_window(
             profile = _moving_average(attr[0].abs().sum(dim=0), smoothing)
 
         else:  # occlusion
+            from captum.attr import Occlusion
             attr = Occlusion(model).attribute(
                 inp,
                 sliding_window_shapes=(len(DETECTORS), occlusion_window),
