@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from pathlib import Path
+
+_T0 = time.perf_counter()
 
 # `streamlit run` puts app/ on sys.path; AppTest and other runners may not.
 _HERE = Path(__file__).resolve().parent
@@ -54,3 +57,5 @@ finally:
         gc.enable()
 settings_sidebar()
 page.run()
+# This run's server time (the whole script: compute, figures, messages queued), read by bench/bench_app.py
+st.session_state["_gwviz_run_s"] = time.perf_counter() - _T0

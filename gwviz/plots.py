@@ -8,7 +8,9 @@ normalised to [0, 1] (:func:`gwviz.explain.attribution.normalise`).
 """
 from __future__ import annotations
 
+import functools
 import html
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -86,8 +88,12 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
         cams = {"Grad-CAM": cams}
     cams = dict(cams or {})
     merger = _merger_dict(merger_index)
-    fig = make_subplots(rows=len(DETECTORS), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        specs=[[{"secondary_y": True}]] * len(DETECTORS))
+    # One dict, validated once by go.Figure: the same figure through make_subplots + add_trace(row=...)
+    # + add_vline + update_yaxes cost ~0.08 s a call in plotly's validators, as much as the app's whole
+    # Explore update (inject, whiten, classify, map); this way ~0.015 s (tests/test_plots.py checks the
+    # figure against plotly's own make_subplots construction).
+    layout = _stacked_layout(len(DETECTORS))
+    traces: list[dict] = []
     dt = 1.0 / sample_rate
     s = max(int(display_step), 1)
     sc = max(s, 8)
@@ -95,29 +101,58 @@ def strain_cam_figure(data: np.ndarray, cams: Mapping[str, np.ndarray] | np.ndar
     # fill with a thin translucent edge keeps the strain readable through it.
     for r, det in enumerate(DETECTORS, start=1):
         first = r == 1
-        fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=data[r - 1, ::s].astype(np.float32), mode="lines",
-                                 name="whitened strain", legendgroup="strain", showlegend=first,
-                                 line=dict(color="rgba(90,90,90,0.8)", width=0.8)), row=r, col=1)
+        xa, ya, ya2 = _axis_ids(r)
+        on = dict(xaxis=xa, yaxis=ya, x0=0.0, mode="lines", showlegend=first)
+        traces.append(dict(type="scatter", dx=dt * s, y=data[r - 1, ::s].astype(np.float32), name="whitened strain",
+                           legendgroup="strain", line=dict(color="rgba(90,90,90,0.8)", width=0.8), **on))
         if white_signal is not None and np.any(white_signal[r - 1]):
-            fig.add_trace(go.Scatter(x0=0.0, dx=dt * s, y=np.asarray(white_signal)[r - 1, ::s].astype(np.float32),
-                                     mode="lines", name="injected signal (whitened)", legendgroup="signal",
-                                     showlegend=first, line=dict(color=SIGNAL_COLOUR, width=1.2)), row=r, col=1)
+            traces.append(dict(type="scatter", dx=dt * s, y=np.asarray(white_signal)[r - 1, ::s].astype(np.float32),
+                               name="injected signal (whitened)", legendgroup="signal",
+                               line=dict(color=SIGNAL_COLOUR, width=1.2), **on))
         for i, (name, cam) in enumerate(cams.items()):
-            y = _norm(cam)[::sc]
             style = dict(fill="tozeroy", fillcolor=CAM_COLOUR, line=dict(color="rgba(255,140,0,0.6)", width=0.6)) \
                 if i == 0 else dict(line=dict(color=CAM_TRUE_COLOUR, width=1.2, dash="dot"))
-            fig.add_trace(go.Scatter(x0=0.0, dx=dt * sc, y=y, mode="lines", name=name, legendgroup=f"cam{i}",
-                                     showlegend=first, **style), row=r, col=1, secondary_y=True)
+            traces.append(dict(type="scatter", dx=dt * sc, y=_norm(cam)[::sc], name=name, legendgroup=f"cam{i}",
+                               **{**on, "yaxis": ya2}, **style))
         if det in merger:
-            fig.add_vline(x=merger[det] * dt, line=dict(color="black", dash="dash", width=1.2), row=r, col=1)
-        fig.update_yaxes(title_text=det, row=r, col=1, secondary_y=False)
+            x = merger[det] * dt
+            layout.setdefault("shapes", []).append(dict(type="line", x0=x, x1=x, xref=xa, y0=0, y1=1,
+                                                        yref=f"{ya} domain",
+                                                        line=dict(color="black", dash="dash", width=1.2)))
+        layout[_axis_key(ya)]["title"] = dict(text=det)
         # explicit ticks: an overlaying axis otherwise copies the strain axis' tick positions
-        fig.update_yaxes(range=[0, 1.05], tickmode="array", tickvals=[0, 0.5, 1], showgrid=False,
-                         title_text="CAM" if cams else None, row=r, col=1, secondary_y=True)
-    fig.update_xaxes(title_text="time in window [s]", row=len(DETECTORS), col=1)
-    fig.update_layout(title=title, height=height, margin=dict(l=60, r=60, t=60, b=40),
-                      legend=dict(orientation="h", y=-0.12), template="plotly_white")
-    return fig
+        layout[_axis_key(ya2)].update(range=[0, 1.05], tickmode="array", tickvals=[0, 0.5, 1], showgrid=False,
+                                      **({"title": dict(text="CAM")} if cams else {}))
+    layout[_axis_key(_axis_ids(len(DETECTORS))[0])]["title"] = dict(text="time in window [s]")
+    layout.update(title=dict(text=title), height=height, margin=dict(l=60, r=60, t=60, b=40),
+                  legend=dict(orientation="h", y=-0.12), template="plotly_white")
+    return go.Figure(data=traces, layout=layout)
+
+
+def _axis_ids(row: int) -> tuple[str, str, str]:
+    """Plotly's names of the x axis, the strain y axis and the right-hand (CAM) y axis of ``row`` (from 1)
+    in a one-column make_subplots grid with a secondary y axis per row."""
+    return f"x{row if row > 1 else ''}", f"y{2 * row - 1 if row > 1 else ''}", f"y{2 * row}"
+
+
+def _axis_key(axis_id: str) -> str:
+    """'x2' -> 'xaxis2', 'y' -> 'yaxis' (the layout key of a trace's axis reference)."""
+    return f"{axis_id[0]}axis{axis_id[1:]}"
+
+
+@functools.lru_cache(maxsize=4)
+def _stacked_layout_cached(rows: int) -> str:
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        specs=[[{"secondary_y": True}]] * rows)
+    layout = fig.to_plotly_json()["layout"]
+    layout.pop("template", None)
+    return json.dumps(layout)
+
+
+def _stacked_layout(rows: int) -> dict:
+    """A fresh copy of the axes of make_subplots(rows, 1, shared x, a secondary y per row) as a plain dict:
+    plotly's own geometry (domains, anchors, overlays), computed once per process."""
+    return json.loads(_stacked_layout_cached(rows))
 
 
 def fig2_figure(panels: Sequence[Mapping], sample_rate: float = SAMPLE_RATE, display_step: int = 2,

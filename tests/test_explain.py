@@ -150,3 +150,17 @@ def test_hirescam_without_captum_equals_captums_gradient_x_activation(model: GWN
     ref = LayerAttribution.interpolate(torch.relu(ref.sum(1, keepdim=True)), (WINDOW_SAMPLES,), "linear")[0, 0]
     p = explain_window(model, x, target=1, method="hirescam")
     np.testing.assert_allclose(p, ref.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", [0, 2])
+def test_gradcam_without_captum_equals_captums_layergradcam(model: GWNet, x: torch.Tensor, target: int) -> None:
+    """Grad-CAM is computed in plain torch (no captum import on the app's first page); it must stay what
+    captum's LayerGradCam (ReLU, channel weights = gradient averaged over time) gives, upsampled."""
+    from captum.attr import LayerAttribution, LayerGradCam
+    model.eval()
+    ref = LayerGradCam(model, model.cam_layer).attribute(x[None].clone(), target=target, relu_attributions=True)
+    ref = LayerAttribution.interpolate(ref, (WINDOW_SAMPLES,), "linear")[0, 0]
+    p = explain_window(model, x, target=target, method="gradcam")
+    scale = float(ref.detach().abs().max())
+    assert scale > 0  # a non-trivial map, so the comparison means something
+    np.testing.assert_allclose(p, ref.detach().numpy(), rtol=1e-4, atol=1e-4 * scale)

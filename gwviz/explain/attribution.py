@@ -17,7 +17,7 @@ all methods can be drawn on the same time axis as the strain:
 Adebayo et al. (2018): a map that barely changes when the weights are random
 explains the architecture, not what was learned.
 
-Pure torch + captum: this module never synthesises data. captum is imported by the two methods
+Pure torch, plus captum for IG and occlusion: this module never synthesises data. captum is imported by the two methods
 that use it (integrated gradients, occlusion), not with this module: importing it costs ~0.6 s (it
 pulls in matplotlib), and the CAMs need only one gradient, so the app's first page does not pay for it.
 """

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals")
     ap.add_argument("--n-random", type=int, default=8, help="samples for the model-randomisation check")
     ap.add_argument("--method", default="gradcam", choices=["gradcam", "hirescam"],
-                    help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
+                    help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
     out = writable_dir(args.out)  # before the CAMs, not after
     clf = load(args)

@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> Gallery:
     ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals (paper: 15)")
     ap.add_argument("--display-step", type=int, default=2, help="draw every n-th sample in the HTML (size)")
     ap.add_argument("--method", default="gradcam", choices=sorted(METHOD_LABELS),
-                    help="map: Grad-CAM (captum LayerGradCam) or HiResCAM (gradient x activation)")
+                    help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
     writable_dir(args.out)  # before the samples, not after
     clf = load(args)
