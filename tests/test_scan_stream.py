@@ -147,6 +147,19 @@ def test_block_refusals(bad):
         open_detectors([str(p) for p in GW190521], block=bad)
 
 
+@pytest.mark.parametrize("a,b", [(-1, 10), (0, 0), (10, 5), (0, 4097)])
+def test_reads_outside_the_strain_are_errors_in_memory_as_from_files(a, b):
+    """A short numpy slice would pass for a window: both readers refuse spans outside [0, n)."""
+    from gwviz.data.stream import ArrayStrain
+    mem = ArrayStrain((np.ones(4096), np.ones(4096)), ("H1", "L1"))
+    with pytest.raises(ValueError, match="outside"):
+        mem.read(a, b)
+    assert [len(r) for r in mem.read(0, 4096)] == [4096, 4096]
+    files = open_detectors([str(p) for p in GW190521])
+    with pytest.raises(ValueError, match="outside"):
+        files.read(a, files.n + 1 if b == 4097 else b)
+
+
 @pytest.mark.parametrize("n_s,stride,block,batch", [(32, 0.5, 20, 4), (300, 0.1, 20, 256), (100, 30.0, 20, 1),
                                                    (100, 17.0, 20, 3), (16, 0.1, 20, 4), (61.3, 1 / 4096, 20, 7),
                                                    (3600, 0.1, 256, 4)])

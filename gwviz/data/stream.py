@@ -301,7 +301,13 @@ class ArrayStrain:
         return self.n
 
     def read(self, a: int, b: int) -> list[np.ndarray]:
-        """Views of samples [a, b) of each row (unchecked: the rows are checked already)."""
+        """Views of samples [a, b) of each row (the values were checked on the way in).
+
+        ValueError, as :meth:`StrainStream.read`, when [a, b) is empty or outside [0, n): a numpy slice
+        would silently return a short window.
+        """
+        if not 0 <= a < b <= self.n:
+            raise ValueError(f"samples [{a}, {b}) are outside the strain's [0, {self.n})")
         return [r[a:b] for r in self.rows]
 
     def shifted(self, a: int, b: int, shifts: list[int]) -> ArrayStrain:
