@@ -21,7 +21,7 @@ from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAI
                         SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name,
                         window_start_index)
 from .model.network import GWNet, ModelConfig
-from .data.strain import check_strain
+from .data.strain import OTHER_DETECTORS, check_detector, check_strain
 from .data.psd import welch_psd
 from .data.whiten import whiten
 
@@ -93,10 +93,51 @@ def present_detectors(strain) -> tuple[str, ...]:
     """The detectors of a strain dict in DETECTORS order. ValueError for a non-dict, unknown names or none."""
     if not isinstance(strain, dict):
         raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
+    for k in strain:  # K1 (KAGRA): the one message of every reader and check
+        if isinstance(k, str) and k in OTHER_DETECTORS:
+            check_detector(k, "strain")
     if not strain or set(map(str, strain)) - set(DETECTORS) or not all(isinstance(k, str) for k in strain):
         raise ValueError(f"strain must map some of the detectors {list(DETECTORS)} to arrays, got "
                          f"{sorted(map(str, strain))}")
     return tuple(d for d in DETECTORS if d in strain)
+
+
+def window_tensor(x, what: str = "window") -> torch.Tensor:
+    """Whitened window(s) as a float32 tensor, refusing samples that are not float32 or float64.
+
+    Whitened strain is O(1) with a fractional part that matters: integer or bool windows are a cast
+    that truncated it (they were classified as they were before), complex ones a silent guess. Half
+    precision (float16, bfloat16) is refused too, as for raw strain: its 3 significant digits are below
+    the noise here, but a half-precision input says that something upstream rounded the data, and the
+    house rule is one answer for every lossy dtype: pass what whitening returns.
+
+    Parameters
+    ----------
+    x : array-like or tensor
+        The window(s).
+    what : str, optional
+        Name for the message. Default 'window'.
+
+    Returns
+    -------
+    tensor
+        float32, on the device of ``x``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is not an array of real floating-point samples.
+    """
+    if isinstance(x, torch.Tensor):
+        ok, dtype = x.dtype in (torch.float32, torch.float64), x.dtype
+    else:
+        x = np.asarray(x)
+        ok, dtype = x.dtype in (np.float32, np.float64), x.dtype
+    if not ok:
+        raise ValueError(f"{what} has dtype {dtype}: whitened strain is float32 or float64 (an integer or bool "
+                         "window is a cast that truncated it, a half-precision one was rounded); pass the float32 "
+                         "window that whitening returns")
+    return torch.as_tensor(x, dtype=torch.float32)
 
 
 def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tensor:
@@ -232,10 +273,11 @@ class Classifier:
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, 4) for whitened windows x (N, 3, 16384), ``batch_size`` (default 256) at a time.
 
-        All-zero channels are absent detectors. ValueError for a wrong shape, NaN/inf, an all-zero window or a
-        network the weights do not accept; FloatingPointError for non-finite probabilities (broken weights).
+        All-zero channels are absent detectors. ValueError for samples that are not floating point
+        (:func:`window_tensor`), a wrong shape, NaN/inf, an all-zero window or a network the weights do not
+        accept; FloatingPointError for non-finite probabilities (broken weights).
         """
-        x = torch.as_tensor(x, dtype=torch.float32)
+        x = window_tensor(x, "windows")
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
             raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
@@ -262,13 +304,14 @@ class Classifier:
         Raises
         ------
         ValueError
-            An uncalibrated ``rate``, wrong shape, NaN/inf, an all-zero window, a network the weights do not accept.
+            An uncalibrated ``rate``, samples that are not floating point (:func:`window_tensor`), wrong shape,
+            NaN/inf, an all-zero window, a network the weights do not accept.
         FloatingPointError
             The network's output is not finite (broken weights), never a silent label.
         """
         if self.calibration is not None:
             self.calibration.threshold(rate)  # an uncalibrated rate is refused before any work
-        x = torch.as_tensor(np.asarray(window), dtype=torch.float32)
+        x = window_tensor(window)
         if tuple(x.shape) != (len(DETECTORS), WINDOW_SAMPLES):
             raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
@@ -330,9 +373,11 @@ class Classifier:
 
         ``target`` defaults to the decided class (:meth:`classify_window`); ``method`` and ``kwargs`` go to
         :func:`gwviz.explain.attribution.explain_window` (Integrated Gradients gets a noise baseline with the
-        window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target.
+        window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target or a
+        window that is not floating point (:func:`window_tensor`).
         """
         from .explain.attribution import explain_window
+        window_tensor(window)  # an integer window is refused here too, not explained
         if target is None:
             target = self.classify_window(window).label
         if target not in CLASSES:
@@ -369,9 +414,11 @@ class Classifier:
                 target: str | None = None, method: str = "gradcam", **kwargs) -> np.ndarray:
         """Attribution (16384,) aligned sample by sample with the window :meth:`classify` sees.
 
-        ``strain``, ``sample_rate``, ``window_start`` as in :meth:`classify`. method: 'gradcam' (default; captum
-        LayerGradCam on the last residual block, logit of ``target``, ReLU, linear upsampling),
-        'integrated_gradients' (baseline: a whitened noise-only window) or 'occlusion'; ``kwargs`` go to
+        ``strain``, ``sample_rate``, ``window_start`` as in :meth:`classify`. method: 'gradcam' (default, the
+        paper's; as captum's LayerGradCam on the last residual block, logit of ``target``, ReLU, linear
+        upsampling), 'hirescam' (gradient x activation of the same layer, the app's default: faithful for
+        the fully connected head, docs/gradcam.md), 'integrated_gradients' (baseline: a whitened
+        noise-only window) or 'occlusion'; ``kwargs`` go to
         :func:`gwviz.explain.attribution.explain_window`. target: a class name; default the predicted class.
         ValueError for an unknown method or target, or bad strain.
         """
@@ -435,10 +482,12 @@ def load_classifier(path: str | os.PathLike | None = None, device: str = "cpu", 
     Raises
     ------
     ValueError
-        Foreign, corrupt or missing files, a bad path or device.
+        Foreign, corrupt or missing files, a directory, a bad path, device or ``allow_untrained``.
     """
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a weights file path (str or os.PathLike) or None, got {type(path).__name__}")
+    if not isinstance(allow_untrained, (bool, np.bool_)):
+        raise ValueError(f"allow_untrained must be True or False, got {allow_untrained!r}")
     check_device(device)
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if path == DEFAULT_WEIGHTS and not path.exists() and allow_untrained:

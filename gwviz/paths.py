@@ -304,3 +304,30 @@ def run_cli(main, prog: str) -> None:
         main()
     except (ValueError, FloatingPointError) as err:
         sys.exit(f"{prog}: error: {err}")
+
+
+def int_at_least(lo: int):
+    """argparse type: an integer >= ``lo``, with a message saying so (argparse reports it, exit status 2).
+
+    Parameters
+    ----------
+    lo : int
+        Smallest value accepted.
+
+    Returns
+    -------
+    callable
+        ``parse(text) -> int``, raising ``argparse.ArgumentTypeError`` for a non-integer or a value below ``lo``.
+    """
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {lo}"
+    return parse

@@ -39,6 +39,7 @@ from .classifier import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
+from .data.params import is_real_number
 from .data.strain import check_strain
 from .data.stream import DEFAULT_BLOCK, ArrayStrain, StrainStream, block_plan, check_block, open_detectors
 
@@ -111,10 +112,25 @@ class ScanResult:
                         f"window's end - {MERGER_BEFORE_END} s; fpr is per window on simulated O3 noise"}
 
 
-def cluster(starts: np.ndarray, stat: np.ndarray, above: np.ndarray, gap: float) -> list[np.ndarray]:
+def cluster(starts: np.ndarray, above: np.ndarray, gap: float) -> list[np.ndarray]:
     """Index arrays of runs of windows with ``above`` true, broken where consecutive hits are more than ``gap`` s apart.
 
-    ``starts`` (W,) window starts [s]; ``stat`` (W,) λ (not used); ``above`` (W,) bool.
+    Clustering is by time only; the loudest window of each run (the trigger) is picked by the caller
+    (:func:`scan`) from its statistic.
+
+    Parameters
+    ----------
+    starts : (W,) ndarray
+        Window starts [s], increasing.
+    above : (W,) bool ndarray
+        Windows that pass the threshold.
+    gap : float
+        Largest spacing [s] of consecutive hits inside one run.
+
+    Returns
+    -------
+    list of ndarray
+        Window indices of each run, in time order (empty when no window is above).
     """
     idx = np.flatnonzero(above)
     if idx.size == 0:
@@ -152,12 +168,18 @@ def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = M
     (default "hirescam"; None: no maps) of its loudest window. ``t0``: GPS of the first sample [s]
     (default 0). ``batch``: windows whitened and classified at once (default 4 on the CPU, 256 on CUDA:
     bench/bench_scan.py). ``progress``: a tqdm bar. Returns a :class:`ScanResult`. ValueError for a stride
-    under one sample, a bad batch, detectors or a rate the weights refuse, and the strain checks;
-    FloatingPointError if the network returns non-finite logits.
+    under one sample, a ``gap`` that is not a finite number ≥ 0 s, a ``t0`` that is not a finite number, a
+    bad batch, detectors or a rate the weights refuse, and the strain checks; FloatingPointError if the
+    network returns non-finite logits.
     """
     if isinstance(stride, bool) or not (isinstance(stride, (int, float)) and math.isfinite(stride)
                                         and stride * sample_rate >= 1):
         raise ValueError(f"stride must be a number of seconds ≥ one sample, got {stride!r}")
+    # a NaN gap merged every hit into one trigger, a negative one split each window into its own
+    if not (is_real_number(gap) and gap >= 0):
+        raise ValueError(f"gap must be a finite number of seconds >= 0, got {gap!r}")
+    if not is_real_number(t0):
+        raise ValueError(f"t0 must be the GPS time of the first sample, a finite number of seconds, got {t0!r}")
     if batch is None:  # measured (bench/bench_scan.py): small batches stay in the CPU's caches, big ones fill a GPU
         batch = 256 if torch.device(classifier.device).type == "cuda" else 4
     if isinstance(batch, bool) or not (isinstance(batch, int) and batch >= 1):
@@ -201,7 +223,7 @@ def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = M
         labels, fpr = calibration.decide(z, rate), calibration.fpr(stat)
         above = stat > threshold
     triggers = []
-    for run in cluster(starts, stat, above, gap):
+    for run in cluster(starts, above, gap):
         k = int(run[np.argmax(stat[run])])
         label = CLASSES[int(labels[k])]
         window = cam = None
@@ -340,7 +362,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gwosc", default=None, metavar="EVENT|GPS",
                     help="instead of files: fetch open strain around a known event (e.g. GW190521) or a GPS time from "
                          "GWOSC with gwpy (online; cached under $GWVIZ_CACHE)")
-    ap.add_argument("--duration", type=float, default=32.0, help="seconds of --gwosc strain, centred on the event")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="seconds of --gwosc strain, centred on the event (default 32; rounded up to whole seconds)")
     ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones; with fewer than three "
                     "detectors, the shipped detector-subset weights)")
@@ -374,6 +397,14 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"--seed must be >= 0, got {a.seed}")
     if a.detectors is not None and (a.simulated is None or len(set(a.detectors)) != len(a.detectors)):
         raise ValueError("--detectors goes with --simulated and names each detector once")
+    if a.duration is not None and a.gwosc is None:  # it was ignored, silently
+        raise ValueError("--duration goes with --gwosc (files and --simulated give their own length)")
+    a.duration = 32.0 if a.duration is None else a.duration
+    if a.gwosc is not None and not (math.isfinite(a.duration) and SEGMENT_DURATION <= a.duration <= 4096):
+        raise ValueError(f"--duration must be a number of seconds from {SEGMENT_DURATION:g} to 4096, got {a.duration}")
+    for f in a.files:  # "no such file" for a folder of strain files said the wrong thing
+        if Path(f).is_dir():
+            raise ValueError(f"{f}: a directory; give one strain file per detector (e.g. H1.hdf5 L1.hdf5 V1.hdf5)")
     kept = tuple(d for d in DETECTORS if d in (a.detectors or DETECTORS))
     out = writable_dir(a.out)
     # the weights and the rate are checked before any strain is read: fewer than three files take

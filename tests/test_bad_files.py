@@ -248,3 +248,22 @@ def test_real_noise_npz_checked_per_detector(tmp_path):
         load_real(_real_npz(tmp_path / "rate.npz", good, sample_rate=2048))
     with pytest.raises(ValueError, match=r"train_range \(0, 99999999\) does not fit"):
         load_real(_real_npz(tmp_path / "range.npz", good, train_range=[0, 99999999]))
+
+
+def test_real_noise_npz_that_is_not_one(tmp_path):
+    """A missing or directory path was a FileNotFoundError/IsADirectoryError traceback through
+    train.py and evaluate --real-npz; integer strain was cast to float silently (all zeros)."""
+    good = np.random.default_rng(2).normal(size=(3, 80 * 4096)) * 1e-21
+    cases = [(tmp_path / "missing.npz", r"missing.npz: no such .npz file"),
+             (tmp_path, r": a directory, not an .npz file")]
+    (tmp_path / "text.npz").write_text("not an archive")
+    cases.append((tmp_path / "text.npz", r"text.npz: not a readable .npz archive \("))
+    np.save(tmp_path / "one.npy", good)
+    cases.append((tmp_path / "one.npy", r"one.npy: a single .npy array, not an .npz archive"))
+    for dtype in (np.int64, np.float16):
+        cases.append((_real_npz(tmp_path / f"{np.dtype(dtype).name}.npz", (good * 1e21).astype(dtype)),
+                      rf"'strain' has dtype {np.dtype(dtype).name}; real noise must be float32 or float64"))
+    for path, message in cases:
+        with pytest.raises(ValueError, match=message):
+            load_real(path)
+    assert load_real(_real_npz(tmp_path / "f32.npz", good.astype(np.float32)))[0].dtype == np.float64

@@ -267,7 +267,7 @@ def test_strain_container_and_range():
     with pytest.raises(ValueError, match="strain must be a dict"):
         check_strain(list(good.values()), 4096, 16)
     with pytest.raises(ValueError, match="exactly the detectors"):
-        check_strain({**good, "K1": good["H1"]}, 4096, 16)
+        check_strain({**good, "X1": good["H1"]}, 4096, 16)
     with pytest.raises(ValueError, match=r"^H1: \|strain\| reaches [0-9.]+e\+100, above 1e\+60: whitening would overflow"):
         check_strain({**good, "H1": good["H1"] * 1e121}, 4096, 16)
 
@@ -300,11 +300,119 @@ def test_whitening_that_breaks_is_refused(weights, monkeypatch):
             clf.classify(_strain())
 
 
-def test_load_classifier_argument_types(weights):
+def test_load_classifier_argument_types(weights, tmp_path):
     with pytest.raises(ValueError, match="path must be a weights file path"):
         load_classifier(123)
     with pytest.raises(ValueError, match="device must name a torch device"):
         load_classifier(weights, device="gpu please")
+    # a folder was "no such weights file"; a non-bool flag passed silently
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))}: a directory, not a weights file"):
+        load_classifier(tmp_path)
+    with pytest.raises(ValueError, match="^allow_untrained must be True or False, got 'yes'"):
+        load_classifier(weights, allow_untrained="yes")
+
+
+def test_windows_must_be_floating_point(weights):
+    """An integer or bool whitened window (a cast that truncated it) was classified and explained as it
+    was; now refused by classify_window, predict_windows and explain_window, as are half-precision
+    windows (lossy, refused like half-precision strain); float32 and float64 agree."""
+    clf = load_classifier(weights)
+    window = make_sample("BBH", SimulatedNoise(), seed=1, snr_range=(20.0, 20.0)).data
+    for bad in (np.round(window).astype(np.int64), window > 0, torch.as_tensor(window).round().int(),
+                window.astype(np.float16), torch.as_tensor(window).bfloat16(), window.astype(np.complex64)):
+        with pytest.raises(ValueError, match=r"^window has dtype .*: whitened strain is float32 or float64"):
+            clf.classify_window(bad)
+        with pytest.raises(ValueError, match=r"^windows has dtype .*: whitened strain is float32 or float64"):
+            clf.predict_windows(bad[None])
+        with pytest.raises(ValueError, match=r"^window has dtype .*: whitened strain is float32 or float64"):
+            clf.explain_window(bad, target="BBH")
+    ref = clf.classify_window(window)
+    double = clf.classify_window(window.astype(np.float64))
+    assert double.label == ref.label and np.allclose(double.logits, ref.logits, atol=1e-4)
+    assert np.allclose(clf.predict_windows(torch.as_tensor(window)[None]), clf.predict_windows(window[None]))
+
+
+def test_make_sample_and_draw_params_check_their_arguments():
+    """Each of these failed deep in numpy or LAL (AttributeError, 'high - low < 0', 'Input domain error',
+    'high - low range exceeds valid bounds') or was ignored; now a ValueError (TypeError for a keyword
+    draw_params does not take) naming the argument, before any waveform is made."""
+    from gwviz.data.params import draw_params
+    noise = SimulatedNoise()
+    cases = [
+        (dict(rng=5), ValueError, r"^rng must be a numpy.random.Generator"),
+        (dict(seed=0, snr_range=(24, 8)), ValueError, r"^snr_range must be \(lo, hi\), two finite numbers with lo <= hi"),
+        (dict(seed=0, snr_range=(float("nan"), 2)), ValueError, r"^snr_range must be \(lo, hi\)"),
+        (dict(seed=0, snr_range=(0, 5)), ValueError, r"^snr_range \(0, 5\): network SNR must be a finite number > 0, got 0"),
+        (dict(seed=0, gps_span=(2e9, 1e9)), ValueError, r"^gps_span must be \(lo, hi\)"),
+        (dict(seed=0, merger_span=float("nan")), ValueError, r"^merger_span must be a finite number of seconds >= 0"),
+        (dict(seed=0, foo=1), TypeError, r"^make_sample\(\) got unexpected keyword arguments \['foo'\]"),
+        (dict(seed=0, params=SignalParams("BBH", 30, 20, snr=10), snr_range=(20, 20)), ValueError,
+         r"^\['snr_range'\] would be ignored: params are given"),
+    ]
+    for kw, err, message in cases:
+        with pytest.raises(err, match=message):
+            make_sample("BBH", noise, **kw)
+    for source in (None, "simulated"):
+        with pytest.raises(ValueError, match=r"^noise_source must have segment\(duration, rng\)"):
+            make_sample("BBH", source, seed=0)
+    with pytest.raises(ValueError, match=r"^snr_range must be \(lo, hi\)"):  # checked for noise too
+        make_sample("noise", noise, seed=0, snr_range=(24, 8))
+    with pytest.raises(ValueError, match=r"^rng must be a numpy.random.Generator"):
+        draw_params("BBH", 3)
+    for gps in (1e300, -1.0, 2.0**31):
+        with pytest.raises(ValueError, match=r"^gps must be a GPS time in \[0, 2147483647\] s \(1980 to 2048"):
+            SignalParams("BBH", 30, 20, snr=10, gps=gps)
+    assert SignalParams("BBH", 30, 20, snr=10, gps=0.0).gps == 0.0
+    s = make_sample("noise", noise, seed=0, snr_range=(20, 20))  # draw ranges are unused for noise
+    assert s.label == 0
+
+
+# --- K1 (KAGRA): one refusal everywhere (the network knows H1, L1, V1 only), skipped by folder readers ---
+
+K1_REFUSED = r"detector 'K1' \(KAGRA\) is not one the network knows: it uses H1, L1 and V1 only"
+
+
+def test_k1_is_refused_the_same_way_by_every_reader_and_check(tmp_path, monkeypatch):
+    """read_strain and the block reader used to return K1 strain, read_detectors / check_strain /
+    Classifier.classify refused it with three different messages, and check_channel took it."""
+    from gwviz.classifier import present_detectors
+    from gwviz.data.gwosc import cached_open_strain, fetch_event_strain
+    from gwviz.data.strain import (Strain, UnknownDetectorError, check_channel, find_real_strains,
+                                   one_file_per_detector, read_detectors)
+    from gwviz.data.stream import open_detectors, open_strain_file
+    rng = np.random.default_rng(4)
+    n = 20 * 4096
+    for det in ("H1", "L1", "V1", "K1"):
+        _write_gwpy(tmp_path / f"{det}.hdf5", det, rng.normal(size=n) * 1e-21)
+    _write_gwpy(tmp_path / "unnamed_K1.hdf5", None, rng.normal(size=n) * 1e-21)  # no channel: the file name says K1
+    k1, good = tmp_path / "K1.hdf5", _strain()
+    x = good["H1"]
+    refusals = [
+        lambda: read_strain(k1), lambda: read_strain(tmp_path / "unnamed_K1.hdf5"), lambda: open_strain_file(k1),
+        lambda: read_detectors([tmp_path / "H1.hdf5", k1]), lambda: open_detectors([tmp_path / "H1.hdf5", k1]),
+        lambda: one_file_per_detector(["H1", "K1"]), lambda: Strain("K1", x, 0.0, 4096.0),
+        lambda: check_strain({**good, "K1": x}, 4096, 16), lambda: check_strain({"H1": x, "K1": x}, 4096, 16),
+        lambda: check_strain({"H1": x}, 4096, 16, detectors=("H1", "K1")), lambda: check_channel("K1", x, 4096),
+        lambda: check_channel(f"{k1}: K1", x, 4096), lambda: present_detectors({"H1": x, "K1": x}),
+        lambda: StrainFiles(tmp_path, detectors=("H1", "K1")),
+        lambda: fetch_event_strain("GW190521", 32, ("H1", "K1"), cache_dir=tmp_path / "cache"),
+        lambda: cached_open_strain("K1", 1242442951, 32, tmp_path / "cache"),
+    ]
+
+    def no_fetch(*args):
+        raise AssertionError("K1 must be refused before anything is fetched")
+
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", no_fetch)
+    for i, refuse in enumerate(refusals):
+        with pytest.raises(UnknownDetectorError, match=K1_REFUSED):
+            refuse()
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    assert issubclass(UnknownDetectorError, ValueError)
+    check_channel(f"{k1}: H1", x, 4096)  # the detector is the label's last name; a path is just a path
+    # the folder readers document that they skip other detectors' files: K1 among them
+    src = StrainFiles(tmp_path, exclude_gps=[])
+    assert sorted(src.strain) == ["H1", "L1", "V1"] and "K1" not in src.name
+    assert sorted(find_real_strains(tmp_path)) == ["H1", "L1", "V1"]
 
 
 # --- real-noise files with a flat detector: refused by the noise source, never a sample ---
@@ -336,6 +444,8 @@ def test_strain_file_of_integers_refused(tmp_path):
     _write_gwpy(tmp_path / "H1.hdf5", "H1", np.arange(20 * 4096, dtype=np.int32))
     with pytest.raises(ValueError, match=r"H1.hdf5: strain has dtype int32 \(integer samples"):
         read_strain(tmp_path / "H1.hdf5")
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))}: a directory, not a strain file"):
+        read_strain(tmp_path)  # was "no such file"
 
 
 @pytest.mark.parametrize("device, message", [

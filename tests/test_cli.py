@@ -83,6 +83,45 @@ def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module,
         main([*args, "--out", str(tmp_path / "o")])
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--real-npz", "x.npz"], r"^--real-npz goes with --noise files; with simulated noise it would be ignored"),
+    (["--gps-range", "1", "2"], r"^--gps-range goes with --noise files"),
+    (["--data-dir", "d", "--gps-range", "1", "2"], r"^--data-dir and --gps-range go with --noise files"),
+    (["--noise", "files", "--gps-range", "nan", "3"], r"^--gps-range must be two finite GPS times LO < HI \[s\], got nan 3"),
+    (["--noise", "files", "--gps-range", "5", "3"], r"^--gps-range must be two finite GPS times LO < HI"),
+    (["--noise", "files", "--real-npz", "missing.npz"], r"^--real-npz missing.npz: no such .npz file"),
+    (["--noise", "files", "--real-npz", "."], r"^--real-npz .: a directory, not an .npz file"),
+    (["--noise", "files", "--real-npz", "x.npz", "--data-dir", "d"], r"^--real-npz replaces --data-dir and --gps-range"),
+    (["--bank", "."], r"^--bank .: a directory, not a bank file"),
+])
+def test_evaluate_refuses_options_it_would_ignore_or_choke_on(tmp_path, monkeypatch, args, message):
+    """With simulated noise --data-dir/--gps-range/--real-npz were ignored; a NaN range ended as "cannot
+    convert float NaN to integer" and a missing --real-npz as a FileNotFoundError traceback, after the
+    classifier and the bank. Now a message, before the output folder is made."""
+    from gwviz.evaluation.evaluate import main
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        main([*args, "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "-3"], "argument --threads: must be >= 1, got -3"),  # was a RuntimeError traceback
+    (["--threads", "0"], "argument --threads: must be >= 1, got 0"),  # was ignored
+    (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),  # was numpy's "expected non-negative integer"
+    (["--bank-seed", "-1"], "argument --bank-seed: must be >= 0, got -1"),
+    (["--bank-per-class", "0"], "argument --bank-per-class: must be >= 1, got 0"),  # "need at least one array to stack"
+    (["--bank-per-class", "-5"], "argument --bank-per-class: must be >= 1, got -5"),  # "negative dimensions ..."
+    (["--workers", "-2"], "argument --workers: must be >= 1, got -2"),  # "max_workers must be greater than 0"
+])
+def test_evaluate_counts_are_argparse_errors(tmp_path, capsys, args, message):
+    from gwviz.evaluation.evaluate import main
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and f"python -m gwviz.evaluation.evaluate: error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_calibration_sizes_are_argparse_errors(tmp_path, capsys):
     from gwviz.evaluation.calibration import main
     with pytest.raises(SystemExit) as stop:

@@ -3,6 +3,7 @@ an unwritable --out, part files of another run, a flat detector; and its workers
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,25 @@ def test_cli_rejects_bad_numbers(tmp_path, capsys, argv, message):
     assert exit_.value.code == 2
     assert f"python -m gwviz.data.dataset: error: {message}" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()  # refused before anything was written
+
+
+def test_split_larger_than_the_disk_is_refused_first(tmp_path, capsys):
+    """--train 99999999999999999999 built three waveform banks for a minute, then filled the memory with
+    the list of chunk names; now the split's size is held against the free space before any work."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "ds"), "--train", str(10**20), "--val", "0", "--test", "0", "--workers", "1"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert re.search(r"error: 100000000000000000000 train samples need at least [0-9.e+]+ GB \(196777 bytes each, "
+                     r"the part files as much again\) and .* has [0-9.]+ GB free; ask for fewer", err)
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == []  # no bank, no parts
+
+
+def test_data_dir_that_is_a_file(tmp_path, data_dir):
+    """It said "does not exist" for a file that exists."""
+    f = next((data_dir / "gwpy_format" / "GW190521_data").glob("*.hdf5"))
+    with pytest.raises(ValueError, match=rf"^data directory {re.escape(str(f))} is a file, not a directory"):
+        build_split(tmp_path / "ds", "val", 4, seed=0, noise="files", data_dir=str(f), workers=1, progress=False)
 
 
 def test_unwritable_out(tmp_path, capsys):

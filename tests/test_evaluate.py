@@ -168,6 +168,19 @@ def test_bad_input_is_a_value_error(weights: str, maker: BatchMaker, tmp_path) -
         read_real_strain(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="exactly one"):
         read_real_strain(tmp_path)  # an empty folder: no strain files
+    # gallery and camstats ignored --data-dir/--gps-range with simulated noise
+    with pytest.raises(ValueError, match="^--data-dir goes with --noise files"):
+        make_noise_source("simulated", data_dir=DATA_DIR)
+    with pytest.raises(ValueError, match="^--gps-range goes with --noise files"):
+        make_noise_source("simulated", gps_range=(1.0, 2.0))
+
+
+def test_gps_range_must_be_two_finite_times() -> None:
+    """A NaN bound failed as "cannot convert float NaN to integer"; a reversed one as "no 4-s window fits"."""
+    real = read_real_strain(DATA_DIR)
+    for bad in ((float("nan"), real.t0 + 30), (real.t0 + 18, float("inf")), (real.t0 + 30, real.t0 + 18), ("1", "2")):
+        with pytest.raises(ValueError, match=r"^GPS range must be two finite numbers lo < hi \[s\], got"):
+            segment_start_range(real, bad)
 
 
 def test_predict_set_refuses_non_finite_logits() -> None:

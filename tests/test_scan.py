@@ -39,10 +39,12 @@ def test_scan_finds_gw190521_as_the_loudest_bbh(around_event):
 def test_clusters_split_at_gaps():
     starts = np.arange(10) * 0.1
     above = np.array([0, 1, 1, 0, 0, 0, 0, 1, 0, 1], bool)
-    runs = cluster(starts, np.zeros(10), above, gap=0.15)
+    runs = cluster(starts, above, gap=0.15)
     assert [r.tolist() for r in runs] == [[1, 2], [7], [9]]
-    assert [r.tolist() for r in cluster(starts, np.zeros(10), above, gap=1.0)] == [[1, 2, 7, 9]]
-    assert cluster(starts, np.zeros(10), np.zeros(10, bool), 1.0) == []
+    assert [r.tolist() for r in cluster(starts, above, gap=1.0)] == [[1, 2, 7, 9]]
+    assert cluster(starts, np.zeros(10, bool), 1.0) == []
+    with pytest.raises(TypeError):  # the unused statistic argument is gone: the caller picks the loudest
+        cluster(starts, np.zeros(10), above, 0.15)
 
 
 def test_scan_refuses_what_classify_refuses(around_event):
@@ -58,6 +60,14 @@ def test_scan_refuses_what_classify_refuses(around_event):
             scan(clf, strain, stride=stride)
     with pytest.raises(ValueError, match=r"no threshold for FPR 0\.05"):
         scan(clf, strain, rate=0.05)
+    # a NaN gap merged every hit into one trigger, a negative one gave each window its own; a NaN t0
+    # made every trigger's GPS NaN
+    for gap in (float("nan"), -1.0, float("inf"), "1", True):
+        with pytest.raises(ValueError, match="^gap must be a finite number of seconds >= 0"):
+            scan(clf, strain, gap=gap)
+    for t0 in (float("nan"), None, "0"):
+        with pytest.raises(ValueError, match="^t0 must be the GPS time of the first sample"):
+            scan(clf, strain, t0=t0)
 
 
 def test_cli_needs_one_file_per_detector(tmp_path):
@@ -103,7 +113,9 @@ def test_cli_simulated_noise_counts_windows_against_the_calibration(tmp_path):
     for bad, msg in ((["--simulated", "5"], "16 s to one day"), ([str(GW190521[0]), "--simulated", "40"], "one of them"),
                      ([], "one of them"), (["--simulated", "40", "--seed", "-1"], "--seed"),
                      ([str(GW190521[0]), "--detectors", "H1"], "--detectors goes with --simulated"),
-                     (["--simulated", "40", "--detectors", "L1", "L1"], "names each detector once")):
+                     (["--simulated", "40", "--detectors", "L1", "L1"], "names each detector once"),
+                     (["--simulated", "40", "--duration", "64"], "--duration goes with --gwosc"),  # was ignored
+                     ([str(BUNDLED_DATA)], r"a directory; give one strain file per detector")):  # "no such file"
         with pytest.raises(ValueError, match=msg):
             main([*bad, "--out", str(tmp_path / "bad")])
 
@@ -128,6 +140,30 @@ def test_cli_gwosc_fetches_into_the_cache_and_says_what_was_missing(tmp_path, mo
             main(["--gwosc", bad, "--out", str(tmp_path / "bad")])
     with pytest.raises(ValueError, match="duration must be"):
         main(["--gwosc", "GW190425", "--duration", "3", "--out", str(tmp_path / "bad")])
+
+
+def test_gwosc_fractional_duration_is_rounded_up_to_whole_seconds(tmp_path, monkeypatch):
+    """GWOSC serves whole GPS seconds: 32.5 s used to fetch 32 s (silently less than asked for); it
+    fetches 33 s from the same start, and whole durations fetch what they always did."""
+    from gwviz.data.gwosc import fetch_event_strain
+    spans = []
+
+    def fake(det, start, end, path):
+        spans.append((det, start, end))
+        path.write_bytes(b"")
+
+    monkeypatch.setattr("gwviz.data.gwosc.fetch_to_cache", fake)
+    gps = KNOWN_EVENTS["GW190521"]  # 1242442967.4
+    for duration, seconds in ((32.5, 33), (32.0, 32), (np.float64(16.2), 17), (40, 40)):
+        spans.clear()
+        paths, failed = fetch_event_strain("GW190521", duration, ("H1",), cache_dir=tmp_path)
+        start = int(np.floor(gps - duration / 2))
+        assert failed == {} and spans == [("H1", start, start + seconds)]
+        assert spans[0][2] - spans[0][1] >= duration and spans[0][1] <= gps - duration / 2
+        assert paths == [tmp_path / f"H1-{start}-{seconds}.hdf5"]
+    for bad in (15.5, 4096.5, float("nan"), float("inf"), True, "32", None):
+        with pytest.raises(ValueError, match=r"duration must be a number of seconds from 16 to 4096, got"):
+            fetch_event_strain("GW190521", bad, ("H1",), cache_dir=tmp_path)
 
 
 def test_uploads_are_stored_by_content_in_the_cache_only(tmp_path, monkeypatch):

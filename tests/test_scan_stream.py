@@ -147,6 +147,11 @@ def test_block_refusals(bad):
         open_detectors([str(p) for p in GW190521], block=bad)
 
 
+def test_a_directory_is_not_a_strain_file(tmp_path):
+    with pytest.raises(ValueError, match="a directory, not a strain file"):
+        open_detectors([str(tmp_path), str(GW190521[1])])
+
+
 @pytest.mark.parametrize("a,b", [(-1, 10), (0, 0), (10, 5), (0, 4097)])
 def test_reads_outside_the_strain_are_errors_in_memory_as_from_files(a, b):
     """A short numpy slice would pass for a window: both readers refuse spans outside [0, n)."""

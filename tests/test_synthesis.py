@@ -307,6 +307,36 @@ def test_bad_noise_segments_refused():
         make_sample("noise", SimulatedNoise(), seed=0, dtype=torch.float16)
 
 
+def test_make_sample_leaves_params_and_segment_alone(data_dir):
+    """make_sample used to write params.gps (real noise) and segment.gps_start (simulated noise) on the
+    caller's objects, so a reused SignalParams carried one segment's GPS time into the next sample. The
+    result is the one the old in-place update gave: the same as passing the already-updated objects."""
+    import copy
+    from dataclasses import replace
+    i_end = (16 * FS - 2 * FS) / FS  # the window's end, seconds after the segment's start
+    # simulated noise: the segment is placed so that the merger lands at params.gps
+    p = SignalParams("BBH", 30, 20, snr=12.0, ra=1.0, dec=0.2, gps=1238200000.5, merger_offset=0.04)
+    seg = SimulatedNoise().segment(16.0, np.random.default_rng(2))
+    p0, seg0 = copy.deepcopy(p), copy.deepcopy(seg)
+    s = make_sample("BBH", None, params=p, segment=seg)
+    assert p == p0 and seg.gps_start == seg0.gps_start and np.array_equal(seg.strain, seg0.strain)
+    placed = replace(seg0, gps_start=p.gps - i_end + p.merger_offset)
+    ref = make_sample("BBH", None, params=copy.deepcopy(p), segment=placed)
+    assert np.array_equal(s.data, ref.data) and np.array_equal(s.signal, ref.signal) and s.meta == ref.meta
+    assert s.meta["gps"] == p.gps and s.meta["gps_window_start"] == pytest.approx(placed.gps_start + 10.0)
+    # real noise: the merger takes the segment's own GPS time
+    real = StrainFiles(data_dir / "gwpy_format")
+    seg = real.segment(16.0, np.random.default_rng(3))
+    q = SignalParams("NSBH", 10, 1.4, snr=15.0, ra=2.0)
+    q0, seg0 = copy.deepcopy(q), copy.deepcopy(seg)
+    s = make_sample("NSBH", real, params=q, segment=seg)
+    assert q == q0 and seg.gps_start == seg0.gps_start and np.array_equal(seg.strain, seg0.strain)
+    gps = seg0.gps_start + i_end - q.merger_offset
+    ref = make_sample("NSBH", real, params=replace(q0, gps=gps), segment=seg0)
+    assert np.array_equal(s.data, ref.data) and np.array_equal(s.white_signal, ref.white_signal)
+    assert s.meta == ref.meta and s.meta["gps"] == pytest.approx(gps)
+
+
 def test_signal_that_cannot_reach_its_snr_is_refused(monkeypatch):
     """No sample whose metadata claims an SNR the window does not hold: an SNR that overflows, or a
     waveform with no power in the window (the guard behind the parameter checks)."""

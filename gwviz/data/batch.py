@@ -8,6 +8,7 @@ and noise, so no two samples repeat. No dataset on disk.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -245,13 +246,26 @@ def load_real(path: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     Raises
     ------
     ValueError
-        No ``strain``, another sample rate or shape, a channel with NaN/inf or flat (zero-padded) data, a
-        range that does not fit.
+        A missing file, a directory or a file that is not an .npz archive, no ``strain``, a dtype that
+        loses strain (integer, float16, ...), another sample rate or shape, a channel with NaN/inf or flat
+        (zero-padded) data, a range that does not fit.
     """
-    with np.load(path) as d:
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: " + ("a directory, not an" if Path(path).is_dir() else "no such") + " .npz file")
+    try:
+        d = np.load(path)  # allow_pickle stays False: no pickle code runs
+    except Exception as err:  # noqa: BLE001 - zip, pickle and OS errors come in many types
+        raise ValueError(f"{path}: not a readable .npz archive ({type(err).__name__}: {err})") from err
+    if not isinstance(d, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive with 'strain' (3, N)")
+    with d:
         if "strain" not in d.files:
             raise ValueError(f"{path}: real_data needs an array 'strain' (3, N)")
-        strain = d["strain"].astype(np.float64)
+        strain = d["strain"]
+        if strain.dtype.kind != "f" or strain.dtype.itemsize < 4:  # an integer cast truncated ~1e-21 to 0
+            raise ValueError(f"{path}: 'strain' has dtype {strain.dtype}; real noise must be float32 or float64 "
+                             "strain [dimensionless]")
+        strain = strain.astype(np.float64)
         if "sample_rate" in d.files and int(d["sample_rate"]) != SAMPLE_RATE:
             raise ValueError(f"{path}: strain must be at {SAMPLE_RATE} Hz, got {int(d['sample_rate'])}")
         ranges = [tuple(int(v) for v in d[k]) if k in d.files else None for k in ("train_range", "val_range")]

@@ -26,6 +26,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import numpy as np
 from ..constants import CLASSES, WINDOW_SAMPLES
 from .bank import die_with_parent
 from .noise import noise_source
-from ..paths import DATA_ENV, run_cli, writable_dir
+from ..paths import DATA_ENV, int_at_least, run_cli, writable_dir
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Numeric metadata columns stored per sample (NaN where a column does not apply, e.g. noise).
@@ -46,6 +47,8 @@ META_COLUMNS = ("mass1", "mass2", "chirp_mass", "snr", "snr_network", "snr_H1", 
 #: fastest batch on a 2-core CPU (bench/bench_dataset.py).
 BANK_PER_CLASS: int = 1024
 BATCH: int = 16
+#: Bytes of one sample in a split file: (3, 16384) float32 strain, an int8 label, the float64 metadata.
+SAMPLE_BYTES: int = 3 * WINDOW_SAMPLES * 4 + 1 + 8 * len(META_COLUMNS)
 
 
 _SOURCE = None
@@ -236,8 +239,9 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     Raises
     ------
     ValueError
-        Bad arguments, an unwritable ``out``, part files of another run, or a sample that cannot
-        be made (the first worker error; the other chunks are cancelled).
+        Bad arguments, an unwritable ``out``, a split larger than the free space of ``out`` (``n`` ×
+        :data:`SAMPLE_BYTES`), part files of another run, or a sample that cannot be made (the first
+        worker error; the other chunks are cancelled).
     """
     from tqdm.auto import tqdm
     if split not in SPLITS:
@@ -246,6 +250,12 @@ def build_split(out: Path, split: str, n: int, seed: int, noise: str = "simulate
     chunk, seed = _check_int("chunk", chunk, 1), _check_int("seed", seed, 0)
     workers = _check_int("workers", workers, 1) if workers is not None else (os.cpu_count() or 1)
     out = writable_dir(out, "out")
+    # a split that cannot fit on the disk is refused before the bank, the workers and the list of chunks
+    # (a mistyped --train 10**20 built banks for minutes, then filled the memory with chunk names)
+    need, free = n * SAMPLE_BYTES, shutil.disk_usage(out).free
+    if need > free:
+        raise ValueError(f"{n} {split} samples need at least {need / 1e9:.4g} GB ({SAMPLE_BYTES} bytes each, "
+                         f"the part files as much again) and {out} has {free / 1e9:.4g} GB free; ask for fewer")
     source = noise_source(noise, data_dir=data_dir, seed=seed)  # fails here, with its message, on bad data
     data_dir_used = data_dir or (os.environ.get(DATA_ENV, "") if noise == "files" else "")
     run = {"format": PART_FORMAT, "seed": seed, "split": split, "n": n, "chunk": chunk, "noise": noise,
@@ -324,18 +334,7 @@ def read_split(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.n
         raise ValueError(f"{path}: not a readable gwviz dataset ({err})") from err
 
 
-def _int_at_least(lo: int):
-    """argparse type: an integer >= lo, with a message saying so."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
-        return v
-    parse.__name__ = f"integer >= {lo}"
-    return parse
+_int_at_least = int_at_least  # argparse type: an integer >= lo (one home: gwviz.paths)
 
 
 def main(argv: list[str] | None = None) -> None:

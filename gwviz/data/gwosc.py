@@ -16,7 +16,8 @@ from ..constants import DETECTORS, KNOWN_EVENTS, SAMPLE_RATE, SEGMENT_DURATION
 from ..paths import CACHE_ENV
 from ..paths import root as paths_root
 from .noise import StrainFiles
-from .params import O3_GPS_SPAN
+from .params import O3_GPS_SPAN, is_real_number
+from .strain import check_detector
 
 
 class GwoscNoise(StrainFiles):
@@ -66,6 +67,7 @@ def cached_open_strain(detector: str, start: float, duration: float, cache_dir=N
     Parameters
     ----------
     detector : str
+        H1, L1 or V1 (K1 is refused: the network does not know it).
     start, duration : float
         GPS start and length [s].
     cache_dir : str or os.PathLike, optional
@@ -78,8 +80,9 @@ def cached_open_strain(detector: str, start: float, duration: float, cache_dir=N
     Raises
     ------
     ValueError
-        From the fetch, when the strain cannot be had.
+        A detector other than H1, L1, V1; from the fetch, when the strain cannot be had.
     """
+    check_detector(detector)
     cache = Path(cache_dir) if cache_dir else paths_root(CACHE_ENV)  # $GWVIZ_CACHE or its default
     cache.mkdir(parents=True, exist_ok=True)
     # the exact span in the name: int(start) let two fractional starts share one file
@@ -126,9 +129,13 @@ def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tu
     event : str or float
         A name in :data:`KNOWN_EVENTS` or a GPS time [s].
     duration : float, optional
-        Seconds [s], 16 to 4096 (whole seconds are fetched, from ⌊GPS − duration / 2⌋). Default 32.
+        Seconds [s], 16 to 4096. Default 32. GWOSC serves strain in whole GPS seconds, so ⌈duration⌉
+        whole seconds are fetched from ⌊GPS − duration / 2⌋: a fractional duration such as 32.5 s gets
+        33 s, never less than asked for (it was rounded down, silently, before), and the cache holds
+        whole-second files that other calls can reuse.
     detectors : tuple of str, optional
-        Default all three.
+        Some of H1, L1, V1; default all three. K1 is refused before anything is fetched (the network
+        does not know it).
     cache_dir : str or os.PathLike, optional
         Default $GWVIZ_CACHE.
 
@@ -142,7 +149,8 @@ def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tu
     Raises
     ------
     ValueError
-        Unknown event, a GPS time outside the LIGO/Virgo era, a bad duration, or no detector could be fetched.
+        Unknown event, a GPS time outside the LIGO/Virgo era, a bad duration, a detector other than H1,
+        L1, V1, or no detector could be fetched.
     """
     if isinstance(event, str) and event in KNOWN_EVENTS:
         gps = KNOWN_EVENTS[event]
@@ -153,15 +161,20 @@ def fetch_event_strain(event: str | float, duration: float = 32.0, detectors: tu
             raise ValueError(f"event must be one of {sorted(KNOWN_EVENTS)} or a GPS time, got {event!r}") from None
     if not (math.isfinite(gps) and 6e8 < gps < 2e9):
         raise ValueError(f"GPS time {gps!r} is outside the LIGO/Virgo era")
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and SEGMENT_DURATION <= duration <= 4096):
-        raise ValueError(f"duration must be {SEGMENT_DURATION:g} to 4096 s, got {duration!r}")
+    if not (is_real_number(duration) and SEGMENT_DURATION <= duration <= 4096):
+        raise ValueError(f"duration must be a number of seconds from {SEGMENT_DURATION:g} to 4096, got {duration!r}")
+    if isinstance(detectors, str) or not detectors:
+        raise ValueError(f"detectors must be a non-empty tuple of {list(DETECTORS)}, got {detectors!r}")
+    for det in detectors:
+        check_detector(det, "detectors")
     start = int(math.floor(gps - duration / 2))
+    seconds = int(math.ceil(duration))  # whole GPS seconds, at least the duration asked for
     paths, failed = [], {}
     for det in detectors:
         try:
-            paths.append(cached_open_strain(det, start, int(duration), cache_dir))
+            paths.append(cached_open_strain(det, start, seconds, cache_dir))
         except ValueError as err:
             failed[det] = str(err)
     if not paths:
-        raise ValueError(f"no detector could be fetched for GPS {start}+{int(duration)} s: " + "; ".join(failed.values()))
+        raise ValueError(f"no detector could be fetched for GPS {start}+{seconds} s: " + "; ".join(failed.values()))
     return paths, failed

@@ -20,7 +20,8 @@ from ..constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGME
 from .params import O3_GPS_SPAN
 from ..paths import DATA_ENV, files_within
 from .psd import analytic_psd
-from .strain import MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, flat_runs, read_strain, resample
+from .strain import (MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, UnknownDetectorError, check_detector, flat_runs,
+                     read_strain, resample)
 
 #: Environment variable naming the directory of real strain files.
 DATA_DIR_ENV = DATA_ENV  # one home: gwviz.paths
@@ -135,7 +136,8 @@ class StrainFiles:
     paths : path-like, list of path-like or None, optional
         Strain files, or a directory searched recursively for *.hdf5/*.h5/*.gwf (default: $GWVIZ_DATA_DIR).
     detectors : tuple of str, optional
-        Detectors required; default ``DETECTORS``.
+        Detectors required, some of H1, L1, V1; default ``DETECTORS``. Files of the other detectors are
+        skipped, K1 (KAGRA, which the network does not know) among them.
     exclude_gps : iterable of float or None, optional
         GPS times [s] that no window may contain (± ``EVENT_GUARD``); default :data:`KNOWN_EVENTS`.
     gps_range : (float, float) or None, optional
@@ -151,8 +153,9 @@ class StrainFiles:
     Raises
     ------
     ValueError
-        No paths and $GWVIZ_DATA_DIR unset; a file at another sample rate without ``allow_resample``;
-        a detector with no file, or with no stretch of finite, non-flat strain.
+        No paths and $GWVIZ_DATA_DIR unset; ``detectors`` naming one the network does not know (K1); a
+        file at another sample rate without ``allow_resample``; a detector with no file, or with no
+        stretch of finite, non-flat strain.
     """
 
     simulated = False
@@ -160,6 +163,7 @@ class StrainFiles:
     def __init__(self, paths=None, detectors: tuple[str, ...] = DETECTORS, exclude_gps=None,
                  gps_range: tuple[float, float] | None = None, time_slides: bool = False,
                  allow_resample: bool = False, sample_rate: int = SAMPLE_RATE):
+        detectors = tuple(check_detector(d, "detectors") for d in detectors)  # before any file is read
         if paths is None:
             paths = os.environ.get(DATA_DIR_ENV)
             if not paths:
@@ -174,7 +178,10 @@ class StrainFiles:
         paths = list(paths)  # an iterator would be used up before the error message counts it
         n_files = len(paths)
         for path in paths:
-            s = read_strain(path)
+            try:
+                s = read_strain(path)
+            except UnknownDetectorError:  # a K1 file in the folder: not one of the network's detectors
+                continue
             if s.detector not in by_det:
                 continue
             if s.sample_rate != sample_rate:
@@ -289,13 +296,16 @@ NOISE_KINDS: tuple[str, ...] = ("simulated", "files", "gwosc")
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The real-data directory (``~`` expanded): ``data_dir``, else $GWVIZ_DATA_DIR.
 
-    ValueError, saying how to set it, when neither is set or the directory does not exist.
+    ValueError, saying how to set it, when neither is set or the directory does not exist or is a file.
     """
     raw = str(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV, "")
     if not raw:
         raise ValueError(f"no data directory: set ${DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/o3) "
                          "or pass data_dir")
     path = Path(raw).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"data directory {path} is a file, not a directory: give the folder that holds the strain "
+                         f"files (set ${DATA_DIR_ENV} or pass data_dir)")
     if not path.is_dir():
         raise ValueError(f"data directory {path} does not exist (set ${DATA_DIR_ENV} or pass data_dir)")
     return path

@@ -30,6 +30,9 @@ SNR_RANGE: tuple[float, float] = (8.0, 24.0)
 O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
 
 
+#: GPS times [s] LAL can turn into sidereal time (its GPS seconds are a 32-bit int; 0 is 1980-01-06).
+GPS_LIMITS: tuple[float, float] = (0.0, float(2**31 - 1))
+
 #: How a Python caller overrides the class mass ranges (the app, which cannot, replaces it).
 OUTSIDE_HINT = " (pass allow_outside=True to override)"
 
@@ -171,7 +174,8 @@ class SignalParams:
     polarization, inclination, coa_phase : float, optional
         Polarisation angle, inclination and coalescence phase [rad]. Default 0.
     gps : float, optional
-        GPS time of the geocentric merger [s]. Default the start of ``O3_GPS_SPAN``.
+        GPS time of the geocentric merger [s], in ``GPS_LIMITS`` (1980 to 2048). Default the start of
+        ``O3_GPS_SPAN``.
     merger_offset : float, optional
         How far before the window's end the geocentric merger lands [s], in [0, 4) (training used
         [0, ``MERGER_SPAN``]). Default 0.05.
@@ -184,8 +188,8 @@ class SignalParams:
     ------
     ValueError
         Unknown class; invalid masses or SNR (see ``check_masses``, ``check_snr``); a non-finite angle or
-        time; dec outside [-π/2, π/2]; merger_offset outside [0, 4) s; ``allow_outside`` not a bool; an
-        unknown approximant.
+        time; dec outside [-π/2, π/2]; gps outside ``GPS_LIMITS``; merger_offset outside [0, 4) s;
+        ``allow_outside`` not a bool; an unknown approximant.
     """
 
     kind: str
@@ -217,6 +221,10 @@ class SignalParams:
             setattr(self, name, float(v))
         if not (-math.pi / 2 <= self.dec <= math.pi / 2):
             raise ValueError(f"dec must be in [-pi/2, pi/2] rad, got {self.dec}")
+        # outside it LAL's sidereal time failed deep in the synthesis with "Input domain error"
+        if not GPS_LIMITS[0] <= self.gps <= GPS_LIMITS[1]:
+            raise ValueError(f"gps must be a GPS time in [{GPS_LIMITS[0]:.0f}, {GPS_LIMITS[1]:.0f}] s (1980 to 2048, "
+                             f"what LAL handles), got {self.gps:g}")
         # The merger must land inside the 4-s window (offset is measured back from its end); beyond
         # it the window holds no signal while the metadata would still claim the requested SNR.
         if not 0 <= self.merger_offset < WINDOW_DURATION:
@@ -271,6 +279,34 @@ def draw_sky(rng: np.random.Generator) -> dict[str, float]:
     )
 
 
+def check_draw_ranges(snr_range: tuple[float, float] = SNR_RANGE, merger_span: float = MERGER_SPAN,
+                      gps_span: tuple[float, float] = O3_GPS_SPAN) -> None:
+    """Check the ranges :func:`draw_params` draws from (numpy's own errors said "high - low < 0").
+
+    Parameters
+    ----------
+    snr_range : (float, float), optional
+        Network SNR range, 0 < lo ≤ hi.
+    merger_span : float, optional
+        Merger offsets are drawn in [0, merger_span] [s], merger_span ≥ 0.
+    gps_span : (float, float), optional
+        GPS range [s], lo ≤ hi.
+
+    Raises
+    ------
+    ValueError
+        Naming the range and what is wrong (not two finite numbers, lo > hi, an SNR ≤ 0, a negative span).
+    """
+    for name, pair in (("snr_range", snr_range), ("gps_span", gps_span)):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_real_number(v) for v in pair)
+                and pair[0] <= pair[1]):
+            raise ValueError(f"{name} must be (lo, hi), two finite numbers with lo <= hi, got {pair!r}")
+    if snr_range[0] <= 0:
+        raise ValueError(f"snr_range {tuple(snr_range)!r}: network SNR must be a finite number > 0, got {snr_range[0]!r}")
+    if not (is_real_number(merger_span) and merger_span >= 0):
+        raise ValueError(f"merger_span must be a finite number of seconds >= 0, got {merger_span!r}")
+
+
 def draw_params(kind: str, rng: np.random.Generator, snr_range: tuple[float, float] = SNR_RANGE,
                 merger_span: float = MERGER_SPAN, gps_span: tuple[float, float] = O3_GPS_SPAN) -> SignalParams:
     """Draw one signal of class ``kind`` from the paper's distributions.
@@ -298,11 +334,15 @@ def draw_params(kind: str, rng: np.random.Generator, snr_range: tuple[float, flo
     Raises
     ------
     ValueError
-        ``kind`` is not a signal class, or the drawn values fail :class:`SignalParams`'s checks (e.g. a
-        ``merger_span`` reaching 4 s).
+        ``kind`` is not a signal class, ``rng`` is not a numpy Generator, ``snr_range`` or ``gps_span`` is
+        not a pair of finite numbers lo ≤ hi (SNRs > 0), ``merger_span`` is not a finite number ≥ 0, or the
+        drawn values fail :class:`SignalParams`'s checks (e.g. a ``merger_span`` reaching 4 s).
     """
     if kind not in SIGNAL_CLASSES:
         raise ValueError(f"draw_params needs a signal class {SIGNAL_CLASSES}, got {kind!r}")
+    check_draw_ranges(snr_range, merger_span, gps_span)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     (lo1, hi1), (lo2, hi2) = MASS_RANGES[kind]
     m1, m2 = rng.uniform(lo1, hi1), rng.uniform(lo2, hi2)
     return SignalParams(kind=kind, mass1=m1, mass2=m2, snr=rng.uniform(*snr_range), **draw_sky(rng),

@@ -22,17 +22,60 @@ from ..constants import (DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGM
                         WINDOW_END_MARGIN, WINDOW_OFFSET)
 from ..paths import DATA_ENV as DATA_DIR_ENV
 from ..paths import files_within
+from .params import is_real_number
 
 #: file suffixes read as strain (HDF5 first: the layouts :func:`refuse_pickled_channel` inspects)
 STRAIN_SUFFIXES: tuple[str, ...] = (".hdf5", ".h5", ".gwf")
+#: Detectors recognised in channel and file names but not known to the network (it uses ``DETECTORS``).
+OTHER_DETECTORS: dict[str, str] = {"K1": "KAGRA"}
+#: A detector name in a channel or file name: H1, L1, V1 or one of ``OTHER_DETECTORS``.
+_DETECTOR_NAME = re.compile(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])")
+
+
+class UnknownDetectorError(ValueError):
+    """Strain of a detector the network does not know (e.g. K1, KAGRA): it uses H1, L1 and V1 only.
+
+    A ValueError; the folder readers that skip other detectors' files (:func:`find_real_strains`,
+    :class:`gwviz.data.noise.StrainFiles`) catch this one kind.
+    """
+
+
+def check_detector(detector, where: str = "") -> str:
+    """The one check of a detector name: one of ``DETECTORS`` (H1, L1, V1).
+
+    Every reader and check of this module refuses K1 (KAGRA) strain, files or channels the same way.
+
+    Parameters
+    ----------
+    detector : object
+        The detector name.
+    where : str, optional
+        What holds it (a file name, 'strain'), for the message. Default "".
+
+    Returns
+    -------
+    str
+        ``detector`` unchanged.
+
+    Raises
+    ------
+    UnknownDetectorError
+        ``detector`` is not in ``DETECTORS`` (a ValueError saying the network uses H1, L1 and V1 only).
+    """
+    if isinstance(detector, str) and detector in DETECTORS:
+        return detector
+    known = f" ({OTHER_DETECTORS[detector]})" if isinstance(detector, str) and detector in OTHER_DETECTORS else ""
+    raise UnknownDetectorError(f"{where + ': ' if where else ''}detector {detector!r}{known} is not one the network "
+                               f"knows: it uses {', '.join(DETECTORS[:-1])} and {DETECTORS[-1]} only")
 
 
 @dataclass
 class Strain:
     """One detector's strain [strain] from GPS ``t0`` [s] at ``sample_rate`` [Hz].
 
-    Attributes: ``detector`` str ('H1', 'L1', 'V1' or 'K1'), ``data`` (N,) ndarray [strain], ``t0`` float [s],
-    ``sample_rate`` float [Hz], ``path`` str (the file read; default "").
+    Attributes: ``detector`` str ('H1', 'L1' or 'V1': anything else, such as K1, is refused by
+    :func:`check_detector`), ``data`` (N,) ndarray [strain], ``t0`` float [s], ``sample_rate`` float [Hz],
+    ``path`` str (the file read; default "").
     """
 
     detector: str
@@ -41,17 +84,25 @@ class Strain:
     sample_rate: float
     path: str = ""
 
+    def __post_init__(self) -> None:
+        check_detector(self.detector, self.path)
+
     @property
     def t1(self) -> float:
         """GPS time just after the last sample [s]."""
         return self.t0 + len(self.data) / self.sample_rate
 
 
-def _detector_of(path: Path, name: str | None) -> str:
+def _detector_of(path: Path, name: str | None, known_only: bool = True) -> str:
+    """The detector of a strain file, from its channel ``name``, else its file name, else its path.
+
+    ``known_only`` (default True): refuse (:func:`check_detector`) a detector the network does not
+    know, such as K1; False returns it, for the folder readers that skip such files.
+    """
     for text in (name or "", path.name, str(path)):
-        m = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", text)
+        m = _DETECTOR_NAME.search(text)
         if m:
-            return m.group(1)
+            return check_detector(m.group(1), str(path)) if known_only else m.group(1)
     raise ValueError(f"{path}: cannot tell which detector this strain is from (name it H1/L1/V1)")
 
 
@@ -66,11 +117,14 @@ def read_strain(path: str | os.PathLike) -> Strain:
     ValueError
         With the file name, for missing, unreadable or corrupt files, HDF5 files whose 'channel'
         attribute is not text (:func:`refuse_pickled_channel`: gwpy would unpickle it), dtypes that
-        cannot hold strain, and strain whose detector cannot be told.
+        cannot hold strain, and strain whose detector cannot be told. :class:`UnknownDetectorError` (a
+        ValueError) for strain of a detector other than H1, L1, V1, such as K1.
     """
     from gwpy.timeseries import TimeSeries
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a directory, not a strain file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     refuse_pickled_channel(path)  # before gwpy sees the file
@@ -85,9 +139,9 @@ def read_strain(path: str | os.PathLike) -> Strain:
     except Exception as err:  # noqa: BLE001 - h5py/lalframe raise many types on corrupt files
         raise ValueError(f"{path}: not a readable strain file ({type(err).__name__}: {err})") from err
     name = str(ts.channel) if ts.channel is not None else (ts.name or None)
+    det = _detector_of(path, name)  # K1 is refused before the samples are converted
     data = _as_float_strain(str(path), ts.value)  # integer/float16 channels would lose the strain
-    return Strain(_detector_of(path, name), data, float(ts.t0.value),
-                  float(ts.sample_rate.value), str(path))
+    return Strain(det, data, float(ts.t0.value), float(ts.sample_rate.value), str(path))
 
 
 def gwf_strain_channel(path: Path) -> str:
@@ -161,13 +215,18 @@ def flat_runs(x: np.ndarray, min_len: int) -> list[tuple[int, int]]:
 def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0.0, whole: bool = True) -> None:
     """Refuse a channel with NaN/inf, a flat channel or flat run, or values beyond range.
 
-    ``x``: (N,) float64 [strain] of detector ``name`` at ``sample_rate`` [Hz]. ``start`` [s], default 0:
-    time of ``x[0]`` in the strain, for the times the messages give. ``whole`` (default True): False
-    when ``x`` is one block of a longer channel (:mod:`gwviz.data.stream`), so an all-equal block is
-    reported as a flat run, not as a flat (missing) detector. Raises ValueError, saying which detector,
-    what, where and what to pass instead, for NaN/inf, a flat channel (all equal), a flat run
+    ``x``: (N,) float64 [strain] of detector ``name`` at ``sample_rate`` [Hz]. ``name``: the detector, or a
+    label ending in it ('path: H1'); a label without a detector name is only used in the messages.
+    ``start`` [s], default 0: time of ``x[0]`` in the strain, for the times the messages give. ``whole``
+    (default True): False when ``x`` is one block of a longer channel (:mod:`gwviz.data.stream`), so an
+    all-equal block is reported as a flat run, not as a flat (missing) detector. Raises ValueError, saying
+    which detector, what, where and what to pass instead, for a channel of a detector the network does
+    not know (K1: :func:`check_detector`), NaN/inf, a flat channel (all equal), a flat run
     ≥ :data:`MAX_FLAT_RUN` s or |strain| above :data:`MAX_ABS_STRAIN`.
     """
+    named = _DETECTOR_NAME.findall(str(name))
+    if named:
+        check_detector(named[-1], str(name) if str(name) != named[-1] else "")
     bad = ~np.isfinite(x)
     if bad.any():
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
@@ -203,19 +262,25 @@ def check_strain(strain: dict[str, np.ndarray], sample_rate: float, min_duration
     min_duration : float
         Shortest strain accepted [s].
     detectors : tuple of str, optional
-        Default ``DETECTORS`` (H1, L1, V1).
+        Default ``DETECTORS`` (H1, L1, V1); a subset of them.
     stack : bool, optional
         False: the list of D float64 arrays, without the stacked copy (for hours of strain). Default True.
 
     Raises
     ------
     ValueError
-        On a non-dict, missing/extra detectors, a wrong sample rate, dtypes that lose strain (bool,
+        On a non-dict, a detector the network does not know (K1, in ``strain`` or ``detectors``:
+        :func:`check_detector`), missing/extra detectors, a wrong sample rate, dtypes that lose strain (bool,
         integer, complex, float16, object), non-1-D, unequal or short arrays, and every
         :func:`check_channel` refusal (NaN/inf, flat or zero-padded channels, values beyond range).
     """
     if not isinstance(strain, dict):
         raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
+    for d in detectors:
+        check_detector(d, "detectors")
+    for d in strain:
+        if isinstance(d, str) and d in OTHER_DETECTORS:
+            check_detector(d, "strain")
     if set(strain) != set(detectors):
         raise ValueError(f"strain must have exactly the detectors {list(detectors)}, got {sorted(map(str, strain))}")
     if (isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, float, np.integer, np.floating))
@@ -279,7 +344,7 @@ def cache_upload(data: bytes, name: str, cache_dir: str | os.PathLike) -> Path:
     folder = Path(cache_dir) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     # the detector, when only the file name says it (GWOSC names: L-L1_..., L1_data_32s), stays in the name
-    det = re.search(r"(?<![A-Z0-9])(H1|L1|V1|K1)(?![0-9])", Path(str(name)).name)
+    det = _DETECTOR_NAME.search(Path(str(name)).name)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{'_' + det.group(1) if det else ''}{suffix}"
     if not path.exists():
         tmp = path.with_name(path.name + ".tmp")
@@ -306,8 +371,13 @@ def read_detectors(files: list[str]) -> tuple[dict[str, np.ndarray], float]:
 
 
 def one_file_per_detector(dets: list[str]) -> None:
-    """ValueError unless ``dets`` (the detectors of the files, in order) names each of H1, L1, V1 at most once."""
-    if len(set(dets)) != len(dets) or set(dets) - set(DETECTORS):
+    """ValueError unless ``dets`` (the detectors of the files, in order) names each of H1, L1, V1 at most once.
+
+    A detector the network does not know (K1) is refused by :func:`check_detector`.
+    """
+    for d in dets:
+        check_detector(d, "files")
+    if len(set(dets)) != len(dets):
         raise ValueError(f"need one file per detector, each of {list(DETECTORS)} at most once; got detectors {dets}")
 
 
@@ -361,9 +431,10 @@ def find_real_strains(data_dir: str | os.PathLike | None = None) -> dict[str, St
     """One HDF5 strain file per detector (4096 Hz) under ``data_dir``, the three overlapping by ≥ a 16-s segment.
 
     ``data_dir``: default $GWVIZ_DATA_DIR. With the project's data folder (or the bundled copies, which
-    also hold GW190425's L1 at another time) these are the three 32-s files around GW190521. Returns
-    {detector: Strain}. Raises ValueError when no folder is given or found, and when no such triple, or
-    more than one, exists (point ``data_dir`` at a folder with one each).
+    also hold GW190425's L1 at another time) these are the three 32-s files around GW190521. Files of
+    other detectors (K1) are skipped, as are files at other rates. Returns {detector: Strain}. Raises
+    ValueError when no folder is given or found, and when no such triple, or more than one, exists
+    (point ``data_dir`` at a folder with one each).
     """
     import itertools
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
@@ -374,8 +445,11 @@ def find_real_strains(data_dir: str | os.PathLike | None = None) -> dict[str, St
         raise ValueError(f"{root}: not a directory")
     found: dict[str, list[Strain]] = {d: [] for d in DETECTORS}
     for p in files_within(root, STRAIN_SUFFIXES[:2]):  # bounded walk, no symlink out of the folder
-        s = read_strain(p)
-        if s.detector in found and s.sample_rate == SAMPLE_RATE:
+        try:
+            s = read_strain(p)
+        except UnknownDetectorError:  # another detector's file (K1): not part of the triple
+            continue
+        if s.sample_rate == SAMPLE_RATE:
             found[s.detector].append(s)
     triples = [t for t in itertools.product(*found.values())
                if min(s.t1 for s in t) - max(s.t0 for s in t) >= SEGMENT_DURATION]
@@ -411,10 +485,12 @@ def default_window_range(real: RealStrain) -> tuple[float, float]:
 def segment_start_range(real: RealStrain, gps_range: tuple[float, float]) -> tuple[int, int]:
     """BatchMaker ``real_range`` (first, last segment start sample) keeping every window inside ``gps_range``.
 
-    ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if none fits or a known event (± EVENT_GUARD s)
-    lies inside the range.
+    ``gps_range`` = (lo, hi) GPS [s]. Raises ValueError if it is not two finite numbers lo < hi, if none
+    fits or a known event (± EVENT_GUARD s) lies inside the range.
     """
     lo, hi = gps_range
+    if not (is_real_number(lo) and is_real_number(hi) and lo < hi):  # NaN failed as "cannot convert float NaN"
+        raise ValueError(f"GPS range must be two finite numbers lo < hi [s], got ({lo!r}, {hi!r})")
     tol = 1e-3  # event times are known to 0.1 s and file starts are snapped to samples: don't split hairs
     for name, t in KNOWN_EVENTS.items():
         if lo < t + EVENT_GUARD - tol and hi > t - EVENT_GUARD + tol:

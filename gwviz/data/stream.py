@@ -187,6 +187,8 @@ def open_strain_file(path) -> StrainFile:
         4096 Hz (gwpy resamples those with one FFT over the whole file, which cannot be done block by block).
     """
     path = Path(path)
+    if path.is_dir():  # the same words as read_strain
+        raise ValueError(f"{path}: a directory, not a strain file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     refuse_pickled_channel(path)  # read_strain's guard, before gwpy sees the file

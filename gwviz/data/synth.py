@@ -16,7 +16,7 @@ a Welch estimate of the noise-only segment for real noise).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_D
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
 from .strain import check_strain
-from .params import SignalParams, check_class, draw_params
+from .params import SignalParams, check_class, check_draw_ranges, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
 from .whiten import whiten
@@ -294,9 +294,10 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     """Make one sample of class ``kind`` in noise from ``noise_source``.
 
     Parameters not given are drawn from the paper's distributions with ``rng`` (or ``seed``).
-    For real noise the GPS time (hence antenna patterns) is the segment's own: ``params.gps`` is set to
-    it, in place. For simulated noise the segment's ``gps_start`` is set so that the merger lands at
-    ``params.gps``.
+    For real noise the GPS time (hence antenna patterns) is the segment's own: the merger's GPS time is
+    the segment's, and ``meta['gps']`` says it. For simulated noise the segment is placed in time so that
+    the merger lands at ``params.gps`` (``meta['gps_window_start']`` says where). The caller's
+    ``params`` and ``segment`` are left unchanged (the function works on copies).
 
     Parameters
     ----------
@@ -316,7 +317,8 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     dtype : torch.dtype, optional
         Precision of the synthesis, torch.float32 or torch.float64 (default).
     **draw_kwargs
-        Passed to :func:`gwviz.data.params.draw_params` (``snr_range``, ``merger_span``, ``gps_span``).
+        Passed to :func:`gwviz.data.params.draw_params` (``snr_range``, ``merger_span``, ``gps_span``);
+        checked, and unused, for 'noise'; refused with ``params`` (they would be ignored).
 
     Returns
     -------
@@ -325,9 +327,12 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     Raises
     ------
     ValueError
-        Unknown class, bad ``dtype``/``seed``/``params``/``segment``, unusable noise (NaN/inf, flat
+        Unknown class, bad ``dtype``/``seed``/``rng``/``params``/``segment``/``draw_kwargs``, a
+        ``noise_source`` without ``segment()`` when no segment is given, unusable noise (NaN/inf, flat
         detector, too short), or a signal that cannot be scaled to its SNR or whitened to finite values
         (no sample is made).
+    TypeError
+        A keyword argument that :func:`gwviz.data.params.draw_params` does not take.
     """
     check_class(kind)
     if dtype not in (torch.float32, torch.float64):
@@ -335,11 +340,24 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     if rng is None and seed is not None and (isinstance(seed, (bool, np.bool_))
                                              or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     rng = rng if rng is not None else np.random.default_rng(seed)
     if params is not None and not isinstance(params, SignalParams):
         raise ValueError(f"params must be a gwviz.data.params.SignalParams, got {type(params).__name__}")
     if params is not None and params.kind != kind:
         raise ValueError(f"params are for {params.kind}, asked for {kind}")
+    unknown = sorted(set(draw_kwargs) - {"snr_range", "merger_span", "gps_span"})
+    if unknown:
+        raise TypeError(f"make_sample() got unexpected keyword arguments {unknown}; it passes snr_range, "
+                        "merger_span and gps_span to draw_params")
+    if params is not None and draw_kwargs:
+        raise ValueError(f"{sorted(draw_kwargs)} would be ignored: params are given, nothing is drawn "
+                         "(set the SNR, merger offset or GPS time in the SignalParams)")
+    check_draw_ranges(**draw_kwargs)  # for 'noise' too: a bad range is a bug whatever the class
+    if segment is None and not callable(getattr(noise_source, "segment", None)):
+        raise ValueError("noise_source must have segment(duration, rng) (gwviz.data.noise.noise_source('simulated'), "
+                         f"for example) when no segment is given, got {type(noise_source).__name__}")
     if kind != "noise" and params is None:
         params = draw_params(kind, rng, **draw_kwargs)
     seg = segment if segment is not None else noise_source.segment(SEGMENT_DURATION, rng)
@@ -362,11 +380,13 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
     if kind == "noise":
         out = synthesize(noise, fs)
     else:
+        # Copies: the caller's segment and params stay as they were (a reused SignalParams or
+        # NoiseSegment must not carry the previous sample's GPS time into the next one).
         if seg.simulated:  # the noise has no time of its own: put the merger at params.gps
-            seg.gps_start = params.gps - (i0 + WINDOW_SAMPLES) / fs + params.merger_offset
+            seg = replace(seg, gps_start=params.gps - (i0 + WINDOW_SAMPLES) / fs + params.merger_offset)
             meta["gps_window_start"] = seg.gps_start + i0 / fs
         else:
-            params.gps = seg.gps_start + (i0 + WINDOW_SAMPLES) / fs - params.merger_offset
+            params = replace(params, gps=seg.gps_start + (i0 + WINDOW_SAMPLES) / fs - params.merger_offset)
         pol = polarisations(params, fs)
         t = lambda v: torch.as_tensor(np.atleast_1d(v), dtype=dtype)  # noqa: E731
         g = t(gmst(params.gps))

@@ -38,7 +38,7 @@ from ..constants import CLASSES, SUBSETS
 from ..data.noise import DATA_DIR_ENV
 from ..data.strain import default_window_range, read_real_strain, segment_start_range
 from ..data.params import SIGNAL_CLASSES
-from ..paths import run_cli, writable_dir
+from ..paths import int_at_least, run_cli, writable_dir
 
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 
@@ -259,12 +259,50 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data-dir", default=None, help=f"real strain folder (default ${DATA_DIR_ENV})")
     ap.add_argument("--gps-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                     help="GPS [s] the 4-s windows must lie in (real noise); default: second half of the data + 2 s")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int_at_least(0), default=0)
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--threads", type=int_at_least(1), default=None,
                     help="torch CPU threads (1 is fastest on a CPU shared with other busy processes)")
     ap.add_argument("--no-progress", action="store_true")
+
+
+def check_noise_args(noise: str, data_dir=None, gps_range=None, real_npz=None) -> None:
+    """Refuse real-noise options that would be ignored, and a GPS range or .npz that cannot be used.
+
+    Before any work: with simulated noise ``--data-dir``, ``--gps-range`` and ``--real-npz`` were
+    silently ignored; a NaN range failed as "cannot convert float NaN to integer" and a missing .npz
+    as a FileNotFoundError traceback.
+
+    Parameters
+    ----------
+    noise : str
+        'simulated' or 'files'.
+    data_dir, gps_range, real_npz : optional
+        The real-noise options (None: not given).
+
+    Raises
+    ------
+    ValueError
+        Naming the option and what is wrong.
+    """
+    if noise not in ("simulated", "files"):
+        raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
+    given = [f for f, v in (("--data-dir", data_dir), ("--gps-range", gps_range), ("--real-npz", real_npz))
+             if v is not None]
+    if noise == "simulated" and given:
+        raise ValueError(f"{' and '.join(given)} {'go' if len(given) > 1 else 'goes'} with --noise files; with "
+                         "simulated noise it would be ignored")
+    if real_npz is not None and len(given) > 1:  # the .npz brings its own strain and held-out range
+        raise ValueError(f"--real-npz replaces --data-dir and --gps-range (its val_range is the held-out stretch); "
+                         f"give one of them, got {' and '.join(given)}")
+    if gps_range is not None:
+        lo, hi = gps_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"--gps-range must be two finite GPS times LO < HI [s], got {lo} {hi}")
+    if real_npz is not None and not Path(real_npz).is_file():
+        raise ValueError(f"--real-npz {real_npz}: " + ("a directory, not an" if Path(real_npz).is_dir() else "no such")
+                         + " .npz file")
 
 
 def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[float, float] | None = None):
@@ -272,13 +310,13 @@ def make_noise_source(noise: str, data_dir: str | None = None, gps_range: tuple[
 
     SimulatedNoise, or StrainFiles over the real files (:func:`find_real_files`) with windows in
     ``gps_range`` [s] (default :func:`default_window_range`). ValueError for another ``noise``, unusable
-    data or a range holding a known event.
+    data, a range holding a known event, and what :func:`check_noise_args` refuses (``data_dir`` or
+    ``gps_range`` with simulated noise).
     """
     from ..data.noise import noise_source
+    check_noise_args(noise, data_dir, gps_range)
     if noise == "simulated":
         return noise_source("simulated"), {"noise": noise}
-    if noise != "files":
-        raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
     real = read_real_strain(data_dir)
     gps_range = tuple(gps_range) if gps_range else default_window_range(real)
     segment_start_range(real, gps_range)  # same checks as the batched path (fits, no known event)
@@ -300,10 +338,10 @@ def main(argv: list[str] | None = None) -> dict:
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=4000, help="samples in the main set (classes balanced)")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--bank-per-class", type=int, default=500, help="waveforms per signal class in the bank")
-    ap.add_argument("--bank-seed", type=int, default=None, help="default: 2**20 + seed (not a training bank's)")
+    ap.add_argument("--bank-per-class", type=int_at_least(1), default=500, help="waveforms per signal class in the bank")
+    ap.add_argument("--bank-seed", type=int_at_least(0), default=None, help="default: 2**20 + seed (not a training bank's)")
     ap.add_argument("--bank", default=None, help="load the bank from this file if it exists, else build and save it")
-    ap.add_argument("--workers", type=int, default=None, help="processes building the bank")
+    ap.add_argument("--workers", type=int_at_least(1), default=None, help="processes building the bank")
     ap.add_argument("--n-roc", type=int, default=1000, help="signals per class and ROC SNR")
     ap.add_argument("--n-roc-noise", type=int, default=10000, help="noise samples of the ROC (>= 1000 for FPR 1e-3)")
     ap.add_argument("--roc-snr", type=float, nargs="+", default=[8.0, 12.0])
@@ -314,6 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "(val_range windows) instead of --data-dir files")
     args = ap.parse_args(argv)
     progress = not args.no_progress
+    check_noise_args(args.noise, args.data_dir, args.gps_range, args.real_npz)  # before the folder, the bank
+    if args.bank and Path(args.bank).is_dir():
+        raise ValueError(f"--bank {args.bank}: a directory, not a bank file (give a file path, e.g. {args.bank}/bank.pt)")
     out = writable_dir(args.out)
     check_set_sizes(args.n, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch)  # before the bank
     clf = load(args)

@@ -244,6 +244,8 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"weights path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a directory, not a weights file (give the .safetensors file itself)")
     if not path.is_file():
         raise ValueError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
