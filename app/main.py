@@ -51,8 +51,12 @@ try:
     page = st.navigation(pages)
     settings_errors()  # a wrong GWVIZ_WEIGHTS / GWVIZ_TORCH_THREADS: a message on every page, not a traceback
 finally:
-    if not gc.get_freeze_count():
+    # once per process; a flag in a module that outlives the runs, not gc.get_freeze_count(), which
+    # walks the frozen list (26 ms a rerun with the model loaded, a tenth of a slider move)
+    import gwapp.common as _common  # noqa: E402
+    if not getattr(_common, "gc_frozen", False):
         gc.freeze()
+        _common.gc_frozen = True
     if _gc_was_enabled:
         gc.enable()
 settings_sidebar()

@@ -189,6 +189,26 @@ def test_polarisations_cover_the_window_and_start_late_for_bns():
     assert np.argmax(pol.hp ** 2 + pol.hc ** 2) == pol.peak_index
 
 
+def test_polarisations_are_cached_on_intrinsic_parameters_only_and_returned_as_copies():
+    """An SNR or sky change reuses the waveform; masses, inclination or phase make a new one; a caller
+    writing into its arrays does not change what the next caller gets."""
+    from gwviz.data import waveforms
+    waveforms._intrinsic.cache_clear()
+    a = polarisations(SignalParams("BBH", 36.0, 29.0, snr=10, inclination=0.4, ra=1.0))
+    a.hp[:] = 0.0  # the caller's own copy
+    b = polarisations(SignalParams("BBH", 36.0, 29.0, snr=20, inclination=0.4, ra=2.0, dec=0.5))
+    assert waveforms._intrinsic.cache_info().hits == 1
+    assert np.any(b.hp) and b.hp.flags.writeable and b.peak_index == a.peak_index
+    waveforms._intrinsic.cache_clear()
+    fresh = polarisations(SignalParams("BBH", 36.0, 29.0, snr=20, inclination=0.4))
+    np.testing.assert_array_equal(fresh.hp, b.hp)  # the cached waveform is LAL's, untouched
+    for other in (SignalParams("BBH", 36.0, 28.0, snr=20, inclination=0.4),
+                  SignalParams("BBH", 36.0, 29.0, snr=20, inclination=0.5),
+                  SignalParams("BBH", 36.0, 29.0, snr=20, inclination=0.4, coa_phase=1.0)):
+        assert not np.array_equal(polarisations(other).hp, fresh.hp)
+    assert waveforms._intrinsic.cache_info().hits == 0
+
+
 def test_batched_float32_path_agrees_with_cpu_sample():
     """The trainer's batched float32 path (same synthesize) reproduces the float64 CPU sample."""
     noise = SimulatedNoise()

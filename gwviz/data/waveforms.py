@@ -11,6 +11,7 @@ machines that train the model carry lalsuite but not pycbc, and one code path mu
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import lal
@@ -119,21 +120,23 @@ def start_frequency(mass1: float, mass2: float, duration: float = PRE_PEAK + 0.5
     return max(F_FLOOR, 0.9 * f)
 
 
-def _generate(params: SignalParams, inclination: float, sample_rate: int, f_start: float) -> tuple[np.ndarray, np.ndarray]:
-    approximant = check_approximant(params.approximant)
+def _generate(mass1: float, mass2: float, inclination: float, coa_phase: float, approximant: str,
+              sample_rate: int, f_start: float) -> tuple[np.ndarray, np.ndarray]:
+    """(h+, h×) from LAL, non-spinning, at ``DISTANCE_MPC``; ValueError with the masses when LAL fails."""
+    code = check_approximant(approximant)
     try:
         hp, hc = lalsim.SimInspiralChooseTDWaveform(
-            params.mass1 * lal.MSUN_SI, params.mass2 * lal.MSUN_SI, 0, 0, 0, 0, 0, 0,
-            DISTANCE_MPC * 1e6 * lal.PC_SI, inclination, params.coa_phase, 0.0, 0.0, 0.0,
-            1.0 / sample_rate, f_start, f_start, None, approximant)
+            mass1 * lal.MSUN_SI, mass2 * lal.MSUN_SI, 0, 0, 0, 0, 0, 0,
+            DISTANCE_MPC * 1e6 * lal.PC_SI, inclination, coa_phase, 0.0, 0.0, 0.0,
+            1.0 / sample_rate, f_start, f_start, None, code)
     except RuntimeError as err:  # LAL reports domain errors as a bare XLAL error
-        raise ValueError(f"{params.approximant} failed for m1={params.mass1:g}, m2={params.mass2:g} M☉ "
+        raise ValueError(f"{approximant} failed for m1={mass1:g}, m2={mass2:g} M☉ "
                          f"from {f_start:.1f} Hz: {err}") from err
     p, c = hp.data.data, hc.data.data
     # A model outside its domain can return NaN or nothing rather than fail: never pass that on.
     if p.size == 0 or not (np.isfinite(p).all() and np.isfinite(c).all()) or not (p.any() or c.any()):
-        raise ValueError(f"{params.approximant} returned an empty, zero or non-finite waveform for "
-                         f"m1={params.mass1:g}, m2={params.mass2:g} M☉ from {f_start:.1f} Hz")
+        raise ValueError(f"{approximant} returned an empty, zero or non-finite waveform for "
+                         f"m1={mass1:g}, m2={mass2:g} M☉ from {f_start:.1f} Hz")
     return p, c
 
 
@@ -142,6 +145,8 @@ def polarisations(params: SignalParams, sample_rate: int = SAMPLE_RATE) -> Polar
 
     The waveform starts at :func:`start_frequency`, is cut to the buffer (zero-padded where it is
     shorter) and tapered at its start so that its onset does not ring through the whitening filter.
+    The last 16 waveforms are kept (by masses, inclination, coalescence phase, approximant and rate):
+    a new SNR, sky position or merger time reuses them; every call returns its own copies.
 
     Parameters
     ----------
@@ -162,12 +167,28 @@ def polarisations(params: SignalParams, sample_rate: int = SAMPLE_RATE) -> Polar
     ValueError
         Unknown approximant, masses LAL cannot handle, or a waveform that is empty, zero or not finite.
     """
-    f_start = start_frequency(params.mass1, params.mass2)
-    p, c = _generate(params, params.inclination, sample_rate, f_start)
+    hp, hc, peak, f_start = _intrinsic(float(params.mass1), float(params.mass2), float(params.inclination),
+                                       float(params.coa_phase), params.approximant, int(sample_rate))
+    # copies: the cached arrays stay as LAL made them whatever a caller does with its own
+    return Polarisations(hp.copy(), hc.copy(), sample_rate, peak, f_start)
+
+
+@functools.lru_cache(maxsize=16)
+def _intrinsic(mass1: float, mass2: float, inclination: float, coa_phase: float, approximant: str,
+               sample_rate: int) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """(hp, hc, peak_index, f_start) of :func:`polarisations`, cached on the intrinsic parameters only.
+
+    The waveform does not depend on SNR, sky position, polarisation angle or merger time, which are
+    what the app's sliders move most: with the last 16 waveforms kept (each 2 × 7.5 s × 4096 samples,
+    0.5 MB) such a move reuses the waveform instead of regenerating it (0.04–0.05 s, two LAL calls for
+    an inclined system). Random draws (datasets, evaluations) miss the cache and pay a copy.
+    """
+    f_start = start_frequency(mass1, mass2)
+    p, c = _generate(mass1, mass2, inclination, coa_phase, approximant, sample_rate, f_start)
     # The merger is the peak of the face-on amplitude |h+ - i h×|: at an inclination h+ and h× carry
     # different weights and h+² + h×² oscillates, so its argmax can miss the peak by ~10 samples.
-    if params.inclination != 0.0:
-        p0, c0 = _generate(params, 0.0, sample_rate, f_start)
+    if inclination != 0.0:
+        p0, c0 = _generate(mass1, mass2, 0.0, coa_phase, approximant, sample_rate, f_start)
         peak = int(np.argmax(p0 * p0 + c0 * c0))
     else:
         peak = int(np.argmax(p * p + c * c))
@@ -185,4 +206,5 @@ def polarisations(params: SignalParams, sample_rate: int = SAMPLE_RATE) -> Polar
         vec.data = arr
         lalsim.SimInspiralREAL8WaveTaper(vec, lalsim.SIM_INSPIRAL_TAPER_START)
         arr[:] = vec.data
-    return Polarisations(out_p, out_c, sample_rate, n_pre, f_start)
+        arr.setflags(write=False)  # cached: read-only, so that no later code can change it by mistake
+    return out_p, out_c, n_pre, f_start
