@@ -107,30 +107,48 @@ def explain_window(
     occlusion_stride: int = 256,
     perturbations_per_eval: int = 4,
 ) -> np.ndarray:
-    """Attribution of the `target` logit to each time sample of one window.
+    """Attribution of the ``target`` logit to each time sample of one window.
 
-    Args:
-        model: classifier mapping (B, 3, 16384) -> (B, n_classes) logits. "gradcam"
-            needs a `cam_layer` attribute (GWNet has one).
-        x: (3, 16384) or (1, 3, 16384) whitened strain (dimensionless).
-        target: class index into CLASSES. The raw logit is explained, not the
-            softmax, so evidence for one class is not mixed with evidence against others.
-        method: "gradcam" (as captum's LayerGradCam on the last block, ReLU), "hirescam"
-            (Draelos & Carin 2020: gradient x activation of the same layer, summed over
-            channels, ReLU; faithful for a fully connected head), both in plain torch;
-            "integrated_gradients" or "occlusion" (captum).
-        baseline: IG only, (3, 16384) or (1, 3, 16384) reference input. Zeros if
-            None; the classifier passes a noise-only window, which is the
-            physically meaningful "no signal" reference for whitened strain.
-        n_steps: IG only, Riemann/Gauss-Legendre steps along the path.
-        internal_batch_size: IG only, inputs per forward pass (bounds memory).
-        smoothing: IG only, moving-average length in samples (64 = 15.6 ms) so the
-            per-sample IG profile is as smooth as the 32-sample-resolution CAM.
-        occlusion_window, occlusion_stride: occlusion only, in samples (512 = 125 ms).
-        perturbations_per_eval: occlusion only, occluded copies per forward pass.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier mapping (B, 3, 16384) → (B, n_classes) logits; "gradcam" and "hirescam" need a
+        ``cam_layer`` attribute (GWNet has one).
+    x : (3, 16384) or (1, 3, 16384) tensor or ndarray
+        Whitened strain (dimensionless, units of the noise σ).
+    target : int
+        Class index into ``CLASSES``. The raw logit is explained, not the softmax, so evidence for one
+        class is not mixed with evidence against the others.
+    method : str, optional
+        "gradcam" (default; as captum's LayerGradCam on the last block, ReLU), "hirescam" (Draelos &
+        Carin 2020: gradient × activation of the same layer, summed over channels, ReLU; faithful for
+        a fully connected head), both in plain torch; "integrated_gradients" or "occlusion" (captum).
+    baseline : (3, 16384) or (1, 3, 16384) tensor or ndarray, optional
+        Integrated gradients only: the reference input. Default None: zeros; the classifier passes a
+        noise-only window, the physically meaningful "no signal" reference for whitened strain.
+    n_steps : int, optional
+        Integrated gradients only: steps along the path. Default 32.
+    internal_batch_size : int, optional
+        Integrated gradients only: inputs per forward pass (bounds memory). Default 4.
+    smoothing : int, optional
+        Integrated gradients only: moving-average length [samples] (64 = 15.6 ms), so the per-sample
+        profile is as smooth as the 32-sample resolution of the CAMs. Default 64.
+    occlusion_window, occlusion_stride : int, optional
+        Occlusion only: window and stride [samples] (512 = 125 ms). Defaults 512, 256.
+    perturbations_per_eval : int, optional
+        Occlusion only: occluded copies per forward pass. Default 4.
 
-    Returns:
-        (16384,) float32 profile, no NaN. The model's train/eval mode is restored.
+    Returns
+    -------
+    (16384,) float32 ndarray
+        The profile, one value per input sample at 4096 Hz, no NaN; ≥ 0 for every method but
+        occlusion (signed). The model's train/eval mode is restored.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, a target outside [0, n_classes), a window of another shape, or a CAM
+        method on a model without ``cam_layer``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -203,11 +221,22 @@ def normalise(profile: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def randomise_weights(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A deep copy of `model` with every parameter re-drawn from its init distribution.
+    """A deep copy of ``model`` with every parameter re-drawn from its init distribution.
 
-    Runs `reset_parameters()` on every module that has one (this also resets BN
-    running statistics), then the model's own `init_weights()` if it has one, so
-    the copy looks exactly like a freshly constructed, untrained model.
+    Runs ``reset_parameters()`` on every module that has one (this also resets BatchNorm running
+    statistics), then the model's own ``init_weights()`` if it has one, so the copy looks exactly like
+    a freshly constructed, untrained model. The caller's RNG state is left as it was.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model (not modified).
+    seed : int, optional
+        Seed of the new draw. Default 0.
+
+    Returns
+    -------
+    torch.nn.Module
     """
     rand = copy.deepcopy(model)
     # fork the RNG so the check neither depends on nor disturbs the caller's seed
@@ -233,12 +262,26 @@ def randomisation_check(
     seed: int = 0,
     **kwargs: object,
 ) -> float:
-    """Spearman rank correlation between the map of `model` and of a randomised copy.
+    """Spearman rank correlation between the map of ``model`` and that of a randomised copy.
 
-    Near 1: the map ignores what the model learned (a failed sanity check).
-    Near 0 or negative: the map depends on the trained weights (as it should).
-    If either map is constant (e.g. an all-zero Grad-CAM) ranks carry no
-    information and 0.0 is returned. `kwargs` go to `explain_window`.
+    The model-parameter randomisation test of Adebayo et al. (2018). Near 1: the map ignores what the
+    model learned (a failed sanity check); near 0 or negative: the map depends on the trained weights,
+    as it should.
+
+    Parameters
+    ----------
+    model, x, target, method
+        As :func:`explain_window`.
+    seed : int, optional
+        Seed of :func:`randomise_weights`. Default 0.
+    **kwargs
+        Passed to :func:`explain_window`.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; 0.0 when either map is constant (e.g. an all-zero Grad-CAM), whose ranks carry no
+        information.
     """
     trained = explain_window(model, x, target, method, **kwargs)  # type: ignore[arg-type]
     random = explain_window(randomise_weights(model, seed), x, target, method, **kwargs)  # type: ignore[arg-type]
