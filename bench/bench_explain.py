@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gwviz.classifier import load_classifier, whiten_window
+from gwviz.classifier import load_classifier
+from gwviz.network_input import whiten_window
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
 from gwviz.data.noise import SimulatedNoise
 from gwviz.data.synth import make_sample

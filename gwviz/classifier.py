@@ -5,6 +5,8 @@
 >>> pred = clf.classify({"H1": h1, "L1": l1, "V1": v1}, sample_rate=4096)
 >>> pred.label, pred.probabilities
 >>> cam = clf.explain({"H1": h1, "L1": l1, "V1": v1})   # (16384,) Grad-CAM over the window
+
+What the network takes and how raw strain is whitened into it: :mod:`gwviz.network_input`.
 """
 from __future__ import annotations
 
@@ -17,21 +19,15 @@ import torch
 
 from .evaluation.calibration import DEFAULT_RATES, Calibration, detection_statistic
 from .model.checkpoint import load_weights
-from .constants import (CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
-                        SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name,
-                        window_start_index)
+from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name
 from .model.network import GWNet, ModelConfig
-from .data.strain import OTHER_DETECTORS, check_detector, check_strain
-from .data.psd import welch_psd
-from .data.whiten import whiten
+from .network_input import present_detectors, whiten_window, window_tensor
 
 #: Shipped weights (repository's models/ folder).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
 #: Shipped weights trained with detectors dropped at random: they accept every subset of H1, L1, V1
 #: (models/README.md says why they are not the default for all three).
 SUBSET_WEIGHTS = DEFAULT_WEIGHTS.with_name("gwviz-resnet54-subsets.safetensors")
-#: Seconds the window must keep from either end of the strain (half the 1-s whitening filter + taper).
-EDGE_GUARD = 1.0
 
 
 @dataclass
@@ -87,131 +83,6 @@ class Prediction:
         net = "" if self.detectors == SUBSETS[0] else f" of {self.detectors} alone"
         return (f"Rule: calibrated at a false-positive rate of {self.rate:g} per window{net}. Detection statistic "
                 f"λ = {self.statistic:.2f}, {loud} → {'signal' if self.label != 'noise' else 'noise'}; {agree}.")
-
-
-def present_detectors(strain) -> tuple[str, ...]:
-    """The detectors of a strain dict in DETECTORS order. ValueError for a non-dict, unknown names or none."""
-    if not isinstance(strain, dict):
-        raise ValueError(f"strain must be a dict {{'H1': array, 'L1': array, 'V1': array}}, got {type(strain).__name__}")
-    for k in strain:  # K1 (KAGRA): the one message of every reader and check
-        if isinstance(k, str) and k in OTHER_DETECTORS:
-            check_detector(k, "strain")
-    if not strain or set(map(str, strain)) - set(DETECTORS) or not all(isinstance(k, str) for k in strain):
-        raise ValueError(f"strain must map some of the detectors {list(DETECTORS)} to arrays, got "
-                         f"{sorted(map(str, strain))}")
-    return tuple(d for d in DETECTORS if d in strain)
-
-
-def window_tensor(x, what: str = "window") -> torch.Tensor:
-    """Whitened window(s) as a float32 tensor, refusing samples that are not float32 or float64.
-
-    Whitened strain is O(1) with a fractional part that matters: integer or bool windows are a cast
-    that truncated it (they were classified as they were before), complex ones a silent guess. Half
-    precision (float16, bfloat16) is refused too, as for raw strain: its 3 significant digits are below
-    the noise here, but a half-precision input says that something upstream rounded the data, and the
-    house rule is one answer for every lossy dtype: pass what whitening returns.
-
-    Parameters
-    ----------
-    x : array-like or tensor
-        The window(s).
-    what : str, optional
-        Name for the message. Default 'window'.
-
-    Returns
-    -------
-    tensor
-        float32, on the device of ``x``.
-
-    Raises
-    ------
-    ValueError
-        ``x`` is not an array of real floating-point samples.
-    """
-    if isinstance(x, torch.Tensor):
-        ok, dtype = x.dtype in (torch.float32, torch.float64), x.dtype
-    else:
-        x = np.asarray(x)
-        ok, dtype = x.dtype in (np.float32, np.float64), x.dtype
-    if not ok:
-        raise ValueError(f"{what} has dtype {dtype}: whitened strain is float32 or float64 (an integer or bool "
-                         "window is a cast that truncated it, a half-precision one was rounded); pass the float32 "
-                         "window that whitening returns")
-    return torch.as_tensor(x, dtype=torch.float32)
-
-
-def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tensor:
-    """(B, k, T) windows of ``detectors`` -> (B, 3, T) with all-zero channels for the absent ones.
-
-    How a detector-mask network is told that a detector did not observe; ``white`` itself when all three.
-    """
-    if tuple(detectors) == DETECTORS:
-        return white
-    out = white.new_zeros(white.shape[0], len(DETECTORS), white.shape[-1])
-    out[:, [DETECTORS.index(d) for d in detectors]] = white
-    return out
-
-
-def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: float | None = None,
-                  min_duration: float = SEGMENT_DURATION) -> tuple[np.ndarray, float]:
-    """Validate raw strain, whiten it with a median-Welch PSD of the whole input and cut the 4-s window.
-
-    ``strain``: dict H1/L1/V1 -> equal-length 1-D arrays [strain] at ``sample_rate`` [Hz] (default 4096),
-    ≥ ``min_duration`` s (default 16); a detector absent from ``strain`` is an all-zero channel (for
-    detector-mask weights only). ``window_start``: window start after the first sample [s], at least
-    ``EDGE_GUARD`` (1 s) from either end (default: the 4 s ending 2 s before the end).
-
-    Returns
-    -------
-    window : (3, 16384) float32 ndarray
-    start : float
-        Window start after the first sample [s], on the sample grid.
-
-    Raises
-    ------
-    ValueError
-        Bad strain (:func:`gwviz.data.strain.check_strain`), a bad ``window_start``, or a window that
-        whitens to non-finite or flat values.
-    """
-    dets = present_detectors(strain)
-    x = check_strain(strain, sample_rate, min_duration, dets)
-    n = x.shape[-1]
-    if window_start is None:
-        i0 = window_start_index(n, int(sample_rate))
-    else:
-        if (isinstance(window_start, (bool, np.bool_)) or not isinstance(window_start, (int, float, np.integer, np.floating))
-                or not np.isfinite(window_start)):
-            raise ValueError(f"window_start must be a finite number of seconds (int or float) or None, "
-                             f"got {window_start!r} ({type(window_start).__name__})")
-        i0 = int(round(window_start * sample_rate))
-        lo, hi = EDGE_GUARD, n / sample_rate - EDGE_GUARD - WINDOW_DURATION
-        if not lo <= window_start <= hi:
-            raise ValueError(f"window_start must be in [{lo:g}, {hi:g}] s for {n / sample_rate:g} s of strain "
-                             f"(the window keeps {EDGE_GUARD:g} s from the edges), got {window_start:g}")
-    white = pad_detectors(whiten_segments(torch.as_tensor(x)[None], sample_rate, i0, dets), dets)[0]
-    return white.numpy(), i0 / sample_rate
-
-
-def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int,
-                    detectors: tuple[str, ...] = DETECTORS) -> torch.Tensor:
-    """Whiten checked raw strain segments with each one's own median-Welch PSD and cut the 4-s windows.
-
-    ``segments`` (B, k, N) [strain] of ``detectors`` -> (B, k, 16384) float32 windows starting at sample
-    ``i0``, on the segments' device. The one whitening of real input (classify, explain, scan). ValueError
-    naming the detectors (and segments) whose window came out non-finite or flat.
-    """
-    t = segments.to(torch.float64) * STRAIN_SCALE
-    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES].float()
-    # check_strain refuses what is known to break whitening; this catches what it cannot foresee
-    # (e.g. a PSD that is zero in band), so the model never sees a NaN window.
-    ok = torch.isfinite(white).all(-1) & (white.std(-1) > 0)  # (B, 3)
-    if not ok.all():
-        rows, dets = torch.nonzero(~ok, as_tuple=True)
-        bad = sorted({detectors[int(d)] for d in dets})
-        where = "" if len(white) == 1 else f" in segment(s) {sorted({int(r) for r in rows})[:5]}"
-        raise ValueError(f"whitening {bad} gave a non-finite or flat window{where}: the strain has no usable "
-                         "noise power (is it noise-free or mostly constant?)")
-    return white
 
 
 class Classifier:
@@ -274,8 +145,8 @@ class Classifier:
         """Class probabilities (N, 4) for whitened windows x (N, 3, 16384), ``batch_size`` (default 256) at a time.
 
         All-zero channels are absent detectors. ValueError for samples that are not floating point
-        (:func:`window_tensor`), a wrong shape, NaN/inf, an all-zero window or a network the weights do not
-        accept; FloatingPointError for non-finite probabilities (broken weights).
+        (:func:`~gwviz.network_input.window_tensor`), a wrong shape, NaN/inf, an all-zero window or a
+        network the weights do not accept; FloatingPointError for non-finite probabilities (broken weights).
         """
         x = window_tensor(x, "windows")
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
@@ -304,8 +175,9 @@ class Classifier:
         Raises
         ------
         ValueError
-            An uncalibrated ``rate``, samples that are not floating point (:func:`window_tensor`), wrong shape,
-            NaN/inf, an all-zero window, a network the weights do not accept.
+            An uncalibrated ``rate``, samples that are not floating point
+            (:func:`~gwviz.network_input.window_tensor`), wrong shape, NaN/inf, an all-zero window, a
+            network the weights do not accept.
         FloatingPointError
             The network's output is not finite (broken weights), never a silent label.
         """
@@ -346,7 +218,7 @@ class Classifier:
         Parameters
         ----------
         strain : dict of str to 1-D array
-            Strain [strain] (see :func:`whiten_window`).
+            Strain [strain] (see :func:`~gwviz.network_input.whiten_window`).
         sample_rate : float, optional
             Sample rate [Hz]. Default 4096.
         window_start : float or None, optional
@@ -374,7 +246,7 @@ class Classifier:
         ``target`` defaults to the decided class (:meth:`classify_window`); ``method`` and ``kwargs`` go to
         :func:`gwviz.explain.attribution.explain_window` (Integrated Gradients gets a noise baseline with the
         window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target or a
-        window that is not floating point (:func:`window_tensor`).
+        window that is not floating point (:func:`~gwviz.network_input.window_tensor`).
         """
         from .explain.attribution import explain_window
         window_tensor(window)  # an integer window is refused here too, not explained

@@ -35,12 +35,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .evaluation.calibration import DEFAULT_RATES, detection_statistic
-from .classifier import pad_detectors, present_detectors, whiten_segments
+from .network_input import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
 from .paths import run_cli, writable_dir
 from .data.params import is_real_number
-from .data.strain import check_strain
+from .data.checks import check_strain
 from .data.stream import DEFAULT_BLOCK, ArrayStrain, StrainStream, block_plan, check_block, open_detectors
 
 #: merger estimate inside a window [s before its end]: training put mergers in the last 0.1 s

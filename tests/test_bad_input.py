@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from gwviz.model.checkpoint import atomic_torch_save, load_weights, save_weights
-from gwviz.classifier import load_classifier, whiten_window
+from gwviz.classifier import load_classifier
 from gwviz.data.dataset import build_split, read_split
 from gwviz.model.network import GWNet
 from gwviz.data.noise import SimulatedNoise, StrainFiles
-from gwviz.data.strain import check_strain, read_strain
+from gwviz.data.checks import check_strain
+from gwviz.data.strain import read_strain
 from gwviz.data.params import SignalParams
 from gwviz.data.synth import make_sample
+from gwviz.network_input import whiten_window
 
 
 def _strain(n=16 * 4096, rng=np.random.default_rng(0)):
@@ -185,7 +187,7 @@ def test_dataset_resume_keeps_finished_chunks(tmp_path):
     assert np.array_equal(again, strain)  # reproducible from the seed
 
 
-# --- strain checks (gwviz.data.strain.check_strain: the one place every input strain goes through) ---
+# --- strain checks (gwviz.data.checks.check_strain: the one place every input strain goes through) ---
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "int64", "uint16", "bool", "float16", "complex64",
                                    "complex128", "object", "<U8"])
@@ -292,10 +294,10 @@ def test_classifier_refuses_flat_and_bad_window_start(weights):
 
 def test_whitening_that_breaks_is_refused(weights, monkeypatch):
     """The guard behind check_strain: a non-finite whitened window never reaches the model."""
-    import gwviz.classifier as classifier
+    import gwviz.network_input as network_input
     clf = load_classifier(weights)
     for value in (0.0, float("nan")):  # a zero PSD whitens to zeros, a NaN one to NaN
-        monkeypatch.setattr(classifier, "welch_psd", lambda t, fs: torch.full((*t.shape[:2], 2049), value, dtype=t.dtype))
+        monkeypatch.setattr(network_input, "welch_psd", lambda t, fs: torch.full((*t.shape[:2], 2049), value, dtype=t.dtype))
         with pytest.raises(ValueError, match=r"^whitening \['H1', 'L1', 'V1'\] gave a non-finite or flat window"):
             clf.classify(_strain())
 
@@ -375,10 +377,10 @@ K1_REFUSED = r"detector 'K1' \(KAGRA\) is not one the network knows: it uses H1,
 def test_k1_is_refused_the_same_way_by_every_reader_and_check(tmp_path, monkeypatch):
     """read_strain and the block reader used to return K1 strain, read_detectors / check_strain /
     Classifier.classify refused it with three different messages, and check_channel took it."""
-    from gwviz.classifier import present_detectors
+    from gwviz.network_input import present_detectors
     from gwviz.data.gwosc import cached_open_strain, fetch_event_strain
-    from gwviz.data.strain import (Strain, UnknownDetectorError, check_channel, find_real_strains,
-                                   one_file_per_detector, read_detectors)
+    from gwviz.data.checks import UnknownDetectorError, check_channel
+    from gwviz.data.strain import Strain, find_real_strains, one_file_per_detector, read_detectors
     from gwviz.data.stream import open_detectors, open_strain_file
     rng = np.random.default_rng(4)
     n = 20 * 4096

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gwviz.classifier import whiten_window
+from gwviz.network_input import whiten_window
 from gwviz.constants import DETECTORS, SAMPLE_RATE
 from gwviz.data.strain import read_real_strain
 from gwviz.evaluation.injections import inject, main, summarise

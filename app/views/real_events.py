@@ -8,7 +8,7 @@ from gwapp import common
 from gwapp import figures as fig
 
 from gwviz import paths, session
-from gwviz.classifier import EDGE_GUARD
+from gwviz.network_input import EDGE_GUARD
 from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_DURATION, WINDOW_SAMPLES
 from gwviz.explain.attribution import METHODS
 from gwviz.data.noise import KNOWN_EVENTS

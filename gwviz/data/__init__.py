@@ -3,8 +3,8 @@
 :mod:`~gwviz.data.params` (classes, mass ranges [M☉], isotropic draws), :mod:`~gwviz.data.waveforms`
 (LAL polarisations), :mod:`~gwviz.data.detectors` (antenna patterns, delays), :mod:`~gwviz.data.psd` and
 :mod:`~gwviz.data.whiten` (Welch PSD, whitening), :mod:`~gwviz.data.noise` (noise sources, one factory),
-:mod:`~gwviz.data.strain` (reading and checking real strain), :mod:`~gwviz.data.synth` (the one synthesis
-path), :mod:`~gwviz.data.batch` (the trainer's on-the-fly batches) and :mod:`~gwviz.data.dataset`
-(``python -m gwviz.data.dataset``: HDF5 splits). ``o3/`` holds the two GWOSC example events (CC BY 4.0,
+:mod:`~gwviz.data.strain` (reading real strain), :mod:`~gwviz.data.checks` (the checks every strain
+passes), :mod:`~gwviz.data.synth` (the one synthesis path), :mod:`~gwviz.data.batch` (the trainer's
+on-the-fly batches) and :mod:`~gwviz.data.dataset` (``python -m gwviz.data.dataset``: HDF5 splits). ``o3/`` holds the two GWOSC example events (CC BY 4.0,
 attribution in ``o3/README.md``).
 """

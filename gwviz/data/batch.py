@@ -17,7 +17,7 @@ from ..constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_D
                         subset_detectors)
 from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
-from .strain import check_channel
+from .checks import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE
 from .psd import analytic_psd, interpolate_psd, welch_psd
 from ..constants import STRAIN_SCALE

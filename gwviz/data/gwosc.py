@@ -17,7 +17,7 @@ from ..paths import CACHE_ENV
 from ..paths import root as paths_root
 from .noise import StrainFiles
 from .params import O3_GPS_SPAN, is_real_number
-from .strain import check_detector
+from .checks import check_detector
 
 
 class GwoscNoise(StrainFiles):

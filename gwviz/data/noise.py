@@ -20,8 +20,8 @@ from ..constants import DETECTORS, EVENT_GUARD, KNOWN_EVENTS, SAMPLE_RATE, SEGME
 from .params import O3_GPS_SPAN
 from ..paths import DATA_ENV, files_within
 from .psd import analytic_psd
-from .strain import (MAX_FLAT_RUN, STRAIN_SUFFIXES, Strain, UnknownDetectorError, check_detector, flat_runs,
-                     read_strain, resample)
+from .checks import MAX_FLAT_RUN, UnknownDetectorError, check_detector, flat_runs
+from .strain import STRAIN_SUFFIXES, Strain, read_strain, resample
 
 #: Environment variable naming the directory of real strain files.
 DATA_DIR_ENV = DATA_ENV  # one home: gwviz.paths

@@ -8,7 +8,7 @@ give the same samples. :meth:`StrainStream.read` then reads any stretch of that 
 by h5py dataset slicing (gwpy's HDF5 readers load the whole dataset, then crop), GWF with gwpy's
 ``TimeSeries.read`` with start/end. Files at a whole multiple of 4096 Hz (GWOSC's 16 kHz) are
 decimated with gwpy as read_detectors does, over the stretch plus a margin wider than the filter:
-the same samples to the bit. Every stretch passes :func:`gwviz.data.strain.check_channel` (NaN/inf,
+the same samples to the bit. Every stretch passes :func:`gwviz.data.checks.check_channel` (NaN/inf,
 flat runs, range) before it is returned, and a read that fails or comes back short is a ValueError
 naming the file and the GPS span. :func:`block_plan` says which stretches a scan reads and which
 windows each completes: every sample of the span is read and checked, consecutive reads overlap by
@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION
-from .strain import (MAX_FLAT_RUN, Strain, _as_float_strain, _detector_of, check_channel, gwf_strain_channel,
-                     one_file_per_detector, overlap, refuse_pickled_channel, resample)
+from .checks import MAX_FLAT_RUN, _as_float_strain, check_channel
+from .strain import (Strain, _detector_of, gwf_strain_channel, one_file_per_detector, overlap, refuse_pickled_channel,
+                     resample)
 
 #: Default strain read at once [s]: 3 detectors × 256 s × 4096 Hz in float64 is 25 MB.
 DEFAULT_BLOCK: float = 256.0
@@ -241,7 +242,7 @@ class StrainStream:
     def read(self, a: int, b: int) -> list[np.ndarray]:
         """Samples [a, b) of the span, one float64 array per detector, each checked.
 
-        Each passes :func:`gwviz.data.strain.check_channel` (times in its messages from the span's start;
+        Each passes :func:`gwviz.data.checks.check_channel` (times in its messages from the span's start;
         ``whole`` only when [a, b) is the whole span).
 
         Returns

@@ -25,7 +25,7 @@ from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_D
                         WINDOW_END_MARGIN, WINDOW_SAMPLES, window_start_index)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
-from .strain import check_strain
+from .checks import check_strain
 from .params import SignalParams, check_class, check_draw_ranges, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
