@@ -270,3 +270,28 @@ def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):
     assert any(v["exp_avg"].ndim == 3 and v["exp_avg"].shape[1] == 6 for v in exp_avg.values())
     state, config, _ = load_weights(out / "last.safetensors")
     assert config["detector_mask"] == 1
+
+
+def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
+    """class_weights: four positive numbers (noise, BBH, NSBH, BNS) for the training batches; validation
+    stays uniform so that runs with and without weights are compared on the same set."""
+    for bad in ("[1, 1, 1]", "[0, 1, 1, 1]", "[1, 1, 1, .nan]", "[true, 1, 1, 1]", "'BNS'", "[-1, 1, 1, 1]"):
+        with pytest.raises(ValueError, match="class_weights must be null or 4 positive numbers"):
+            train.load_config(SMOKE, [f"class_weights={bad}"])
+    assert train.load_config(SMOKE, ["class_weights=[1, 1, 2, 4]"])["class_weights"] == [1, 1, 2, 4]
+    made = []
+    real = loop.BatchMaker
+
+    def spy(*args, **kwargs):
+        maker = real(*args, **kwargs)
+        made.append(maker)
+        return maker
+
+    monkeypatch.setattr(loop, "BatchMaker", spy)
+    run(tmp_path / "w", "--max-steps", "1", "class_weights=[1, 1, 2, 4]")
+    train_maker, val_maker = made
+    assert torch.allclose(train_maker.class_p.cpu(), torch.tensor([1.0, 1.0, 2.0, 4.0]))
+    assert torch.allclose(val_maker.class_p.cpu(), torch.ones(4))
+    g = torch.Generator().manual_seed(0)
+    _, y, _ = train_maker(400, g)
+    assert (y == 3).sum() > 2.5 * (y == 0).sum()  # BNS drawn ~4x as often as noise

@@ -8,6 +8,7 @@ import os
 
 import yaml
 
+from ..constants import CLASSES
 from ..data.params import SNR_RANGE
 
 # -----------------------------------------------------------------------------
@@ -31,6 +32,8 @@ DEFAULTS: dict = {
     "val_bank_per_class": 1024,
     "seed": 0,
     "p_real": 0.0,              # fraction of samples in real noise, mixed in every batch (needs real_data)
+    "class_weights": None,      # relative frequency of noise, BBH, NSBH, BNS in training batches (4 positive
+                                # numbers); null: uniform, as the paper. Validation stays uniform.
     "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
                                 # gwviz.data.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
@@ -147,7 +150,8 @@ def validate_config(cfg: dict) -> dict:
     Raises
     ------
     ValueError
-        Unknown keys (top level or in ``model``); detector_mask not 0 or 1; detector_dropout outside [0, 1)
+        Unknown keys (top level or in ``model``); class_weights not null or four positive numbers;
+        detector_mask not 0 or 1; detector_dropout outside [0, 1)
         or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
         checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
         > 0 without real_data; an unknown lr_schedule; lr_min outside [0, lr]; a curriculum that is not a
@@ -172,6 +176,11 @@ def validate_config(cfg: dict) -> dict:
     if cfg["detector_dropout"] > 0 and not cfg["model"].get("detector_mask", 0):
         raise ValueError("detector_dropout > 0 needs model.detector_mask=1 (else a dropped detector is zeros "
                          "pretending to be data)")
+    w = cfg["class_weights"]
+    if w is not None and (not isinstance(w, list) or len(w) != len(CLASSES) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in w)):
+        raise ValueError(f"class_weights must be null or {len(CLASSES)} positive numbers for {list(CLASSES)}, "
+                         f"got {w!r}")
     if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
         raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",
