@@ -144,6 +144,11 @@ def test_foreign_and_corrupt_weights(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="weights-only"):
         load_classifier(pickled)
     assert not (tmp_path / "pwned").exists()  # the payload never ran
+    text = tmp_path / "README.md"  # a text file given as weights: one line, not torch's page of advice
+    text.write_text("# not weights\n")
+    with pytest.raises(ValueError, match=r"README.md: not a readable weights-only torch checkpoint \(\w+: [^\n]*\); "
+                                         r"give a gwviz .safetensors file or training checkpoint$"):
+        load_classifier(text)
     # weights of another shape: clear error, the file stays
     other = tmp_path / "other.safetensors"
     save_weights(GWNet(width=4, hidden=8), other, {"width": 8, "hidden": 64})

@@ -71,8 +71,6 @@ def test_command_line_exit_status_and_message(blocked):
     ("evaluation.evaluate", ["--n-roc", "-1"], r"n_roc, n_roc_noise >= 0"),
     ("baseline", ["--n", "-1"], r"--n must be >= 1 and --n-noise >= 0, got -1 and None"),
     ("baseline", ["--snr", "12", "0"], r"--snr values must be finite and > 0, got \[12.0, 0.0\]"),
-    ("explain.camstats", ["--n", "0"], r"n must be >= 1, got 0"),
-    ("explain.gallery", ["--snr", "-2"], r"network SNR must be a finite number > 0, got -2.0"),
 ])
 def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module, args, message):
     """Values that cannot give a result stop the command at once (the baseline used to build its
@@ -81,6 +79,24 @@ def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module,
     main = importlib.import_module(f"gwviz.{module}").main
     with pytest.raises(ValueError, match=message):
         main([*args, "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("explain.camstats", ["--n", "0"], "--n must be >= 1, --n-random >= 0 and --snr a finite number > 0, got 0, 8 and 15"),
+    ("explain.camstats", ["--n-random", "-1"], "got 1000, -1 and 15"),
+    ("explain.camstats", ["--snr", "inf"], "got 1000, 8 and inf"),
+    ("explain.gallery", ["--snr", "-2"], "--n and --display-step must be >= 1 and --snr a finite number > 0, got 4, 2 and -2"),
+    ("explain.gallery", ["--snr", "nan"], "got 4, 2 and nan"),
+    ("explain.gallery", ["--n", "-1"], "got -1, 2 and 15"),
+    ("explain.gallery", ["--display-step", "0"], "got 4, 0 and 15"),
+])
+def test_gallery_and_camstats_values_are_argparse_errors_before_the_folder(tmp_path, capsys, module, args, message):
+    """Refused before the output folder, the model or any sample (they failed after all three)."""
+    main = importlib.import_module(f"gwviz.{module}").main
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "o")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("args, message", [

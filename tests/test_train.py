@@ -295,3 +295,27 @@ def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
     g = torch.Generator().manual_seed(0)
     _, y, _ = train_maker(400, g)
     assert (y == 3).sum() > 2.5 * (y == 0).sum()  # BNS drawn ~4x as often as noise
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--max-minutes", "-3"], "--max-minutes must be a number > 0"),
+    (["--max-minutes", "nan"], "--max-minutes must be a number > 0"),
+    (["--max-steps", "-1"], "--max-steps must be >= 0"),
+])
+def test_bad_command_line_values_stop_before_any_work(tmp_path, capsys, args, msg):
+    with pytest.raises(SystemExit):
+        train.main(["--config", SMOKE, "--out", str(tmp_path / "r"), *args])
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit):
+        train.main(["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "r")])
+    assert "missing.yaml: no such file" in capsys.readouterr().err
+
+
+def test_resuming_a_corrupt_checkpoint_is_a_clear_error_that_keeps_the_file(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "ckpt.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="not a readable training checkpoint"):
+        train.main(["--resume", "--out", str(out)])
+    assert (out / "ckpt.pt").read_bytes() == b"PK\x03\x04 not really a zip"

@@ -354,6 +354,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--method", default="gradcam", choices=["gradcam", "hirescam"],
                     help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
+    # before the folder, the model or any sample
+    if args.n < 1 or args.n_random < 0 or not (math.isfinite(args.snr) and args.snr > 0):
+        ap.error(f"--n must be >= 1, --n-random >= 0 and --snr a finite number > 0, got {args.n}, "
+                 f"{args.n_random} and {args.snr:g}")
     out = writable_dir(args.out)  # before the CAMs, not after
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)

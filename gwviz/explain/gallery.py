@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -417,6 +418,10 @@ def main(argv: list[str] | None = None) -> Gallery:
     ap.add_argument("--method", default="gradcam", choices=sorted(METHOD_LABELS),
                     help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
+    # before the folder, the model or any sample
+    if args.n < 1 or args.display_step < 1 or not (math.isfinite(args.snr) and args.snr > 0):
+        ap.error(f"--n and --display-step must be >= 1 and --snr a finite number > 0, got {args.n}, "
+                 f"{args.display_step} and {args.snr:g}")
     writable_dir(args.out)  # before the samples, not after
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)

@@ -270,7 +270,9 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - pickle/zip errors come in many types
-            raise ValueError(f"{path}: not a readable weights-only torch checkpoint ({type(err).__name__}: {err})") from err
+            first = (str(err).strip().splitlines() or [""])[0][:200]  # torch appends a page of advice
+            raise ValueError(f"{path}: not a readable weights-only torch checkpoint ({type(err).__name__}: {first}); "
+                             "give a gwviz .safetensors file or training checkpoint") from err
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
             raise ValueError(f"{path}: not a gwviz checkpoint (expected a dict with format {FORMAT!r})")
         state, config, info = ckpt["model"], ckpt.get("model_config", {}), ckpt.get("info", {})

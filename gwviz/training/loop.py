@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.resume and args.config is None:
         p.error("--config is required unless --resume")
+    if args.config is not None and not args.resume and not Path(args.config).is_file():
+        p.error(f"--config {args.config}: no such file")
+    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
+        p.error(f"--max-minutes must be a number > 0, got {args.max_minutes:g}")
+    if args.max_steps is not None and args.max_steps < 0:
+        p.error(f"--max-steps must be >= 0, got {args.max_steps}")
     return args
 
 
@@ -112,7 +118,12 @@ def main(argv: list[str] | None = None) -> dict:
         # a typo in --out must not silently start the full paper config from scratch
         raise ValueError(f"--resume: no checkpoint at {ckpt_path}; check --out, or start a new run with --config")
     if args.resume:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in pickle, zip or torch
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"{ckpt_path}: not a readable training checkpoint ({type(err).__name__}: {first}); "
+                             "it was left as it is") from err
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
             raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
         # keys added since the checkpoint was written take their defaults
