@@ -21,7 +21,7 @@ from .evaluation.calibration import DEFAULT_RATES, Calibration, detection_statis
 from .model.checkpoint import load_weights
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SUBSETS, WINDOW_SAMPLES, subset_detectors, subset_name
 from .model.network import GWNet, ModelConfig
-from .network_input import present_detectors, whiten_window, window_tensor
+from .network_input import check_whitened, present_detectors, whiten_window, window_tensor
 
 #: Shipped weights (repository's models/ folder).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
@@ -145,14 +145,16 @@ class Classifier:
         """Class probabilities (N, 4) for whitened windows x (N, 3, 16384), ``batch_size`` (default 256) at a time.
 
         All-zero channels are absent detectors. ValueError for samples that are not floating point
-        (:func:`~gwviz.network_input.window_tensor`), a wrong shape, NaN/inf, an all-zero window or a
-        network the weights do not accept; FloatingPointError for non-finite probabilities (broken weights).
+        (:func:`~gwviz.network_input.window_tensor`), a wrong shape, NaN/inf, a channel that cannot be whitened
+        strain (:func:`~gwviz.network_input.check_whitened`), an all-zero window or a network the weights do
+        not accept; FloatingPointError for non-finite probabilities (broken weights).
         """
         x = window_tensor(x, "windows")
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
             raise ValueError(f"windows must be (N, 3, {WINDOW_SAMPLES}), got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("windows contain NaN or inf: whiten finite strain first")
+        check_whitened(x, "window")
         absent = ~(x != 0).any(-1)  # (N, 3): all-zero channels, i.e. detectors that did not observe
         if bool(absent.any()):
             if bool(absent.all(-1).any()):
@@ -176,8 +178,9 @@ class Classifier:
         ------
         ValueError
             An uncalibrated ``rate``, samples that are not floating point
-            (:func:`~gwviz.network_input.window_tensor`), wrong shape, NaN/inf, an all-zero window, a
-            network the weights do not accept.
+            (:func:`~gwviz.network_input.window_tensor`), wrong shape, NaN/inf, a channel that cannot be
+            whitened strain (:func:`~gwviz.network_input.check_whitened`), an all-zero window, a network the
+            weights do not accept.
         FloatingPointError
             The network's output is not finite (broken weights), never a silent label.
         """
@@ -188,6 +191,7 @@ class Classifier:
             raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("window contains NaN or inf: whiten finite strain first")
+        check_whitened(x)
         present = [d for d, on in zip(DETECTORS, (x != 0).any(-1).tolist()) if on]  # all-zero channel: absent
         if not present:
             raise ValueError("window is all zeros: no detector observed")
@@ -245,11 +249,15 @@ class Classifier:
 
         ``target`` defaults to the decided class (:meth:`classify_window`); ``method`` and ``kwargs`` go to
         :func:`gwviz.explain.attribution.explain_window` (Integrated Gradients gets a noise baseline with the
-        window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target or a
-        window that is not floating point (:func:`~gwviz.network_input.window_tensor`).
+        window's absent detectors zeroed unless ``baseline`` is given). ValueError for an unknown target, a
+        window that is not float32/float64 (:func:`~gwviz.network_input.window_tensor`), NaN/inf, or a channel
+        that cannot be whitened strain (:func:`~gwviz.network_input.check_whitened`).
         """
         from .explain.attribution import explain_window
-        window_tensor(window)  # an integer window is refused here too, not explained
+        x = window_tensor(window)  # an integer window is refused here too, not explained
+        if not torch.isfinite(x).all():
+            raise ValueError("window contains NaN or inf: whiten finite strain first")
+        check_whitened(x)
         if target is None:
             target = self.classify_window(window).label
         if target not in CLASSES:

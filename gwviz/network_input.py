@@ -1,7 +1,8 @@
 """What the network takes, and the one way raw strain becomes it.
 
 :func:`present_detectors` (the detectors of a strain dict), :func:`window_tensor` (whitened windows as
-float32 tensors; lossy dtypes refused), :func:`pad_detectors` (absent detectors as all-zero channels,
+float32 tensors; lossy dtypes refused), :func:`check_whitened` (channels that cannot be
+whitened strain), :func:`pad_detectors` (absent detectors as all-zero channels,
 for detector-mask weights) and the one whitening of real input: :func:`whiten_window` for one window of
 checked strain, :func:`whiten_segments` for batches of segments (classify, explain, scan). Used by
 :class:`gwviz.classifier.Classifier` and :mod:`gwviz.scan`.
@@ -70,6 +71,46 @@ def window_tensor(x, what: str = "window") -> torch.Tensor:
                          "window is a cast that truncated it, a half-precision one was rounded); pass the float32 "
                          "window that whitening returns")
     return torch.as_tensor(x, dtype=torch.float32)
+
+
+#: A whitened channel is noise of σ ≈ 1 (a few hundred at most inside a loud glitch); below this it is
+#: not whitened at all (raw strain has σ ~ 1e-21).
+MIN_WHITENED_STD = 1e-3
+#: Beyond this no whitened data reaches, and float32 squares in DAIN's statistics would overflow.
+MAX_WHITENED_ABS = 1e15
+
+
+def check_whitened(x: torch.Tensor, what: str = "window") -> None:
+    """Refuse channels that cannot be whitened strain: constant, far too small (raw strain) or absurdly large.
+
+    An all-zero channel is an absent detector and passes (the weights decide whether they accept it).
+
+    Parameters
+    ----------
+    x : (..., 3, T) float tensor
+        Finite whitened window(s).
+    what : str, optional
+        Name for the message. Default 'window'.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending detector (and window, for a batch) and what to do instead.
+    """
+    big = float(x.abs().max()) if x.numel() else 0.0
+    if big > MAX_WHITENED_ABS:
+        raise ValueError(f"{what} reaches |x| = {big:.3g}: whitened strain is O(1) (σ ≈ 1); pass raw strain to "
+                         "classify(), which whitens it")
+    present = (x != 0).any(-1)
+    std = x.double().std(-1)
+    for bad, why in ((present & (std == 0), "is constant: whitened strain is noise with σ ≈ 1 (a missing "
+                                            "detector is an all-zero channel, for detector-subset weights)"),
+                     (present & (std < MIN_WHITENED_STD), "has σ = {s:.3g}: not whitened strain (σ ≈ 1); raw strain "
+                                                         "(σ ~ 1e-21) goes to classify(), which whitens it")):
+        if bool(bad.any()):
+            idx = bad.nonzero()[0].tolist()
+            where = (f"{what} {idx[0]}: " if len(idx) > 1 else f"{what}: ") + f"{DETECTORS[idx[-1]]}"
+            raise ValueError(f"{where} {why.format(s=float(std[tuple(idx)]))}")
 
 
 def pad_detectors(white: torch.Tensor, detectors: tuple[str, ...]) -> torch.Tensor:

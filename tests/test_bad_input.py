@@ -339,6 +339,33 @@ def test_windows_must_be_floating_point(weights):
     assert np.allclose(clf.predict_windows(torch.as_tensor(window)[None]), clf.predict_windows(window[None]))
 
 
+def test_windows_that_cannot_be_whitened_strain_are_refused(weights):
+    """Raw strain (σ ~ 1e-21) passed as a window, a constant channel, or values no whitening makes were
+    classified as noise or as NSBH at λ = 190 (a constant window); now refused by all three methods.
+    A loud glitch (1e4 σ in one sample) is whitened data and still classified."""
+    clf = load_classifier(weights)
+    window = make_sample("BBH", SimulatedNoise(), seed=1, snr_range=(20.0, 20.0)).data.astype(np.float32)
+    constant_l1 = window.copy()
+    constant_l1[1] = 1.0
+    glitch = window.copy()
+    glitch[0, 100] = 1e4
+    cases = [(window * 1e-21, r"window(?: 0)?: H1 has σ = 1\.\d+e-21: not whitened strain .* goes to classify\(\)"),
+             (np.ones_like(window), r"window(?: 0)?: H1 is constant: whitened strain is noise"),
+             (constant_l1, r"window(?: 0)?: L1 is constant"),
+             (window * 1e30, r"window reaches \|x\| = .*e\+30: whitened strain is O\(1\)")]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            clf.classify_window(bad)
+        with pytest.raises(ValueError, match=message):
+            clf.predict_windows(bad[None])
+        with pytest.raises(ValueError, match=message):
+            clf.explain_window(bad, target="BBH")
+    with pytest.raises(ValueError, match=r"^window 1: L1 is constant"):
+        clf.predict_windows(np.stack([window, constant_l1]))
+    assert clf.classify_window(glitch).label in ("noise", "BBH", "NSBH", "BNS")
+    assert clf.explain_window(glitch, target="BBH").shape == (16384,)
+
+
 def test_make_sample_and_draw_params_check_their_arguments():
     """Each of these failed deep in numpy or LAL (AttributeError, 'high - low < 0', 'Input domain error',
     'high - low range exceeds valid bounds') or was ignored; now a ValueError (TypeError for a keyword
