@@ -6,7 +6,9 @@ Each stage of one batch (the same calls BatchMaker makes, in order) is timed alo
 synchronised, over ``--steps`` batches after one warm-up; the whole BatchMaker call is timed the same
 way for reference. Real noise as in training (``p_real`` 0.2) when ``--real`` names load_real's .npz;
 then the old mix (row flags: every row made real and simulated noise and a PSD estimate, before
-2026-12-02) is timed in the same run, and the line prints old vs new.
+2026-12-02) is timed in the same run, and the line prints old vs new. The Welch PSD and the whitening
+as they were before 2026-12-03 (mean removed before the FFT, periodogram scaled before the median; all
+16 s whitened and the window cut after) are timed next to today's on the same data.
 """
 from __future__ import annotations
 
@@ -26,8 +28,37 @@ from gwviz.data.detectors import antenna_patterns, time_delays, uniform_gmst
 from gwviz.data.noise import coloured_noise
 from gwviz.data.psd import interpolate_psd, welch_psd
 from gwviz.constants import window_start_index
-from gwviz.data.synth import project, snr_scale
-from gwviz.data.whiten import whiten
+from gwviz.data.projection import project
+from gwviz.data.synth import snr_scale
+from gwviz.data.psd import median_bias
+from gwviz.data.whiten import whiten, whiten_span
+
+
+def project_before(hp, hc, fp, fc, shift, n, sample_rate):
+    """gwviz.data.synth.project before 2026-12-03: every transform over the whole n-sample buffer."""
+    hpf = torch.fft.rfft(hp, n=n, dim=-1)[:, None]
+    hcf = torch.fft.rfft(hc, n=n, dim=-1)[:, None]
+    f = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=hp.device, dtype=hp.dtype)
+    phase = torch.polar(torch.ones_like(shift[..., None] * f), -2 * torch.pi * shift[..., None] * f)
+    return torch.fft.irfft((fp[..., None] * hpf + fc[..., None] * hcf) * phase, n=n, dim=-1)
+
+
+def welch_before(x: torch.Tensor, sample_rate: float) -> torch.Tensor:
+    """gwviz.data.psd.welch_psd before 2026-12-03 (1-s segments, half overlap), for the old/new line."""
+    n_seg = int(sample_rate)
+    segs = x.unfold(-1, n_seg, n_seg // 2)
+    segs = segs - segs.mean(-1, keepdim=True)
+    win = torch.hann_window(n_seg, periodic=True, dtype=x.dtype, device=x.device)
+    spec = torch.fft.rfft(segs * win, dim=-1)
+    per = spec.real ** 2 + spec.imag ** 2
+    per = per * (2.0 / (sample_rate * (win ** 2).sum()))
+    k = per.shape[-2]
+    if k % 2 and not per.is_cuda:
+        med = per.median(dim=-2).values
+    else:
+        srt = per.sort(dim=-2).values
+        med = 0.5 * (srt[..., k // 2 - 1, :] + srt[..., k // 2, :])
+    return med / median_bias(k) if k % 2 else med / (0.5 * (median_bias(k - 1) + median_bias(k + 1)))
 
 
 def main(argv=None) -> dict:
@@ -78,12 +109,24 @@ def main(argv=None) -> dict:
         delays = time_delays(ra, dec, gm).float()
         t = mk.n_seg
         i0 = window_start_index(t, SAMPLE_RATE)
-        h = stage("project (2 rfft, 3 irfft, phase)", lambda: project(hp, hc, fp.float(), fc.float(), delays + 12.0, t, SAMPLE_RATE))
+        h = stage("project (2 rfft, 3 irfft on 8.5 s, phase, place)",
+                  lambda: project(hp, hc, fp.float(), fc.float(), delays + 6.0, t, SAMPLE_RATE))
+        stage("  the same on all 16 s, before 2026-12-03 (not in the call)",
+              lambda: project_before(hp, hc, fp.float(), fc.float(), delays + 6.0, t, SAMPLE_RATE))
         stage("SNR rescale (window rfft)", lambda: snr_scale(h[..., i0:i0 + WINDOW_SAMPLES], mk.snr_psd,
                                                               torch.full((n,), 10.0, device=dev), SAMPLE_RATE))
         x = noise + h
         psd = stage("Welch PSD of the data (31 x 1-s segments, median)", lambda: welch_psd(x, SAMPLE_RATE))
-        stage("whiten (filter rfft, rfft, irfft) + crop", lambda: whiten(x, psd, SAMPLE_RATE)[..., i0:i0 + WINDOW_SAMPLES].contiguous())
+        stage("  the same before 2026-12-03 (not in the call)", lambda: welch_before(x, SAMPLE_RATE))
+        stage("whiten the window's 5-s span (filter rfft, rfft, irfft)",
+              lambda: whiten_span(x, psd, SAMPLE_RATE, i0, WINDOW_SAMPLES).contiguous())
+        stage("  whiten all 16 s + crop, before 2026-12-03 (not in the call)",
+              lambda: whiten(x, psd, SAMPLE_RATE)[..., i0:i0 + WINDOW_SAMPLES].contiguous())
+    # the same numbers, faster: today's Welch and whitening against the ones they replaced
+    p_old = welch_before(x, SAMPLE_RATE)
+    diff = {"welch_max_rel": float(((psd - p_old).abs() / p_old.clamp_min(1e-30)).max()),
+            "white_max_abs": float((whiten_span(x, psd, SAMPLE_RATE, i0, WINDOW_SAMPLES)
+                                    - whiten(x, p_old, SAMPLE_RATE)[..., i0:i0 + WINDOW_SAMPLES]).abs().max())}
     res = {name: {"ms": 1e3 * sum(v) / len(v)} for name, v in times.items()}
     whole = res.pop("whole BatchMaker call")["ms"]
     old = res.pop("whole BatchMaker call, old mix", {}).get("ms")
@@ -91,10 +134,16 @@ def main(argv=None) -> dict:
     print(f"{device}, batch {n}, real noise {'yes' if a.real else 'no'}: BatchMaker {whole:.1f} ms "
           f"({n / whole * 1e3:,.0f} samples/s)" + (f"; old mix {old:.1f} ms ({n / old * 1e3:,.0f} samples/s, "
                                                      f"new/old speed {old / whole:.2f})" if old else ""))
-    for name, r in sorted(res.items(), key=lambda kv: -kv[1]["ms"]):
+    # On the CPU both are float32 rounding (~1e-5). On the GPU the Welch median before 2026-12-03 was
+    # wrong (the mean of the 15th and 16th of 31 periodograms), so there they differ by up to tens of
+    # per cent in single bins; the whitened difference is in the window's units (its unscaled signal
+    # is far louder than the unit-variance noise).
+    print(f"  new vs before: Welch PSD max relative difference {diff['welch_max_rel']:.1e}, whitened window "
+          f"max |difference| {diff['white_max_abs']:.1e}")
+    for name, r in res.items():  # in call order, each "before" line under the stage it replaced
         print(f"  {r['ms']:8.1f} ms  {100 * r['ms'] / whole:5.1f} %  {name}")
     out = {"device": device, "batch": n, "real": bool(a.real), "batchmaker_ms": whole, "old_mix_ms": old, "stages": res,
-           "torch": torch.__version__}
+           "new_vs_before": diff, "torch": torch.__version__}
     if a.out:
         with open(a.out, "w") as f:
             json.dump(out, f, indent=1)

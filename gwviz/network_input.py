@@ -16,7 +16,7 @@ from .constants import (DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, 
                         window_start_index)
 from .data.checks import OTHER_DETECTORS, check_detector, check_strain
 from .data.psd import welch_psd
-from .data.whiten import whiten
+from .data.whiten import whiten_span
 
 #: Seconds the window must keep from either end of the strain (half the 1-s whitening filter + taper).
 EDGE_GUARD = 1.0
@@ -179,7 +179,7 @@ def whiten_segments(segments: torch.Tensor, sample_rate: float, i0: int,
     naming the detectors (and segments) whose window came out non-finite or flat.
     """
     t = segments.to(torch.float64) * STRAIN_SCALE
-    white = whiten(t, welch_psd(t, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES].float()
+    white = whiten_span(t, welch_psd(t, sample_rate), sample_rate, i0, WINDOW_SAMPLES).float()
     # check_strain refuses what is known to break whitening; this catches what it cannot foresee
     # (e.g. a PSD that is zero in band), so the model never sees a NaN window.
     ok = torch.isfinite(white).all(-1) & (white.std(-1) > 0)  # (B, 3)

@@ -15,7 +15,8 @@ from gwviz.data.noise import NoiseSegment, SimulatedNoise, StrainFiles
 from gwviz.data.params import SignalParams, draw_params
 from gwviz.data.psd import analytic_psd, welch_psd
 from gwviz.constants import STRAIN_SCALE
-from gwviz.data.synth import Injection, make_sample, project, synthesize
+from gwviz.data.projection import project
+from gwviz.data.synth import Injection, make_sample, synthesize
 from gwviz.data.waveforms import polarisations
 
 FS = SAMPLE_RATE

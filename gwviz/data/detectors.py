@@ -45,13 +45,21 @@ def detector_geometry(detectors: tuple[str, ...] = DETECTORS, device=None, dtype
         Response tensors (dimensionless).
     loc : (D, 3) tensor
         Locations [m].
+        Both are cached per (detectors, device, dtype) and shared between calls: read them, never write.
 
     Raises
     ------
     ValueError
         A detector LAL does not know.
     """
-    resp, loc = _detector_arrays(tuple(detectors))
+    return _geometry_on(tuple(detectors), torch.device(device or "cpu"), dtype)
+
+
+@lru_cache(maxsize=64)
+def _geometry_on(detectors: tuple[str, ...], device: torch.device, dtype: torch.dtype):
+    # Cached per device: a copy from host memory waits for the device's queued work, which would stall
+    # the trainer's batches made on a side stream. The tensors are shared: callers only read them.
+    resp, loc = _detector_arrays(detectors)
     return (torch.as_tensor(resp, device=device, dtype=dtype), torch.as_tensor(loc, device=device, dtype=dtype))
 
 

@@ -26,40 +26,11 @@ from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_D
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
 from .checks import check_strain
+from .projection import project
 from .params import SignalParams, check_class, check_draw_ranges, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
-from .whiten import whiten
-
-
-def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tensor, shift: torch.Tensor,
-            n: int, sample_rate: float) -> torch.Tensor:
-    """Detector strains F+·h+(t−τ) + F×·h×(t−τ), with fractional shifts done in the frequency domain.
-
-    The shift is circular over the ``n``-sample buffer.
-
-    Parameters
-    ----------
-    hp, hc : (B, L) tensor
-        Polarisations (any common scale, e.g. × STRAIN_SCALE).
-    fp, fc : (B, D) tensor
-        Antenna patterns.
-    shift : (B, D) tensor
-        Delays τ [s] (positive: later).
-    n : int
-        Output samples (≥ L; the buffer is zero-padded).
-    sample_rate : float
-        Sample rate [Hz].
-
-    Returns
-    -------
-    (B, D, n) tensor
-    """
-    hpf = torch.fft.rfft(hp, n=n, dim=-1)[:, None]  # (B, 1, F)
-    hcf = torch.fft.rfft(hc, n=n, dim=-1)[:, None]
-    f = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=hp.device, dtype=hp.dtype)
-    phase = torch.polar(torch.ones_like(shift[..., None] * f), -2 * torch.pi * shift[..., None] * f)
-    return torch.fft.irfft((fp[..., None] * hpf + fc[..., None] * hcf) * phase, n=n, dim=-1)
+from .whiten import whiten_span
 
 
 def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float = F_LOWER_SNR) -> torch.Tensor:
@@ -241,7 +212,7 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection:
     i0 = window_start_index(t, int(sample_rate))
     zeros = torch.zeros(b, d, WINDOW_SAMPLES, dtype=noise.dtype, device=noise.device)
     if injection is None:
-        white = keep(whiten(noise, welch_psd(noise, sample_rate), sample_rate)[..., i0:i0 + WINDOW_SAMPLES])
+        white = keep(whiten_span(noise, welch_psd(noise, sample_rate), sample_rate, i0, WINDOW_SAMPLES))
         return Synthesized(white, zeros, zeros, torch.zeros(b, d, dtype=noise.dtype, device=noise.device))
     inj = injection
     merger = (i0 + WINDOW_SAMPLES - inj.peak_index) / sample_rate - inj.merger_offset  # buffer start -> merger [s]
@@ -256,9 +227,9 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection:
     x = noise + h
     psd = welch_psd(x, sample_rate)
     if not white_signal:
-        white = keep(whiten(x, psd, sample_rate)[..., i0:i0 + WINDOW_SAMPLES])
+        white = keep(whiten_span(x, psd, sample_rate, i0, WINDOW_SAMPLES))
         return Synthesized(white, h[..., i0:i0 + WINDOW_SAMPLES], zeros, rho * scale[:, None])
-    white = whiten(torch.cat([x, h], 1), torch.cat([psd, psd], 1), sample_rate)[..., i0:i0 + WINDOW_SAMPLES]
+    white = whiten_span(torch.cat([x, h], 1), torch.cat([psd, psd], 1), sample_rate, i0, WINDOW_SAMPLES)
     return Synthesized(keep(white[:, :d]), h[..., i0:i0 + WINDOW_SAMPLES], keep(white[:, d:]), rho * scale[:, None])
 
 

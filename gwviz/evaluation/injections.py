@@ -29,7 +29,8 @@ from ..data.detectors import antenna_patterns, gmst, time_delays
 from ..data.params import SIGNAL_CLASSES, SignalParams, draw_params
 from ..paths import run_cli, writable_dir
 from ..data.psd import interpolate_psd, welch_psd
-from ..data.synth import project, snr_scale
+from ..data.projection import project
+from ..data.synth import snr_scale
 from ..data.waveforms import polarisations
 
 #: Merger times [s after the data start] of injections into the bundled 32 s of GW190521: the
