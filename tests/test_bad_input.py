@@ -279,6 +279,25 @@ def test_strain_container_and_range():
         check_strain({**good, "H1": good["H1"] * 1e121}, 4096, 16)
 
 
+@pytest.mark.parametrize("scale,what", [(1e21, "strain x 1e21 (units of 1e-21)"), (1e25, "whitened-like, rms 1e4"),
+                                        (1e-7, "scaled down, rms 1e-28")])
+def test_strain_in_other_units_refused(weights, scale, what):
+    # whitening cannot see a scale: before, these were classified as if they were strain
+    good = _strain()
+    bad = {**good, "L1": good["L1"] * scale}
+    with pytest.raises(ValueError, match=r"^L1: rms [0-9.e+-]+ is not detector strain \(raw strain has rms ~ 1e-19"):
+        check_strain(bad, 4096, 16)
+    clf = load_classifier(weights)
+    for call in (clf.classify, clf.explain):
+        with pytest.raises(ValueError, match=r"is not detector strain"):
+            call(bad)
+    white = {d: np.random.default_rng(1).normal(size=16 * 4096) for d in good}  # whitened data, rms 1
+    with pytest.raises(ValueError, match=r"^H1: rms [0-9.]+ is not detector strain.*use classify_window"):
+        clf.classify(white)
+    check_strain({d: x * 1e2 for d, x in good.items()}, 4096, 16)  # rms 1e-19: raw O3 strain, accepted
+    check_strain({d: x * 1e-4 for d, x in good.items()}, 4096, 16)  # rms 1e-25: accepted
+
+
 # --- the Classifier API: the same refusals, and window_start of the wrong type ---
 
 def test_classifier_refuses_flat_and_bad_window_start(weights):

@@ -64,6 +64,12 @@ MAX_FLAT_RUN: float = 0.25
 #: Largest |strain| accepted [strain]. gwviz multiplies strain by 1e21 and squares it (PSDs):
 #: beyond this float64 overflows; real detector strain is ~1e-18 or less.
 MAX_ABS_STRAIN: float = 1e60
+#: Range of the root-mean-square of a channel that can be detector strain [dimensionless]. Raw O3
+#: strain has rms ~ 2e-19 (bundled L1 around GW190425: 2.3e-19, dominated by < 10 Hz), band-passed
+#: strain ~1e-21, and no detector's noise over 10–2048 Hz is below ~1e-23. Outside, the numbers are in
+#: other units (whitened data: rms ~ 1; strain × 1e21) or scaled, and whitening, which cannot see a
+#: scale, would classify them as if they were strain.
+STRAIN_RMS_RANGE: tuple[float, float] = (1e-27, 1e-14)
 
 
 def _as_float_strain(name: str, values) -> np.ndarray:
@@ -118,7 +124,8 @@ def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0
     all-equal block is reported as a flat run, not as a flat (missing) detector. Raises ValueError, saying
     which detector, what, where and what to pass instead, for a channel of a detector the network does
     not know (K1: :func:`check_detector`), NaN/inf, a flat channel (all equal), a flat run
-    ≥ :data:`MAX_FLAT_RUN` s or |strain| above :data:`MAX_ABS_STRAIN`.
+    ≥ :data:`MAX_FLAT_RUN` s, |strain| above :data:`MAX_ABS_STRAIN`, or a root-mean-square outside
+    :data:`STRAIN_RMS_RANGE` (not strain: whitened, rescaled or in other units).
     """
     named = _DETECTOR_NAME.findall(str(name))
     if named:
@@ -137,6 +144,13 @@ def check_channel(name: str, x: np.ndarray, sample_rate: float, start: float = 0
     if peak > MAX_ABS_STRAIN:
         raise ValueError(f"{name}: |strain| reaches {peak:.3g}, above {MAX_ABS_STRAIN:g}: whitening would overflow "
                          "float64; pass strain [dimensionless], not a scaled or corrupt series")
+    # float64 sums without a copy of hours of strain (float32 squares of 1e-19 would underflow)
+    rms = float(np.sqrt(np.einsum("i,i->", x, x, dtype=np.float64) / x.size)) if x.size else 0.0
+    lo, hi = STRAIN_RMS_RANGE
+    if rms > 0 and not lo <= rms <= hi:
+        raise ValueError(f"{name}: rms {rms:.3g} is not detector strain (raw strain has rms ~ 1e-19, "
+                         f"accepted {lo:g}–{hi:g}): pass strain [dimensionless], not whitened data (use "
+                         "classify_window for that), strain × 1e21 or another unit")
     runs = flat_runs(x, max(2, int(MAX_FLAT_RUN * sample_rate)))
     if runs:
         a, b = max(runs, key=lambda r: r[1] - r[0])
