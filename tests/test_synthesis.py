@@ -391,3 +391,32 @@ def test_synthesize_checks_shapes():
         Injection(hp, hp, 7 * FS, b3, b3, b3, b1, b1)
     with pytest.raises(ValueError, match="injection must be a gwviz.data.synth.Injection"):
         synthesize(noise, FS, hp)
+
+
+def test_psd_jitter_reshapes_each_rows_noise_and_its_snr_reference():
+    from gwviz.data.bank import WaveformBank
+    from gwviz.data.batch import BatchMaker
+    bank = WaveformBank.build(1, seed=0, workers=1, progress=False)
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match=r"psd_jitter must be a number in \[0, 2\]"):
+        BatchMaker(bank, psd_jitter=-1)
+    from gwviz.data.noise import coloured_noise
+    with pytest.raises(ValueError, match=r"per-segment PSDs \(2, 3, 5\) for a batch of 3"):
+        coloured_noise(torch.ones(2, 3, 5), 8, SAMPLE_RATE, None, 3)
+    flat, _ = BatchMaker(bank)._simulated_noise(24, g)
+    mk = BatchMaker(bank, psd_jitter=0.5)
+    noise, snr_psd = mk._simulated_noise(24, g)
+    assert noise.shape == (24, 3, 16 * SAMPLE_RATE) and snr_psd.shape == (24, 3, WINDOW_SAMPLES // 2 + 1)
+    f = np.arange(2049.0)  # the 1-s Welch grid [Hz]
+    band = (f >= 20) & (f <= 1000)
+    # each row's noise has the PSD its SNR is measured against (the 4-s grid at whole Hz: every 4th bin)
+    truth = snr_psd[..., ::4].numpy()[..., :2049]
+    ratio = np.log(welch_psd(noise, SAMPLE_RATE).numpy()[..., band] / truth[..., band])
+    assert np.abs(np.median(ratio, axis=-1)).max() < 0.08, np.median(ratio, axis=-1)
+    # ... and rows differ in shape: log PSD(25-40 Hz) - log PSD(400-600 Hz) spreads by ~0.5-1 across
+    # rows with σ = 0.5, and only by the Welch estimate's scatter without
+    def tilt(x):
+        p = welch_psd(x, SAMPLE_RATE).numpy()
+        return np.log(p[..., 25:41].mean(-1) / p[..., 400:601].mean(-1))
+    spread, scatter = tilt(noise).std(0), tilt(flat).std(0)
+    assert spread.min() > 0.4 and scatter.max() < 0.2 and (spread > 3 * scatter).all(), (spread, scatter)

@@ -297,6 +297,26 @@ def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
     assert (y == 3).sum() > 2.5 * (y == 0).sum()  # BNS drawn ~4x as often as noise
 
 
+def test_psd_jitter_reaches_the_training_batches_only(tmp_path, monkeypatch):
+    """psd_jitter: σ of the simulated noise's PSD reshapes in training; validation stays on the O3 fits."""
+    for bad in ("-0.1", "3", ".nan", "true", "'wide'"):
+        with pytest.raises(ValueError, match=r"psd_jitter must be a number in \[0, 2\]"):
+            train.load_config(SMOKE, [f"psd_jitter={bad}"])
+    assert train.load_config(SMOKE, ["psd_jitter=0.5"])["psd_jitter"] == 0.5
+    made = []
+    real = loop.BatchMaker
+
+    def spy(*args, **kwargs):
+        maker = real(*args, **kwargs)
+        made.append(maker)
+        return maker
+
+    monkeypatch.setattr(loop, "BatchMaker", spy)
+    run(tmp_path / "j", "--max-steps", "1", "psd_jitter=0.5")
+    train_maker, val_maker = made
+    assert train_maker.psd_jitter == 0.5 and val_maker.psd_jitter == 0.0
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--max-minutes", "-3"], "--max-minutes must be a number > 0"),
     (["--max-minutes", "nan"], "--max-minutes must be a number > 0"),

@@ -19,7 +19,7 @@ from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
 from .checks import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE
-from .psd import analytic_psd, interpolate_psd, welch_psd
+from .psd import analytic_psd, interpolate_psd, psd_tilts, welch_psd
 from ..constants import STRAIN_SCALE
 from .bank import WaveformBank
 from .synth import Injection, synthesize
@@ -73,19 +73,27 @@ class BatchMaker:
     subset : str or None, optional
         Every sample observed by this network (e.g. "H1L1"), for evaluating one subset; excludes
         ``detector_dropout``. Default None.
+    psd_jitter : float, optional
+        σ of random smooth reshapes of the simulated noise's PSD, per row and detector: the O3 fit times
+        exp(Σ c_j P_j(log f)), c_j ~ N(0, σ²), j = 1..3 (:func:`gwviz.data.psd.psd_tilts`; σ = 0.5 tilts it
+        by ~e^±0.5 at the band's ends). The SNR reference of those rows is their own PSD. For training that
+        does not learn one PSD shape; default 0 (the O3 fits, and the random stream of before).
 
     Raises
     ------
     ValueError
         Both ``detector_dropout`` and ``subset``; ``detector_dropout`` outside [0, 1]; an unknown subset; a
-        ``real_range`` that does not fit; bank classes of different shapes.
+        ``real_range`` that does not fit; bank classes of different shapes; ``psd_jitter`` not in [0, 2].
     """
 
     def __init__(self, bank: WaveformBank, device="cpu", dtype=torch.float32, real_strain: np.ndarray | None = None,
                  real_range: tuple[int, int] | None = None, p_real: float = 0.0,
                  segment_duration: float = SEGMENT_DURATION, class_weights=None, detector_dropout: float = 0.0,
-                 subset: str | None = None):
+                 subset: str | None = None, psd_jitter: float = 0.0):
+        if isinstance(psd_jitter, bool) or not isinstance(psd_jitter, (int, float)) or not 0.0 <= psd_jitter <= 2.0:
+            raise ValueError(f"psd_jitter must be a number in [0, 2], got {psd_jitter!r}")
         self.bank, self.device, self.dtype = bank, torch.device(device), dtype
+        self.psd_jitter = float(psd_jitter)
         if subset is not None and detector_dropout:
             raise ValueError("give detector_dropout (random networks) or subset (one network), not both")
         probs = subset_probabilities(detector_dropout)
@@ -102,6 +110,9 @@ class BatchMaker:
                                          * STRAIN_SCALE ** 2, dtype=dtype, device=self.device)
         self.snr_psd = torch.as_tensor(np.stack([analytic_psd(d, SAMPLE_RATE / WINDOW_SAMPLES, WINDOW_SAMPLES // 2 + 1)
                                                  for d in DETECTORS]) * STRAIN_SCALE ** 2, dtype=dtype, device=self.device)[None]
+        # the shapes psd_jitter draws from, on the noise (16-s) and the SNR (4-s) frequency grids
+        self._tilts = [psd_tilts(torch.arange(m, dtype=dtype) * (SAMPLE_RATE / k)).to(self.device)
+                       for m, k in ((self.n_seg // 2 + 1, self.n_seg), (WINDOW_SAMPLES // 2 + 1, WINDOW_SAMPLES))]
         self.p_real = float(p_real) if real_strain is not None else 0.0
         if real_strain is not None:
             self.real = torch.as_tensor(real_strain * STRAIN_SCALE, dtype=dtype, device=self.device)
@@ -119,6 +130,15 @@ class BatchMaker:
         self._hc = torch.stack([bank.hc[k] for k in SIGNAL_CLASSES]).to(self.device)
         # (3, K, 4) mass1, mass2 [M☉], inclination, coa_phase [rad] of the same rows, for metadata
         self._params = np.stack([np.asarray(bank.params[k], dtype=np.float64) for k in SIGNAL_CLASSES])
+
+    def _simulated_noise(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, D, n_seg) simulated noise and the (n or 1, D, 16384 // 2 + 1) PSD of its SNR reference."""
+        if not self.psd_jitter:
+            return coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n), self.snr_psd
+        c = self.psd_jitter * torch.randn(n, len(DETECTORS), self._tilts[0].shape[0], generator=g,
+                                          device=self.device, dtype=self.dtype)
+        psd = self.noise_psd * torch.exp(c @ self._tilts[0])
+        return coloured_noise(psd, self.n_seg, SAMPLE_RATE, g, n), self.snr_psd * torch.exp(c @ self._tilts[1])
 
     def _real_noise(self, n: int, g: torch.Generator) -> torch.Tensor:
         """(n, D, n_seg) real strain: each detector cut at its own random start, random sign."""
@@ -170,13 +190,15 @@ class BatchMaker:
             # (evaluations, dataset builder, seeded) still make exactly the samples they made before
             torch.rand(n, generator=g, device=dev)
             parts = [self._real_noise(n_real, g)] if n_real else []
+            sim_psd = self.snr_psd
             if n_real < n:
-                parts.append(coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n - n_real))
+                sim, sim_psd = self._simulated_noise(n - n_real, g)
+                parts.append(sim)
             noise = torch.cat(parts) if len(parts) > 1 else parts[0]
         else:
             is_real = real.to(dev, torch.bool) if isinstance(real, torch.Tensor) else \
                 torch.full((n,), bool(real), device=dev)
-            noise = coloured_noise(self.noise_psd, self.n_seg, SAMPLE_RATE, g, n)
+            noise, sim_psd = self._simulated_noise(n, g)
             if hasattr(self, "real"):
                 noise = torch.where(is_real[:, None, None], self._real_noise(n, g), noise)
         # A waveform for every row from its own class's bank; noise rows take any (scaled to 0 below).
@@ -189,13 +211,13 @@ class BatchMaker:
         delays = time_delays(ra, dec, gm)
         snr = (snr_range[0] + (snr_range[1] - snr_range[0]) * u()).to(dt)
         # SNR reference PSD: the true one for simulated rows, a Welch estimate of the noise for real rows
-        snr_psd = self.snr_psd
+        snr_psd = sim_psd
         if n_real:
             est = interpolate_psd(welch_psd(noise[:n_real], SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
-            snr_psd = torch.cat([est, self.snr_psd.expand(n - n_real, -1, -1)])
+            snr_psd = torch.cat([est, sim_psd.expand(n - n_real, -1, -1)])
         elif n_real is None and hasattr(self, "real"):
             est = interpolate_psd(welch_psd(noise, SAMPLE_RATE), WINDOW_SAMPLES // 2 + 1)
-            snr_psd = torch.where(is_real[:, None, None], est, self.snr_psd)
+            snr_psd = torch.where(is_real[:, None, None], est, sim_psd)
         present = None
         if self._some_absent:
             present = self.subset_table[torch.multinomial(self.subset_p, n, replacement=True, generator=g)]

@@ -64,8 +64,9 @@ def coloured_noise(psd: torch.Tensor, n: int, sample_rate: float, generator: tor
 
     Parameters
     ----------
-    psd : (D, n // 2 + 1) tensor
-        One-sided PSD [1/Hz] (× STRAIN_SCALE² inside torch) on the grid k · sample_rate / n [Hz].
+    psd : (D, n // 2 + 1) or (batch, D, n // 2 + 1) tensor
+        One-sided PSD [1/Hz] (× STRAIN_SCALE² inside torch) on the grid k · sample_rate / n [Hz]: one per
+        detector, or one per segment and detector.
     n : int
         Samples per segment.
     sample_rate : float
@@ -79,8 +80,15 @@ def coloured_noise(psd: torch.Tensor, n: int, sample_rate: float, generator: tor
     -------
     (batch, D, n) tensor
         Noise on the device and dtype of ``psd``.
+
+    Raises
+    ------
+    ValueError
+        Per-segment PSDs for another number of segments than ``batch``.
     """
-    white = torch.randn(batch, psd.shape[0], n, generator=generator, dtype=psd.dtype, device=psd.device)
+    if psd.ndim == 3 and psd.shape[0] != batch:
+        raise ValueError(f"per-segment PSDs {tuple(psd.shape)} for a batch of {batch}")
+    white = torch.randn(batch, psd.shape[-2], n, generator=generator, dtype=psd.dtype, device=psd.device)
     amp = (psd * sample_rate / 2).sqrt()
     return torch.fft.irfft(torch.fft.rfft(white, dim=-1) * amp, n=n, dim=-1)
 

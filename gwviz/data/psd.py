@@ -6,6 +6,7 @@ dividing by them (see :func:`analytic_psd`).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from functools import lru_cache
 
@@ -66,6 +67,26 @@ def analytic_psd(detector: str, delta_f: float, n_freq: int) -> np.ndarray:
     if detector not in O3_PSD_NAMES:
         raise ValueError(f"no O3 PSD for detector {detector!r}; known: {sorted(O3_PSD_NAMES)}")
     return _analytic(O3_PSD_NAMES[detector], float(delta_f), int(n_freq))
+
+
+#: Band [Hz] over which :func:`psd_tilts` vary (held flat outside): from the whitening cut to Nyquist.
+TILT_BAND: tuple[float, float] = (15.0, 2048.0)
+
+
+def psd_tilts(freqs: torch.Tensor, n_terms: int = 3) -> torch.Tensor:
+    """(n_terms, F) smooth shapes P_1..P_n (Legendre) of x = log f mapped to [-1, 1] over :data:`TILT_BAND`.
+
+    ``exp(c @ psd_tilts(f))`` with c ~ N(0, σ²) multiplies a PSD by a random smooth tilt, curvature and
+    wiggle in log frequency: how one detector's O3 noise differs from another's or from the design fit,
+    for training that does not learn one PSD shape (``BatchMaker(psd_jitter=σ)``). The shapes have zero
+    mean over log f in the band, so they reshape the PSD without a net level (which whitening removes).
+    """
+    lo, hi = TILT_BAND
+    x = 2 * (freqs.clamp(lo, hi).log() - math.log(lo)) / math.log(hi / lo) - 1
+    p = [torch.ones_like(x), x]
+    for j in range(1, n_terms):  # Bonnet's recursion: (j + 1) P_{j+1} = (2j + 1) x P_j - j P_{j-1}
+        p.append(((2 * j + 1) * x * p[j] - j * p[j - 1]) / (j + 1))
+    return torch.stack(p[1:n_terms + 1])
 
 
 def median_bias(n: int) -> float:

@@ -34,6 +34,8 @@ DEFAULTS: dict = {
     "p_real": 0.0,              # fraction of samples in real noise, mixed in every batch (needs real_data)
     "class_weights": None,      # relative frequency of noise, BBH, NSBH, BNS in training batches (4 positive
                                 # numbers); null: uniform, as the paper. Validation stays uniform.
+    "psd_jitter": 0.0,          # σ of random smooth PSD reshapes of the simulated noise per sample and detector
+                                # (gwviz.data.batch.BatchMaker); 0: the O3 fits. Validation stays on the fits.
     "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
                                 # gwviz.data.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
@@ -150,7 +152,8 @@ def validate_config(cfg: dict) -> dict:
     Raises
     ------
     ValueError
-        Unknown keys (top level or in ``model``); class_weights not null or four positive numbers;
+        Unknown keys (top level or in ``model``); class_weights not null or four positive numbers; psd_jitter
+        not in [0, 2];
         detector_mask not 0 or 1; detector_dropout outside [0, 1)
         or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
         checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
@@ -181,6 +184,9 @@ def validate_config(cfg: dict) -> dict:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in w)):
         raise ValueError(f"class_weights must be null or {len(CLASSES)} positive numbers for {list(CLASSES)}, "
                          f"got {w!r}")
+    j = cfg["psd_jitter"]
+    if isinstance(j, bool) or not isinstance(j, (int, float)) or not 0.0 <= j <= 2.0:
+        raise ValueError(f"psd_jitter must be a number in [0, 2] (σ of the log-PSD reshapes), got {j!r}")
     if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
         raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",

@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     real = load_real(cfg["real_data"]) if cfg["real_data"] else None
     strain, train_range, val_range = real if real is not None else (None, None, None)
     maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"],
-                       detector_dropout=cfg["detector_dropout"], class_weights=cfg["class_weights"])
+                       detector_dropout=cfg["detector_dropout"], class_weights=cfg["class_weights"],
+                       psd_jitter=cfg["psd_jitter"])
     val_maker = BatchMaker(val_bank, device, real_strain=strain, real_range=val_range, p_real=cfg["p_real"])
     validator = Validator(val_maker, cfg["val_samples"], cfg["val_batch"], seed, device, cfg["val_cache_gib"],
                           rank, world)
