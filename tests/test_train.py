@@ -272,13 +272,8 @@ def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):
     assert config["detector_mask"] == 1
 
 
-def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
-    """class_weights: four positive numbers (noise, BBH, NSBH, BNS) for the training batches; validation
-    stays uniform so that runs with and without weights are compared on the same set."""
-    for bad in ("[1, 1, 1]", "[0, 1, 1, 1]", "[1, 1, 1, .nan]", "[true, 1, 1, 1]", "'BNS'", "[-1, 1, 1, 1]"):
-        with pytest.raises(ValueError, match="class_weights must be null or 4 positive numbers"):
-            train.load_config(SMOKE, [f"class_weights={bad}"])
-    assert train.load_config(SMOKE, ["class_weights=[1, 1, 2, 4]"])["class_weights"] == [1, 1, 2, 4]
+def makers_of_one_step(out: Path, monkeypatch, *overrides: str) -> list:
+    """The BatchMakers (training, validation) a one-step run with ``overrides`` builds."""
     made = []
     real = loop.BatchMaker
 
@@ -288,8 +283,18 @@ def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
         return maker
 
     monkeypatch.setattr(loop, "BatchMaker", spy)
-    run(tmp_path / "w", "--max-steps", "1", "class_weights=[1, 1, 2, 4]")
-    train_maker, val_maker = made
+    run(out, "--max-steps", "1", *overrides)
+    return made
+
+
+def test_class_weights_reach_the_training_batches_only(tmp_path, monkeypatch):
+    """class_weights: four positive numbers (noise, BBH, NSBH, BNS) for the training batches; validation
+    stays uniform so that runs with and without weights are compared on the same set."""
+    for bad in ("[1, 1, 1]", "[0, 1, 1, 1]", "[1, 1, 1, .nan]", "[true, 1, 1, 1]", "'BNS'", "[-1, 1, 1, 1]"):
+        with pytest.raises(ValueError, match="class_weights must be null or 4 positive numbers"):
+            train.load_config(SMOKE, [f"class_weights={bad}"])
+    assert train.load_config(SMOKE, ["class_weights=[1, 1, 2, 4]"])["class_weights"] == [1, 1, 2, 4]
+    train_maker, val_maker = makers_of_one_step(tmp_path / "w", monkeypatch, "class_weights=[1, 1, 2, 4]")
     assert torch.allclose(train_maker.class_p.cpu(), torch.tensor([1.0, 1.0, 2.0, 4.0]))
     assert torch.allclose(val_maker.class_p.cpu(), torch.ones(4))
     g = torch.Generator().manual_seed(0)
@@ -303,17 +308,7 @@ def test_psd_jitter_reaches_the_training_batches_only(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=r"psd_jitter must be a number in \[0, 2\]"):
             train.load_config(SMOKE, [f"psd_jitter={bad}"])
     assert train.load_config(SMOKE, ["psd_jitter=0.5"])["psd_jitter"] == 0.5
-    made = []
-    real = loop.BatchMaker
-
-    def spy(*args, **kwargs):
-        maker = real(*args, **kwargs)
-        made.append(maker)
-        return maker
-
-    monkeypatch.setattr(loop, "BatchMaker", spy)
-    run(tmp_path / "j", "--max-steps", "1", "psd_jitter=0.5")
-    train_maker, val_maker = made
+    train_maker, val_maker = makers_of_one_step(tmp_path / "j", monkeypatch, "psd_jitter=0.5")
     assert train_maker.psd_jitter == 0.5 and val_maker.psd_jitter == 0.0
 
 

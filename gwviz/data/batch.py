@@ -19,7 +19,7 @@ from .detectors import antenna_patterns, time_delays, uniform_gmst
 from .noise import coloured_noise
 from .checks import check_channel
 from .params import SIGNAL_CLASSES, SNR_RANGE
-from .psd import analytic_psd, interpolate_psd, psd_tilts, welch_psd
+from .psd import analytic_psd, check_psd_jitter, interpolate_psd, psd_tilts, welch_psd
 from ..constants import STRAIN_SCALE
 from .bank import WaveformBank
 from .synth import Injection, synthesize
@@ -90,10 +90,8 @@ class BatchMaker:
                  real_range: tuple[int, int] | None = None, p_real: float = 0.0,
                  segment_duration: float = SEGMENT_DURATION, class_weights=None, detector_dropout: float = 0.0,
                  subset: str | None = None, psd_jitter: float = 0.0):
-        if isinstance(psd_jitter, bool) or not isinstance(psd_jitter, (int, float)) or not 0.0 <= psd_jitter <= 2.0:
-            raise ValueError(f"psd_jitter must be a number in [0, 2], got {psd_jitter!r}")
+        self.psd_jitter = check_psd_jitter(psd_jitter)
         self.bank, self.device, self.dtype = bank, torch.device(device), dtype
-        self.psd_jitter = float(psd_jitter)
         if subset is not None and detector_dropout:
             raise ValueError("give detector_dropout (random networks) or subset (one network), not both")
         probs = subset_probabilities(detector_dropout)
@@ -112,7 +110,8 @@ class BatchMaker:
                                                  for d in DETECTORS]) * STRAIN_SCALE ** 2, dtype=dtype, device=self.device)[None]
         # the shapes psd_jitter draws from, on the noise (16-s) and the SNR (4-s) frequency grids
         self._tilts = [psd_tilts(torch.arange(m, dtype=dtype) * (SAMPLE_RATE / k)).to(self.device)
-                       for m, k in ((self.n_seg // 2 + 1, self.n_seg), (WINDOW_SAMPLES // 2 + 1, WINDOW_SAMPLES))]
+                       for m, k in ((self.n_seg // 2 + 1, self.n_seg), (WINDOW_SAMPLES // 2 + 1, WINDOW_SAMPLES))
+                       ] if self.psd_jitter else None
         self.p_real = float(p_real) if real_strain is not None else 0.0
         if real_strain is not None:
             self.real = torch.as_tensor(real_strain * STRAIN_SCALE, dtype=dtype, device=self.device)

@@ -73,6 +73,13 @@ def analytic_psd(detector: str, delta_f: float, n_freq: int) -> np.ndarray:
 TILT_BAND: tuple[float, float] = (15.0, 2048.0)
 
 
+def check_psd_jitter(value) -> float:
+    """σ of the log-PSD reshapes (``psd_jitter``) as a float; ValueError unless a number in [0, 2]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 2.0:
+        raise ValueError(f"psd_jitter must be a number in [0, 2] (σ of the log-PSD reshapes), got {value!r}")
+    return float(value)
+
+
 def psd_tilts(freqs: torch.Tensor, n_terms: int = 3) -> torch.Tensor:
     """(n_terms, F) smooth shapes P_1..P_n (Legendre) of x = log f mapped to [-1, 1] over :data:`TILT_BAND`.
 

@@ -10,6 +10,7 @@ import yaml
 
 from ..constants import CLASSES
 from ..data.params import SNR_RANGE
+from ..data.psd import check_psd_jitter
 
 # -----------------------------------------------------------------------------
 # config
@@ -184,9 +185,7 @@ def validate_config(cfg: dict) -> dict:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in w)):
         raise ValueError(f"class_weights must be null or {len(CLASSES)} positive numbers for {list(CLASSES)}, "
                          f"got {w!r}")
-    j = cfg["psd_jitter"]
-    if isinstance(j, bool) or not isinstance(j, (int, float)) or not 0.0 <= j <= 2.0:
-        raise ValueError(f"psd_jitter must be a number in [0, 2] (σ of the log-PSD reshapes), got {j!r}")
+    check_psd_jitter(cfg["psd_jitter"])
     if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
         raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",
