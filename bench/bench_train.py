@@ -7,7 +7,10 @@ Variants (same model weights, data and batch size):
   old : ResNet as Conv1d on (B, C, T), Adam per tensor, data made before each step (the layout up to
         2026-11: cuDNN converts NCHW <-> NHWC around every thin convolution);
   new : the same weights as (1 x 3) Conv2d on channels-last (B, C, 1, T), fused Adam, the next batch
-        made on a side CUDA stream while the model trains (gwviz.training.Prefetcher).
+        made on a side CUDA stream while the model trains (gwviz.training.Prefetcher);
+  tuned : new, compiled with ``compile: autotune`` (Triton convolution kernels timed against cuDNN per
+        shape, gwviz.training.parts.compile_model; minutes of compilation on a fresh machine), only with
+        --compile and when asked for (--variants old new tuned).
 Per variant and batch size, samples/s of
   data   : BatchMaker alone (noise + projection + SNR rescaling + whitening, the one synthesis path),
   model  : one Adam step on a fixed batch (forward + backward + update),
@@ -31,10 +34,11 @@ from gwviz.data.bank import WaveformBank
 
 from gwviz.data.batch import BatchMaker
 from gwviz.model.network import GWNet
-from gwviz.training import Prefetcher, autocast_for, data_seed, train_step
+from gwviz.training import Prefetcher, autocast_for, compile_model, data_seed, train_step
 
-VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False},
-            "new": {"layout": "2d", "fused": True, "overlap": True}}
+VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False, "autotune": False},
+            "new": {"layout": "2d", "fused": True, "overlap": True, "autotune": False},
+            "tuned": {"layout": "2d", "fused": True, "overlap": True, "autotune": True}}
 
 
 def timed(fn, steps: int, warmup: int, device: torch.device) -> float:
@@ -62,7 +66,7 @@ def bench_batch(n: int, a: argparse.Namespace, bank: WaveformBank, device: torch
     torch.manual_seed(0)
     raw = GWNet(width=a.width, hidden=a.hidden).to(device)
     raw.resnet.layout = v["layout"] if on_cuda else "auto"
-    model = torch.compile(raw) if a.compile and on_cuda else raw
+    model = compile_model(raw, ("autotune" if v["autotune"] else True) if a.compile else False, device)
     opt = torch.optim.Adam(raw.parameters(), lr=1e-3, fused=v["fused"] and on_cuda)
     autocast = autocast_for(device, a.bf16)
     x, y, _ = data(0)
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["old", "new"])
     ap.add_argument("--out", type=Path, default=None, help="JSON results file")
     a = ap.parse_args(argv)
+    if "tuned" in a.variants and not a.compile:
+        ap.error("the tuned variant is a compile mode: give --compile")
     device = torch.device(a.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -142,9 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['infer']:>10.0f} {r.get('peak_gib', float('nan')):>9.1f}")
     for n in a.batch_size:
         by = {r["variant"]: r for r in rows if r["batch"] == n}
-        if {"old", "new"} <= set(by):
-            print(f"new / old at batch {n}: train {by['new']['train'] / by['old']['train']:.2f}x, "
-                  f"model {by['new']['model'] / by['old']['model']:.2f}x, infer {by['new']['infer'] / by['old']['infer']:.2f}x")
+        for new, old in (("new", "old"), ("tuned", "new")):
+            if {old, new} <= set(by):
+                print(f"{new} / {old} at batch {n}: train {by[new]['train'] / by[old]['train']:.2f}x, "
+                      f"model {by[new]['model'] / by[old]['model']:.2f}x, infer {by[new]['infer'] / by[old]['infer']:.2f}x")
     best = max(rows, key=lambda r: r["train"])
     print(f"one paper epoch (96k samples), {best['variant']} at batch {best['batch']}: {96000 / best['train']:.0f} s")
     result = {**info, "samples_per_s": rows}

@@ -3,10 +3,14 @@
 # EVAL: 0 none, 1 runs/h100/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
 # (models/h100-ckpt.pt) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
 # makes runs/h200/real.npz from the bundled GW190521 files unless it is carried; see docs/training.md.
+# Inductor's cache (compiled and autotuned kernels: 219 s of compile with compile=autotune on a fresh machine,
+# 7 s from the cache) comes back as $OUT/inductor.tgz; copy it to runs/inductor.tgz and carry it next time.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 MIN=$1; EVAL=$2; shift 2; T0=$(date +%s); left() { echo $((T0 + 575 - $(date +%s))); }
 R=$OUT/res; mkdir -p runs/h100 $R
+export TORCHINDUCTOR_CACHE_DIR=$PWD/runs/inductor; mkdir -p $TORCHINDUCTOR_CACHE_DIR
+[ -f runs/inductor.tgz ] && tar xzf runs/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR
 [ -f runs/h200/real.npz ] || python3 docs/make_real_npz.py runs/h200/real.npz || exit 1  # h5py only: no gwpy here
 cp models/h100-ckpt.pt runs/h100/ckpt.pt
 nvidia-smi --query-gpu=name,memory.total --format=csv
@@ -41,4 +45,6 @@ if [ "$EVAL" != "0" ]; then
     rm -f $R/cal_$n/*-calibrated.safetensors.tmp
   done
 fi
+tar czf $OUT/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR . && [ $(stat -c %s $OUT/inductor.tgz) -lt 16000000 ] \
+  || { echo "inductor cache over 16 MB: not kept"; rm -f $OUT/inductor.tgz; }
 cd $OUT && tar czf res.tgz res && rm -rf res && ls -la $OUT

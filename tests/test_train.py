@@ -312,6 +312,31 @@ def test_psd_jitter_reaches_the_training_batches_only(tmp_path, monkeypatch):
     assert train_maker.psd_jitter == 0.5 and val_maker.psd_jitter == 0.0
 
 
+def test_compile_takes_false_true_or_autotune_and_is_a_no_op_on_the_cpu(monkeypatch):
+    """compile: false, true or autotune (Triton kernels timed against cuDNN); anything else is refused
+    before any work, and on the CPU the model is used as it is (torch.compile is never called)."""
+    for bad in ("2", "'max'", "'yes please'", "null", "[true]"):
+        with pytest.raises(ValueError, match="compile must be true, false or autotune"):
+            train.load_config(SMOKE, [f"compile={bad}"])
+    with pytest.raises(ValueError, match="bf16 must be true or false"):
+        train.load_config(SMOKE, ["bf16=1"])
+    assert train.load_config(SMOKE, ["compile=autotune"])["compile"] == "autotune"
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: calls.append(kw) or m)
+    net = GWNet(width=4, hidden=8)
+    for how in (False, True, "autotune"):
+        assert train.compile_model(net, how, torch.device("cpu")) is net
+    assert calls == []
+    with pytest.raises(ValueError, match="compile must be"):
+        train.compile_model(net, "fast", torch.device("cpu"))
+    # on CUDA the two modes differ only by Inductor's max_autotune_gemm (checked without a GPU: torch.compile
+    # is replaced, the device is only read for its type)
+    cuda = torch.device("cuda")
+    train.compile_model(net, True, cuda), train.compile_model(net, "autotune", cuda)
+    train.compile_model(net, False, cuda)
+    assert calls == [{"options": None}, {"options": {"max_autotune_gemm": True}}]
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--max-minutes", "-3"], "--max-minutes must be a number > 0"),
     (["--max-minutes", "nan"], "--max-minutes must be a number > 0"),

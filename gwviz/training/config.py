@@ -40,7 +40,8 @@ DEFAULTS: dict = {
     "detector_dropout": 0.0,    # fraction of samples seen by 1 or 2 detectors only (needs model.detector_mask=1;
                                 # gwviz.data.batch.subset_probabilities); validation always uses all three
     "real_data": None,          # .npz of real noise: strain (3, N) [strain] at 4096 Hz (see load_real)
-    "compile": False,           # torch.compile (CUDA only)
+    "compile": False,           # torch.compile (CUDA only): false, true or autotune (Triton kernels timed
+                                # against cuDNN per shape, 1.12x on the H200; gwviz.training.parts.compile_model)
     "bf16": False,              # bf16 autocast (CUDA only)
     "checkpoint_minutes": 10.0,
     "workers": 0,               # processes building the waveform bank; 0 = all CPU cores
@@ -134,6 +135,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     return validate_config(apply_overrides(cfg, list(overrides)))
 
 
+def check_compile(how) -> bool | str:
+    """``how`` if it is a value of the config key ``compile`` (false, true or 'autotune'), else ValueError."""
+    if not (how is True or how is False or how == "autotune"):
+        raise ValueError(f"compile must be true, false or autotune, got {how!r}")
+    return how
+
+
 def validate_config(cfg: dict) -> dict:
     """Check a config, in place: unknown keys and bad values raise.
 
@@ -154,8 +162,8 @@ def validate_config(cfg: dict) -> dict:
     ------
     ValueError
         Unknown keys (top level or in ``model``); class_weights not null or four positive numbers; psd_jitter
-        not in [0, 2];
-        detector_mask not 0 or 1; detector_dropout outside [0, 1)
+        not in [0, 2]; compile not
+        true, false or autotune; bf16 not a boolean; detector_mask not 0 or 1; detector_dropout outside [0, 1)
         or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
         checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
         > 0 without real_data; an unknown lr_schedule; lr_min outside [0, lr]; a curriculum that is not a
@@ -186,6 +194,9 @@ def validate_config(cfg: dict) -> dict:
         raise ValueError(f"class_weights must be null or {len(CLASSES)} positive numbers for {list(CLASSES)}, "
                          f"got {w!r}")
     check_psd_jitter(cfg["psd_jitter"])
+    check_compile(cfg["compile"])
+    if not isinstance(cfg["bf16"], bool):
+        raise ValueError(f"bf16 must be true or false, got {cfg['bf16']!r}")
     if not isinstance(cfg["bn_batches"], int) or cfg["bn_batches"] < 0:
         raise ValueError(f"bn_batches must be a non-negative integer, got {cfg['bn_batches']!r}")
     for k in ("batch_size", "samples_per_epoch", "val_samples", "val_batch", "bank_per_class",

@@ -57,8 +57,8 @@ from ..constants import DETECTORS
 from ..model.network import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
 from ..paths import writable_dir
 from .config import DEFAULTS, apply_overrides, load_config, lr_at, snr_range_at, validate_config
-from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, data_seed, pick_device, to_cpu,
-                    train_step, widen_adam_state)
+from .parts import (BN_TAG, Metrics, Prefetcher, Validator, autocast_for, compile_model, data_seed, pick_device,
+                    to_cpu, train_step, widen_adam_state)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line arguments of train.py (see the module docstring); ``--config`` is required unless ``--resume``."""
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_cfg = ModelConfig.from_dict(cfg["model"])
     raw = GWNet.from_config(model_cfg).to(device)
     say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}): {raw.n_parameters():,} parameters; "
-        f"device {device}, world {world}, bf16 {use_bf16}, compile {bool(cfg['compile']) and on_cuda}")
+        f"device {device}, world {world}, bf16 {use_bf16}, compile {cfg['compile'] if on_cuda else False}")
     # fused Adam: one kernel for all parameters instead of a few per tensor (CUDA only)
     opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"], fused=on_cuda)
     step, best_acc, wall_before, last_eval = 0, -1.0, 0.0, {}
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_rng_state(ckpt["rng"]["torch"])
         if on_cuda and ckpt["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-    fwd = torch.compile(raw) if cfg["compile"] and on_cuda else raw  # eval runs here: no DDP collectives
+    fwd = compile_model(raw, cfg["compile"], device)  # eval runs here: no DDP collectives
     train_model = fwd
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if on_cuda else None)
