@@ -30,6 +30,20 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-res
 SUBSET_WEIGHTS = DEFAULT_WEIGHTS.with_name("gwviz-resnet54-subsets.safetensors")
 
 
+def checked_window(window) -> torch.Tensor:
+    """(3, 16384) tensor of a whitened window, checked once for :meth:`Classifier.classify_window` and
+    :meth:`Classifier.explain_window`: float32/float64 (:func:`~gwviz.network_input.window_tensor`), the
+    shape, finite values and channels that can be whitened strain (:func:`~gwviz.network_input.check_whitened`);
+    ValueError otherwise."""
+    x = window_tensor(window)
+    if tuple(x.shape) != (len(DETECTORS), WINDOW_SAMPLES):
+        raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("window contains NaN or inf: whiten finite strain first")
+    check_whitened(x)
+    return x
+
+
 @dataclass
 class Prediction:
     """One window's classification.
@@ -186,12 +200,7 @@ class Classifier:
         """
         if self.calibration is not None:
             self.calibration.threshold(rate)  # an uncalibrated rate is refused before any work
-        x = window_tensor(window)
-        if tuple(x.shape) != (len(DETECTORS), WINDOW_SAMPLES):
-            raise ValueError(f"window must be ({len(DETECTORS)}, {WINDOW_SAMPLES}) whitened strain, got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError("window contains NaN or inf: whiten finite strain first")
-        check_whitened(x)
+        x = checked_window(window)
         present = [d for d, on in zip(DETECTORS, (x != 0).any(-1).tolist()) if on]  # all-zero channel: absent
         if not present:
             raise ValueError("window is all zeros: no detector observed")
@@ -254,12 +263,9 @@ class Classifier:
         that cannot be whitened strain (:func:`~gwviz.network_input.check_whitened`).
         """
         from .explain.attribution import explain_window
-        x = window_tensor(window)  # an integer window is refused here too, not explained
-        if not torch.isfinite(x).all():
-            raise ValueError("window contains NaN or inf: whiten finite strain first")
-        check_whitened(x)
+        x = checked_window(window)  # an integer, NaN or raw-strain window is refused here too, not explained
         if target is None:
-            target = self.classify_window(window).label
+            target = self.classify_window(x.numpy()).label
         if target not in CLASSES:
             raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
         if method == "integrated_gradients" and "baseline" not in kwargs:

@@ -253,7 +253,8 @@ def redact(text: str, known: dict[str, str] | None = None) -> str:
 
 # --- command lines: where they write, and how they fail ------------------------------------------
 
-def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+def writable_dir(path: str | os.PathLike, flag: str = "--out", results: tuple[str, ...] = (),
+                 overwrite: bool = False) -> Path:
     """Create folder ``path`` if needed and prove it writable before any work is done.
 
     Parameters
@@ -262,6 +263,11 @@ def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
         The output folder (parents are created too).
     flag : str, optional
         The command-line option that named it, for the messages. Default ``"--out"``.
+    results : tuple of str, optional
+        The files the command will write there. If one exists already (an earlier run's results), the
+        folder is refused unless ``overwrite``: an hour of evaluation is not replaced by a typo.
+    overwrite : bool, optional
+        Allow replacing ``results`` (the command's ``--overwrite``). Default False.
 
     Returns
     -------
@@ -271,11 +277,16 @@ def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     Raises
     ------
     ValueError
-        Naming ``flag``, when ``path`` is a file or cannot be created or written.
+        Naming ``flag``, when ``path`` is a file or cannot be created or written, or holds ``results``
+        and ``overwrite`` is False.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out}: it is a file, not a folder; choose a folder")
+    there = [r for r in results if (out / r).exists()]
+    if there and not overwrite:
+        raise ValueError(f"{flag} {out} already holds {', '.join(there)} from an earlier run; choose another "
+                         "folder, or add --overwrite to replace them")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".gwviz-write-test-{os.getpid()}"  # per process: parallel workers never collide
@@ -306,6 +317,21 @@ def run_cli(main, prog: str) -> None:
         sys.exit(f"{prog}: error: {err}")
 
 
+def snr_arg(text: str) -> float:
+    """argparse type: a network optimal SNR, checked by :func:`gwviz.data.params.check_snr` (finite, in
+    (0, MAX_SNR]); argparse reports a bad one with its reason (exit status 2)."""
+    import argparse
+    from .data.params import check_snr
+    value = float(text)  # a ValueError here: argparse says "invalid network SNR value: 'x'"
+    try:
+        return check_snr(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("network SNR ")) from None
+
+
+snr_arg.__name__ = "network SNR"
+
+
 def int_at_least(lo: int):
     """argparse type: an integer >= ``lo``, with a message saying so (argparse reports it, exit status 2).
 
@@ -331,3 +357,17 @@ def int_at_least(lo: int):
         return v
     parse.__name__ = f"integer >= {lo}"
     return parse
+
+
+#: Help text of every command's ``--overwrite`` (see :func:`writable_dir`).
+OVERWRITE_HELP = "replace the results of an earlier run in --out (refused by default)"
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through ``<path>.tmp`` and a rename: a reader never sees half a file,
+    and a run killed while writing leaves the earlier file intact. Returns ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

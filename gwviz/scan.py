@@ -38,7 +38,7 @@ from .evaluation.calibration import DEFAULT_RATES, detection_statistic
 from .network_input import pad_detectors, present_detectors, whiten_segments
 from .constants import (CLASSES, DETECTORS, MERGER_SPAN, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION,
                         window_start_index)
-from .paths import run_cli, writable_dir
+from .paths import OVERWRITE_HELP, run_cli, writable_dir, write_text_atomic
 from .data.params import is_real_number
 from .data.checks import check_strain
 from .data.stream import DEFAULT_BLOCK, ArrayStrain, StrainStream, block_plan, check_block, open_detectors
@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds of --gwosc strain, centred on the event (default 32; rounded up to whole seconds)")
     ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones; with fewer than three "
                     "detectors, the shipped detector-subset weights)")
     ap.add_argument("--stride", type=float, default=MERGER_SPAN,
@@ -406,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
         if Path(f).is_dir():
             raise ValueError(f"{f}: a directory; give one strain file per detector (e.g. H1.hdf5 L1.hdf5 V1.hdf5)")
     kept = tuple(d for d in DETECTORS if d in (a.detectors or DETECTORS))
-    out = writable_dir(a.out)
+    out = writable_dir(a.out, results=("scan.json",), overwrite=a.overwrite)
     # the weights and the rate are checked before any strain is read: fewer than three files take
     # the detector-subset weights (every network there is calibrated at the same rates)
     failed = {}
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> dict:
               **({"gwosc": {"event": a.gwosc, "duration": a.duration, "not_fetched": failed}} if a.gwosc else {})}
     if a.simulated is not None:
         report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}
-    (out / "scan.json").write_text(json.dumps(report, indent=1))
+    write_text_atomic(out / "scan.json", json.dumps(report, indent=1))
     what = (f"Files: {', '.join(Path(f).name for f in a.files)}" if a.files else
             f"{a.simulated:g} s of simulated O3 noise (seed {a.seed})")
     write_page(out / "scan.html", report_figures(res), "gwviz scan", "inline",  # the ten loudest get a figure

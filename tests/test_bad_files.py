@@ -50,6 +50,24 @@ def test_non_finite_weights_refused(tmp_path, name, value):
         load_weights(ckpt)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_refused(tmp_path, dtype):
+    """A float16/bfloat16 copy of float32 weights is lossy (outputs move past the calibrated thresholds):
+    refused with the dtype named, in both file kinds; float64 (lossless) still loads."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _tiny_state().items()}
+    path = _write(tmp_path / "half.safetensors", state, OK_META)
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ValueError, match=rf"half.safetensors: \d+ tensors stored below float32 precision, e.g. .*\({name}\)"):
+        load_classifier(path)
+    ckpt = tmp_path / "half.pt"
+    torch.save({"format": "gwviz-gwnet-v1", "model": state, "model_config": {"width": 2, "hidden": 16}}, ckpt)
+    with pytest.raises(ValueError, match=r"half.pt: .* below float32 precision"):
+        load_weights(ckpt)
+    wide = {k: v.double() if v.is_floating_point() else v for k, v in _tiny_state().items()}
+    loaded, _, _ = load_weights(_write(tmp_path / "f64.safetensors", wide, OK_META))
+    assert torch.equal(loaded["head.3.weight"], wide["head.3.weight"])
+
+
 def test_negative_batchnorm_variance_refused(tmp_path):
     state = _tiny_state()
     state["resnet.blocks.0.bn1.running_var"] = -state["resnet.blocks.0.bn1.running_var"]

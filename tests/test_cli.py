@@ -35,6 +35,32 @@ def test_unwritable_out_fails_before_any_work(blocked, module, extra, monkeypatc
     assert not blocked.exists()
 
 
+@pytest.mark.parametrize("module, extra, result", [
+    ("evaluation.evaluate", [], "metrics.json"), ("evaluation.calibration", ["models/gwviz-resnet54.safetensors"], "calibration.json"),
+    ("explain.camstats", [], "camstats.json"), ("explain.gallery", [], "gallery.h5"), ("baseline", [], "metrics.json"),
+    ("evaluation.injections", [], "injections.json"), ("scan", ["--simulated", "64"], "scan.json"),
+])
+def test_an_earlier_runs_results_are_not_replaced_without_overwrite(tmp_path, module, extra, result, monkeypatch):
+    """A second run into the same --out used to replace the first one's results silently (an hour of
+    evaluation lost to a re-typed command): now it stops before any work and the file is untouched."""
+    monkeypatch.chdir(REPO)
+    (tmp_path / result).write_text("earlier results")
+    main = importlib.import_module(f"gwviz.{module}").main
+    with pytest.raises(ValueError, match=f"^--out {re.escape(str(tmp_path))} already holds {result} from an earlier "
+                                         "run; choose another folder, or add --overwrite to replace them"):
+        main([*extra, "--out", str(tmp_path)])
+    assert (tmp_path / result).read_text() == "earlier results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [result]
+
+
+def test_overwrite_lets_a_run_replace_its_own_results(tmp_path):
+    (tmp_path / "scan.json").write_text("old")
+    with pytest.raises(ValueError, match="already holds scan.json"):
+        writable_dir(tmp_path, results=("scan.json", "other.json"))
+    assert writable_dir(tmp_path, results=("scan.json",), overwrite=True) == tmp_path
+    assert writable_dir(tmp_path, results=("other.json",)) == tmp_path  # another command's files do not count
+
+
 def test_writable_dir_creates_and_leaves_no_probe(tmp_path):
     out = writable_dir(tmp_path / "a" / "b")
     assert out.is_dir() and list(out.iterdir()) == []
@@ -70,7 +96,6 @@ def test_command_line_exit_status_and_message(blocked):
     ("evaluation.evaluate", ["--n", "2"], r"n must be >= 4 \(balanced classes\), got 2"),
     ("evaluation.evaluate", ["--n-roc", "-1"], r"n_roc, n_roc_noise >= 0"),
     ("baseline", ["--n", "-1"], r"--n must be >= 1 and --n-noise >= 0, got -1 and None"),
-    ("baseline", ["--snr", "12", "0"], r"--snr values must be finite and > 0, got \[12.0, 0.0\]"),
 ])
 def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module, args, message):
     """Values that cannot give a result stop the command at once (the baseline used to build its
@@ -82,13 +107,17 @@ def test_wrong_values_are_refused_before_the_work(tmp_path, monkeypatch, module,
 
 
 @pytest.mark.parametrize("module, args, message", [
-    ("explain.camstats", ["--n", "0"], "--n must be >= 1, --n-random >= 0 and --snr a finite number > 0, got 0, 8 and 15"),
-    ("explain.camstats", ["--n-random", "-1"], "got 1000, -1 and 15"),
-    ("explain.camstats", ["--snr", "inf"], "got 1000, 8 and inf"),
-    ("explain.gallery", ["--snr", "-2"], "--n and --display-step must be >= 1 and --snr a finite number > 0, got 4, 2 and -2"),
-    ("explain.gallery", ["--snr", "nan"], "got 4, 2 and nan"),
-    ("explain.gallery", ["--n", "-1"], "got -1, 2 and 15"),
-    ("explain.gallery", ["--display-step", "0"], "got 4, 0 and 15"),
+    ("explain.camstats", ["--n", "0"], "--n must be >= 1 and --n-random >= 0, got 0 and 8"),
+    ("explain.camstats", ["--n-random", "-1"], "got 1000 and -1"),
+    ("explain.camstats", ["--snr", "inf"], "argument --snr: must be a finite number > 0, got inf"),
+    ("explain.gallery", ["--snr", "-2"], "argument --snr: must be a finite number > 0, got -2.0"),
+    ("explain.gallery", ["--snr", "nan"], "argument --snr: must be a finite number > 0, got nan"),
+    ("explain.gallery", ["--snr", "5000"], "argument --snr: 5000 is above 1000: the signal would dominate the PSD"),
+    ("explain.gallery", ["--n", "-1"], "--n and --display-step must be >= 1, got -1 and 2"),
+    ("explain.gallery", ["--display-step", "0"], "got 4 and 0"),
+    ("evaluation.injections", ["--snr", "0"], "argument --snr: must be a finite number > 0, got 0.0"),
+    ("baseline", ["--snr", "12", "0"], "argument --snr: must be a finite number > 0, got 0.0"),
+    ("baseline", ["--snr", "12", "x"], "argument --snr: invalid network SNR value: 'x'"),
 ])
 def test_gallery_and_camstats_values_are_argparse_errors_before_the_folder(tmp_path, capsys, module, args, message):
     """Refused before the output folder, the model or any sample (they failed after all three)."""

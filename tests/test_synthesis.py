@@ -272,7 +272,9 @@ def test_merger_near_window_start_holds_the_claimed_snr():
 
 @pytest.mark.parametrize("approximant,message", [("Foo", "unknown approximant 'Foo'"),
                                                  ("SEOBNRv4_optt", "unknown approximant 'SEOBNRv4_optt'"),
-                                                 (42, "approximant must be a LAL approximant name")])
+                                                 (42, "approximant must be a LAL approximant name"),
+                                                 ("TaylorF2", "'TaylorF2' is a frequency-domain model; gwviz injects "
+                                                              "time-domain waveforms")])
 def test_unknown_approximant(approximant, message):
     with pytest.raises(ValueError, match=message):
         SignalParams("BBH", 30, 20, snr=10, approximant=approximant)
@@ -361,14 +363,24 @@ def test_make_sample_leaves_params_and_segment_alone(data_dir):
 def test_signal_that_cannot_reach_its_snr_is_refused(monkeypatch):
     """No sample whose metadata claims an SNR the window does not hold: an SNR that overflows, or a
     waveform with no power in the window (the guard behind the parameter checks)."""
-    with pytest.raises(ValueError, match=r"cannot scale the BBH signal .* SNR 1e\+300: SNR 1e\+300 overflows"):
+    with pytest.raises(ValueError, match=r"network SNR 1e\+300 is above 1000: the signal would dominate the PSD"):
         make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=1e300), seed=0)
+    with pytest.raises(ValueError, match=r"snr_range \(8, 5000\): network SNR above 1000 is refused"):
+        make_sample("BBH", SimulatedNoise(), seed=0, snr_range=(8, 5000))
     import gwviz.data.synth as synth
     zero = synth.polarisations(SignalParams("BBH", 30, 20, snr=10))
     zero.hp[:], zero.hc[:] = 0.0, 0.0
     monkeypatch.setattr(synth, "polarisations", lambda params, fs: zero)
     with pytest.raises(ValueError, match="it has no power above 20 Hz in the 4-s window"):
         make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=10), seed=0)
+
+
+def test_a_tiny_snr_keeps_its_value_in_the_metadata():
+    """SNR 1e-300 is a valid (silent) injection; its network SNR, the root of the summed squares of
+    the per-detector SNRs, used to underflow to 0 while the request said 1e-300."""
+    s = make_sample("BBH", SimulatedNoise(), params=SignalParams("BBH", 30, 20, snr=1e-300), seed=0)
+    assert s.meta["snr_network"] == pytest.approx(1e-300, rel=1e-9) and s.meta["snr_H1"] > 0
+    assert np.isfinite(s.data).all()
 
 
 def test_synthesize_checks_shapes():

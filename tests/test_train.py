@@ -321,6 +321,9 @@ def test_compile_takes_false_true_or_autotune_and_is_a_no_op_on_the_cpu(monkeypa
     with pytest.raises(ValueError, match="bf16 must be true or false"):
         train.load_config(SMOKE, ["bf16=1"])
     assert train.load_config(SMOKE, ["compile=autotune"])["compile"] == "autotune"
+    for stage in ("{until_epoch: 2, snr_low: 8, snr_high: 5000}", "{until_epoch: 2, snr_low: '8', snr_high: 24}"):
+        with pytest.raises(ValueError, match="need numbers 0 < snr_low < snr_high <= 1000"):
+            train.load_config(SMOKE, [f"curriculum=[{stage}]"])
     calls = []
     monkeypatch.setattr(torch, "compile", lambda m, **kw: calls.append(kw) or m)
     net = GWNet(width=4, hidden=8)

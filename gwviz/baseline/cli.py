@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 
 from ..constants import CLASSES
 from ..data.params import SIGNAL_CLASSES
-from ..paths import writable_dir
+from ..paths import OVERWRITE_HELP, snr_arg, writable_dir, write_text_atomic
 from .bank import MIN_MATCH, PATIENCE, default_bank_path, fitting_factors, load_or_build_bank
 from .compare import compare, run, write_plot
 
@@ -35,8 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n", type=int, default=20, help="samples per signal class and SNR value")
     p.add_argument("--n-noise", type=int, default=None, help="noise samples (default: as many as signals)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snr", type=float, nargs="+", default=[8.0, 12.0], help="network SNR values")
+    p.add_argument("--snr", type=snr_arg, nargs="+", default=[8.0, 12.0], help="network SNR values")
     p.add_argument("--out", default="baseline-out", help="output directory")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--bank", default=None, help="bank .npz (built and saved there if missing)")
     p.add_argument("--min-match", type=float, default=MIN_MATCH)
     p.add_argument("--bank-seed", type=int, default=0)
@@ -51,15 +51,13 @@ def main(argv: list[str] | None = None) -> dict:
     # cheap checks first: a bank takes minutes to build
     if a.n < 1 or (a.n_noise is not None and a.n_noise < 0):
         raise ValueError(f"--n must be >= 1 and --n-noise >= 0, got {a.n} and {a.n_noise}")
-    if not all(math.isfinite(s) and s > 0 for s in a.snr):
-        raise ValueError(f"--snr values must be finite and > 0, got {a.snr}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    out = writable_dir(a.out)
+    out = writable_dir(a.out, results=("metrics.json",), overwrite=a.overwrite)
     if a.compare:
         if not a.mf:
             p.error("--compare needs --mf MF_NPZ")
         metrics = compare(a.compare, a.mf, tuple(a.snr))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
         write_plot(metrics, out / "roc.html")
     else:
         bank_path = Path(a.bank) if a.bank else default_bank_path(a.min_match, a.bank_seed, a.patience)

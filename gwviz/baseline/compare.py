@@ -16,6 +16,7 @@ from ..constants import CLASSES, DETECTORS, SEGMENT_DURATION, WINDOW_SAMPLES
 from ..data.params import SIGNAL_CLASSES
 from ..evaluation.metrics import accuracy_by_snr, roc_curve, tpr_at_fpr
 from ..data.synth import make_sample
+from ..paths import write_text_atomic
 from .filter import MatchedFilter, segment_psd
 from .bank import TemplateBank, load_or_build_bank
 
@@ -419,6 +420,6 @@ def run(n: int, seed: int, snr_values=(8.0, 12.0), classifier=None, n_noise: int
         save_outputs(out / "mf.npz", samples, mf, seed=seed)
         if cnn is not None:
             save_outputs(out / "cnn.npz", samples, cnn, seed=seed)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
         write_plot(metrics, out / "roc.html")
     return metrics

@@ -26,6 +26,10 @@ MASS_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 APPROXIMANTS: dict[str, str] = {"BBH": "SEOBNRv4_opt", "NSBH": "SpinTaylorT4", "BNS": "SpinTaylorT4"}
 #: Network optimal SNR range of the paper.
 SNR_RANGE: tuple[float, float] = (8.0, 24.0)
+#: Largest network optimal SNR an injection may ask for. The loudest events observed reach ~80; far above
+#: 1000 the signal dominates the Welch PSD estimate that whitens it (at SNR 1e14 the whitened peak is 30 %
+#: below its value at SNR 10, relative to the SNR), and near 1e20 the window is nonsense.
+MAX_SNR: float = 1000.0
 #: The paper's O3 noise span, GPS seconds (H1, L1 and V1 observing).
 O3_GPS_SPAN: tuple[int, int] = (1238163456, 1239879680)
 
@@ -131,10 +135,13 @@ def check_snr(snr: float) -> float:
     Raises
     ------
     ValueError
-        ``snr`` is not a finite number > 0 (bools refused).
+        ``snr`` is not a finite number in (0, :data:`MAX_SNR`] (bools refused).
     """
     if not (is_real_number(snr) and snr > 0):
         raise ValueError(f"network SNR must be a finite number > 0, got {snr!r}")
+    if snr > MAX_SNR:
+        raise ValueError(f"network SNR {snr:g} is above {MAX_SNR:g}: the signal would dominate the PSD estimate "
+                         "that whitens it (the loudest events observed reach ~80)")
     return float(snr)
 
 
@@ -295,7 +302,7 @@ def check_draw_ranges(snr_range: tuple[float, float] = SNR_RANGE, merger_span: f
     Raises
     ------
     ValueError
-        Naming the range and what is wrong (not two finite numbers, lo > hi, an SNR ≤ 0, a negative span).
+        Naming the range and what is wrong (not two finite numbers, lo > hi, an SNR ≤ 0 or > MAX_SNR, a negative span).
     """
     for name, pair in (("snr_range", snr_range), ("gps_span", gps_span)):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_real_number(v) for v in pair)
@@ -303,6 +310,9 @@ def check_draw_ranges(snr_range: tuple[float, float] = SNR_RANGE, merger_span: f
             raise ValueError(f"{name} must be (lo, hi), two finite numbers with lo <= hi, got {pair!r}")
     if snr_range[0] <= 0:
         raise ValueError(f"snr_range {tuple(snr_range)!r}: network SNR must be a finite number > 0, got {snr_range[0]!r}")
+    if snr_range[1] > MAX_SNR:
+        raise ValueError(f"snr_range {tuple(snr_range)!r}: network SNR above {MAX_SNR:g} is refused (the signal would "
+                         "dominate the PSD estimate that whitens it)")
     if not (is_real_number(merger_span) and merger_span >= 0):
         raise ValueError(f"merger_span must be a finite number of seconds >= 0, got {merger_span!r}")
 

@@ -16,6 +16,7 @@ a Welch estimate of the noise-only segment for real noise).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -374,7 +375,7 @@ def make_sample(kind: str, noise_source, params: SignalParams | None = None, see
         merger_geo = WINDOW_SAMPLES - params.merger_offset * fs
         meta.update(params.to_dict())
         meta.update({
-            "snr_network": float(np.sqrt((snr_det ** 2).sum())),
+            "snr_network": math.hypot(*map(float, snr_det)),  # no under/overflow of the squares (SNR 1e-300 gave 0)
             **{f"snr_{d}": float(s) for d, s in zip(DETECTORS, snr_det)},
             "merger_index": int(round(merger_geo)),
             **{f"merger_index_{d}": int(round(merger_geo + float(dt) * fs)) for d, dt in zip(DETECTORS, delays[0])},

@@ -87,6 +87,9 @@ def check_approximant(name: str) -> int:
     exact = lalsim.GetStringFromApproximant(approx)
     if exact != name:  # LAL finds a known name inside any string ('SEOBNRv4_optt' -> SEOBNRv4_opt)
         raise ValueError(f"unknown approximant {name!r}: LAL would read it as {exact!r}; give the exact name")
+    if not lalsim.SimInspiralImplementedTDApproximants(approx):  # LAL said only "Invalid argument"
+        raise ValueError(f"approximant {name!r} is a frequency-domain model; gwviz injects time-domain waveforms "
+                         "(e.g. 'SEOBNRv4_opt', 'SpinTaylorT4', 'TaylorT4', 'IMRPhenomTPHM')")
     return approx
 
 

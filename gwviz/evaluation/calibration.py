@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..constants import CLASSES, SUBSETS
-from ..paths import run_cli, writable_dir
+from ..paths import OVERWRITE_HELP, run_cli, writable_dir, write_text_atomic
 
 #: False-positive rates per window that every calibration provides thresholds for.
 DEFAULT_RATES: tuple[float, ...] = (1e-2, 1e-3)
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m gwviz.evaluation.calibration", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="gwviz .safetensors weights to calibrate")
     p.add_argument("--out", required=True, help="folder for <name>-calibrated.safetensors, calibration.json, .html")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--n", type=int, default=100_000, help="simulated-noise windows (>= 1000)")
     p.add_argument("--real-data", default=None, help="trainer's real-noise .npz: its val_range windows check the rates")
     p.add_argument("--n-real", type=int, default=20_000)
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="detector networks to calibrate, each on its own noise windows (subsets other than H1L1V1 "
                         "need weights trained with the detector mask)")
     a = p.parse_args(argv)
-    out = writable_dir(a.out)  # before the 100,000 windows, not after
+    out = writable_dir(a.out, results=("calibration.json", "noise_statistics.npz"), overwrite=a.overwrite)  # before the windows
     if a.n < 1000:
         p.error("--n must be >= 1000 (an FPR of 1e-3 needs at least 1000 noise windows)")
     if a.n_real < 1 or a.batch < 1:
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
     save_weights(clf.model, out / f"{name}-calibrated.safetensors", clf.config, info)
     report = {"weights": str(a.weights), "thresholds": first.thresholds, "n_noise": first.n_noise, "checks": first.checks,
               "subsets": {k: {"thresholds": c.thresholds, "checks": c.checks} for k, c in cals.items()}}
-    (out / "calibration.json").write_text(json.dumps({**report, "calibration": first.to_dict()}, indent=1))
+    write_text_atomic(out / "calibration.json", json.dumps({**report, "calibration": first.to_dict()}, indent=1))
     np.savez_compressed(out / "noise_statistics.npz", **stats)
     if not a.no_figures:
         from ..plots import write_page

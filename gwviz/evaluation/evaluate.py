@@ -38,7 +38,7 @@ from ..constants import CLASSES, SUBSETS
 from ..data.noise import DATA_DIR_ENV
 from ..data.strain import default_window_range, read_real_strain, segment_start_range
 from ..data.params import SIGNAL_CLASSES
-from ..paths import int_at_least, run_cli, writable_dir
+from ..paths import OVERWRITE_HELP, int_at_least, run_cli, writable_dir, write_text_atomic
 
 ROC_STATISTICS: tuple[str, ...] = ("1-p_noise", "p_class")
 
@@ -164,14 +164,12 @@ def write_json(obj: dict, path: str | os.PathLike) -> None:
     """Write ``obj`` to ``path`` atomically as strict JSON (NaN/inf -> null), innermost lists on one line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     text = json.dumps(_json_clean(obj), indent=1, allow_nan=False)
     # innermost lists on one line (16-bin rows stay readable); '[' + newline is always structural,
     # since JSON strings hold no raw newlines
     text = re.sub(r"\[\n([^\[\]{}]*?)\n\s*\]", lambda m: "[" + " ".join(ln.strip() for ln in m.group(1).splitlines()) + "]",
                   text)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_figures(metrics: dict, out: str | os.PathLike) -> list[Path]:
@@ -261,6 +259,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
                     help="GPS [s] the 4-s windows must lie in (real noise); default: second half of the data + 2 s")
     ap.add_argument("--seed", type=int_at_least(0), default=0)
     ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int_at_least(1), default=None,
                     help="torch CPU threads (1 is fastest on a CPU shared with other busy processes)")
@@ -355,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
     check_noise_args(args.noise, args.data_dir, args.gps_range, args.real_npz)  # before the folder, the bank
     if args.bank and Path(args.bank).is_dir():
         raise ValueError(f"--bank {args.bank}: a directory, not a bank file (give a file path, e.g. {args.bank}/bank.pt)")
-    out = writable_dir(args.out)
+    out = writable_dir(args.out, results=("metrics.json", "outputs.npz"), overwrite=args.overwrite)
     check_set_sizes(args.n, args.n_roc, args.n_roc_noise, tuple(args.roc_snr), args.batch)  # before the bank
     clf = load(args)
     calibration = clf.calibration_for(args.subset)  # refuses a subset the weights were not trained for

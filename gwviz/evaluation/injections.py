@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..constants import (DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_END_MARGIN, WINDOW_SAMPLES)
 from ..data.detectors import antenna_patterns, gmst, time_delays
 from ..data.params import SIGNAL_CLASSES, SignalParams, draw_params
-from ..paths import run_cli, writable_dir
+from ..paths import OVERWRITE_HELP, run_cli, snr_arg, writable_dir, write_text_atomic
 from ..data.psd import interpolate_psd, welch_psd
 from ..data.projection import project
 from ..data.synth import snr_scale
@@ -181,17 +181,18 @@ def main(argv: list[str] | None = None) -> dict:
     from ..paths import BUNDLED_DATA
     ap = argparse.ArgumentParser(prog="python -m gwviz.evaluation.injections", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for injections.json")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ap.add_argument("--n", type=int, default=40, help="injections per signal class")
-    ap.add_argument("--snr", type=float, default=12.0, help="network optimal SNR of every injection")
+    ap.add_argument("--snr", type=snr_arg, default=12.0, help="network optimal SNR of every injection")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rate", type=float, default=0.01, help="false-positive rate per window of a trigger")
     ap.add_argument("--weights", default=None, help="weights (default: the shipped ones)")
     ap.add_argument("--data-dir", default=None, help="folder with GW190521 H1/L1/V1 (default: the bundled copy)")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    if a.n < 1 or a.seed < 0 or not (math.isfinite(a.snr) and 0 < a.snr <= 1000):
-        ap.error("--n must be >= 1, --seed >= 0 and --snr in (0, 1000]")
-    out = writable_dir(a.out)
+    if a.n < 1 or a.seed < 0:
+        ap.error(f"--n must be >= 1 and --seed >= 0, got {a.n} and {a.seed}")
+    out = writable_dir(a.out, results=("injections.json",), overwrite=a.overwrite)
     clf = load_classifier(a.weights)
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"weights": str(a.weights or "shipped"), "snr": a.snr, "rate": a.rate, "seed": a.seed,
               "data": {d: str(p) for d, p in real.paths.items()}, "held_out_s": HELD_OUT, "match_s": MATCH,
               "per_class": summarise(rows), "injections": rows}
-    (out / "injections.json").write_text(json.dumps(report, indent=1))
+    write_text_atomic(out / "injections.json", json.dumps(report, indent=1))
     for kind, s in report["per_class"].items():
         print(f"{kind}: found {100 * s['found']:.0f} %, right class {100 * s['right_class']:.0f} ± "
               f"{100 * s['right_class_err']:.0f} % of {s['n']}")

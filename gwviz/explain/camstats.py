@@ -33,7 +33,7 @@ from scipy.stats import spearmanr
 
 from ..constants import CLASSES, F_LOWER_SNR, SAMPLE_RATE, WINDOW_SAMPLES
 from ..data.params import SIGNAL_CLASSES
-from ..paths import run_cli, writable_dir
+from ..paths import run_cli, snr_arg, writable_dir
 
 TARGETS: tuple[str, ...] = ("pred", "true")
 #: |median peak offset| of BBH below this counts as "attention at the merger" [s] (a CAM bin is 7.8 ms,
@@ -349,16 +349,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m gwviz.explain.camstats", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=1000, help="samples per class (noise, BBH, NSBH, BNS)")
-    ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals")
+    ap.add_argument("--snr", type=snr_arg, default=15.0, help="network optimal SNR of the signals")
     ap.add_argument("--n-random", type=int, default=8, help="samples for the model-randomisation check")
     ap.add_argument("--method", default="gradcam", choices=["gradcam", "hirescam"],
                     help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
     # before the folder, the model or any sample
-    if args.n < 1 or args.n_random < 0 or not (math.isfinite(args.snr) and args.snr > 0):
-        ap.error(f"--n must be >= 1, --n-random >= 0 and --snr a finite number > 0, got {args.n}, "
-                 f"{args.n_random} and {args.snr:g}")
-    out = writable_dir(args.out)  # before the CAMs, not after
+    if args.n < 1 or args.n_random < 0:
+        ap.error(f"--n must be >= 1 and --n-random >= 0, got {args.n} and {args.n_random}")
+    out = writable_dir(args.out, results=("camstats.json", "camstats.npz"), overwrite=args.overwrite)  # before the CAMs
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
     d = collect(clf, source, args.n, args.snr, args.seed, progress=not args.no_progress, method=args.method)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import h5py
 import numpy as np
 
 from ..constants import CLASSES, DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
-from ..paths import run_cli, writable_dir
+from ..paths import run_cli, snr_arg, writable_dir
 
 FORMAT = "gwviz-gallery-v1"
 
@@ -413,16 +412,15 @@ def main(argv: list[str] | None = None) -> Gallery:
     ap = argparse.ArgumentParser(prog="python -m gwviz.explain.gallery", description=__doc__.split("\n")[0])
     add_common_args(ap)
     ap.add_argument("--n", type=int, default=4, help="samples per class")
-    ap.add_argument("--snr", type=float, default=15.0, help="network optimal SNR of the signals (paper: 15)")
+    ap.add_argument("--snr", type=snr_arg, default=15.0, help="network optimal SNR of the signals (paper: 15)")
     ap.add_argument("--display-step", type=int, default=2, help="draw every n-th sample in the HTML (size)")
     ap.add_argument("--method", default="gradcam", choices=sorted(METHOD_LABELS),
                     help="map: Grad-CAM (the paper's) or HiResCAM (gradient x activation, bin by bin)")
     args = ap.parse_args(argv)
     # before the folder, the model or any sample
-    if args.n < 1 or args.display_step < 1 or not (math.isfinite(args.snr) and args.snr > 0):
-        ap.error(f"--n and --display-step must be >= 1 and --snr a finite number > 0, got {args.n}, "
-                 f"{args.display_step} and {args.snr:g}")
-    writable_dir(args.out)  # before the samples, not after
+    if args.n < 1 or args.display_step < 1:
+        ap.error(f"--n and --display-step must be >= 1, got {args.n} and {args.display_step}")
+    writable_dir(args.out, results=("gallery.h5",), overwrite=args.overwrite)  # before the samples, not after
     clf = load(args)
     source, info = make_noise_source(args.noise, args.data_dir, args.gps_range)
     gallery = make_gallery(clf, args.out, args.n, args.snr, args.seed, source, info, args.method, args.display_step,

@@ -9,7 +9,7 @@ import os
 import yaml
 
 from ..constants import CLASSES
-from ..data.params import SNR_RANGE
+from ..data.params import MAX_SNR, SNR_RANGE, is_real_number
 from ..data.psd import check_psd_jitter
 
 # -----------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def validate_config(cfg: dict) -> dict:
         or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
         checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
         > 0 without real_data; an unknown lr_schedule; lr_min outside [0, lr]; a curriculum that is not a
-        non-empty list of {until_epoch, snr_low, snr_high} with 0 < snr_low < snr_high and increasing
+        non-empty list of {until_epoch, snr_low, snr_high} with 0 < snr_low < snr_high <= MAX_SNR and increasing
         until_epoch.
     """
     for k in ("lr", "epochs", "checkpoint_minutes", "val_cache_gib", "p_real", "detector_dropout"):
@@ -230,9 +230,10 @@ def validate_config(cfg: dict) -> dict:
     for stage in cur:
         if not isinstance(stage, dict) or set(stage) != {"until_epoch", "snr_low", "snr_high"}:
             raise ValueError(f"curriculum stage {stage!r} must have exactly until_epoch, snr_low, snr_high")
-        if not 0 < stage["snr_low"] < stage["snr_high"]:
-            raise ValueError(f"curriculum stage {stage!r}: need 0 < snr_low < snr_high")
-        if not stage["until_epoch"] > last:
+        if not all(is_real_number(stage[k]) for k in ("snr_low", "snr_high")) or \
+                not 0 < stage["snr_low"] < stage["snr_high"] <= MAX_SNR:
+            raise ValueError(f"curriculum stage {stage!r}: need numbers 0 < snr_low < snr_high <= {MAX_SNR:g}")
+        if not is_real_number(stage["until_epoch"]) or not stage["until_epoch"] > last:
             raise ValueError(f"curriculum until_epoch must increase, got {stage['until_epoch']!r} after {last}")
         last = stage["until_epoch"]
     return cfg
