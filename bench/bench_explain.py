@@ -7,8 +7,11 @@ Measures (median and quartiles over ``repeats`` runs after one warm-up, wall clo
 1. ``explain_raw``: Classifier.explain(16 s of raw H1/L1/V1 strain) with Grad-CAM, i.e. whitening
    (median-Welch PSD of the 16 s) + forward + backward; also its parts ``whiten`` and
    ``explain_window`` (Grad-CAM of an already whitened window);
-2. ``app_update_<class>``: one app update, make_sample (waveform + injection + whitening, the CPU
-   path) + classify_window + explain_window, per class.
+2. ``classify_then_explain`` / ``classify_and_explain``: the app's decision and HiResCAM map of one
+   whitened window, as two calls (two forward passes, before 2026-12-03) and as one pass
+   (Classifier.classify_and_explain_window), with their ratio;
+3. ``app_update_<class>``: one app update, make_sample (waveform + injection + whitening, the CPU
+   path) + classify_and_explain_window, per class.
 
 Weights do not change the timing: without shipped weights the random-init model is timed.
 Timed once per torch thread count: on a CPU shared with other busy processes, more threads than
@@ -60,13 +63,16 @@ def run(clf, repeats: int) -> dict:
         "whiten": timed(lambda: whiten_window(raw, SAMPLE_RATE), repeats),
         "explain_window": timed(lambda: clf.explain_window(window), repeats),
         "classify_window": timed(lambda: clf.classify_window(window), repeats),
+        # old vs new of the app's decision + map: two calls (two forward passes) or one pass
+        "classify_then_explain": timed(lambda: clf.explain_window(window, clf.classify_window(window).label, "hirescam"),
+                                       repeats),
+        "classify_and_explain": timed(lambda: clf.classify_and_explain_window(window, "hirescam"), repeats),
     }
     seeds = iter(range(10**6))
     for kind in CLASSES:
         def update(kind: str = kind) -> None:
             s = make_sample(kind, noise, seed=next(seeds), snr_range=(15.0, 15.0))
-            clf.classify_window(s.data)
-            clf.explain_window(s.data)
+            clf.classify_and_explain_window(s.data, "hirescam")  # what gwviz.session.explore runs
         res[f"app_update_{kind}"] = timed(update, repeats)
     return res
 
@@ -85,8 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(n)
         results[f"threads_{n}"] = res = run(clf, args.repeats)
         for k, v in res.items():
-            print(f"threads {n}  {k:18s} median {v['median_s'] * 1e3:8.1f} ms  (IQR {v['q25_s'] * 1e3:.1f}–"
+            print(f"threads {n}  {k:22s} median {v['median_s'] * 1e3:8.1f} ms  (IQR {v['q25_s'] * 1e3:.1f}–"
                   f"{v['q75_s'] * 1e3:.1f}, min {v['min_s'] * 1e3:.1f})")
+        print(f"threads {n}  one pass / two calls: {res['classify_and_explain']['median_s'] / res['classify_then_explain']['median_s']:.2f}"
+              f" of the time ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     out = {
         "what": "CPU wall time per call [s]; explain = Grad-CAM of the predicted class",
         "results": results,

@@ -176,9 +176,9 @@ def explore(kind: str, mass1: float = 30.0, mass2: float = 25.0, snr: float = 12
     sample = make_sample(kind, source, params=params, rng=rng, segment=seg)
     i0 = window_start_index(raw_noise.shape[-1], SAMPLE_RATE)
     raw = raw_noise[:, i0:i0 + WINDOW_SAMPLES] + sample.signal
-    pred = clf.classify_window(sample.data)
+    pred, cam = clf.classify_and_explain_window(sample.data, method, target)
     target = target or pred.label
-    cam = normalise(clf.explain_window(sample.data, target, method))
+    cam = normalise(cam)
     return ExploreResult(sample, raw, pred, cam, target, method, time.perf_counter() - t0)
 
 

@@ -164,3 +164,28 @@ def test_gradcam_without_captum_equals_captums_layergradcam(model: GWNet, x: tor
     scale = float(ref.detach().abs().max())
     assert scale > 0  # a non-trivial map, so the comparison means something
     np.testing.assert_allclose(p, ref.detach().numpy(), rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("kind,seed", [("BBH", 0), ("noise", 2)])
+def test_one_forward_pass_gives_what_the_two_calls_give(kind: str, seed: int) -> None:
+    """classify_and_explain_window (the Explore page and analyse) decides and explains from one forward
+    pass: the same logits, label, FPR and rule as classify_window, the same map as explain_window, for
+    the decided class and for a requested one; other methods fall back to the two calls."""
+    from gwviz.classifier import load_classifier
+    from gwviz.data.noise import SimulatedNoise
+    from gwviz.data.synth import make_sample
+    clf = load_classifier()
+    window = make_sample(kind, SimulatedNoise(), seed=seed).data
+    ref = clf.classify_window(window)
+    for method in ("gradcam", "hirescam"):
+        for target in (None, "BNS"):
+            pred, cam = clf.classify_and_explain_window(window, method, target)
+            assert np.array_equal(pred.logits, ref.logits) and pred.label == ref.label
+            assert (pred.fpr, pred.rule_text, pred.detectors) == (ref.fpr, ref.rule_text, ref.detectors)
+            assert np.array_equal(cam, clf.explain_window(window, target or ref.label, method))
+    with pytest.raises(ValueError, match="target must be one of"):
+        clf.classify_and_explain_window(window, "gradcam", "glitch")
+    with pytest.raises(ValueError, match="window is all zeros"):
+        clf.classify_and_explain_window(np.zeros((3, WINDOW_SAMPLES), np.float32), "hirescam")
+    pred, occ = clf.classify_and_explain_window(window, "occlusion", occlusion_window=4096, occlusion_stride=4096)
+    assert pred.label == ref.label and occ.shape == (WINDOW_SAMPLES,)

@@ -144,8 +144,8 @@ def collect(classifier, noise_source, n: int, snr: float, seed: int, progress: b
         for kind in CLASSES:
             for s in np.random.SeedSequence([seed, CLASSES.index(kind)]).generate_state(n):
                 smp = make_sample(kind, noise_source, seed=int(s), snr_range=(snr, snr))
-                pred = classifier.classify_window(smp.data)
-                cams = {"pred": classifier.explain_window(smp.data, target=pred.label, method=method)}
+                pred, cam = classifier.classify_and_explain_window(smp.data, method)
+                cams = {"pred": cam}
                 cams["true"] = cams["pred"] if pred.label == kind else classifier.explain_window(smp.data, target=kind,
                                                                                                  method=method)
                 merger = smp.meta.get("merger_index")

@@ -142,8 +142,7 @@ def make_entries(classifier, noise_source, n: int, snr: float, seed: int, classe
             seeds = np.random.SeedSequence([seed, CLASSES.index(kind)]).generate_state(n)
             for s in seeds:
                 smp = make_sample(kind, noise_source, seed=int(s), snr_range=(snr, snr))
-                pred = classifier.classify_window(smp.data)
-                cam = classifier.explain_window(smp.data, target=pred.label, method=method)
+                pred, cam = classifier.classify_and_explain_window(smp.data, method)
                 cam_true = cam if pred.label == kind else classifier.explain_window(smp.data, target=kind, method=method)
                 out.append(GallerySample(kind, smp.data, smp.white_signal, cam, cam_true, pred.probabilities,
                                          pred.label, smp.meta))
