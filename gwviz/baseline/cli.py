@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
     if a.n < 1 or (a.n_noise is not None and a.n_noise < 0):
         raise ValueError(f"--n must be >= 1 and --n-noise >= 0, got {a.n} and {a.n_noise}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    out = writable_dir(a.out, results=("metrics.json",), overwrite=a.overwrite)
+    # what this mode writes in --out: --build-bank only the bank (at its own path); --compare reads mf.npz
+    results = () if a.build_bank else ("metrics.json",) if a.compare else ("metrics.json", "mf.npz")
+    out = writable_dir(a.out, results=results, overwrite=a.overwrite)
     if a.compare:
         if not a.mf:
             p.error("--compare needs --mf MF_NPZ")
