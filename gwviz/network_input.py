@@ -73,6 +73,12 @@ def window_tensor(x, what: str = "window") -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float32)
 
 
+#: Longest strain [s] that classify / explain / analyse whiten in one piece. Its PSD estimate needs far less,
+#: and a day of three detectors would have meant ~8 GB of float64 copies and FFTs before anything could fail;
+#: longer strain is what ``gwviz.scan`` reads block by block.
+MAX_WHITEN_DURATION: float = 4096.0
+
+
 #: A whitened channel is noise of σ ≈ 1 (a few hundred at most inside a loud glitch); below this it is
 #: not whitened at all (raw strain has σ ~ 1e-21).
 MIN_WHITENED_STD = 1e-3
@@ -148,10 +154,16 @@ def whiten_window(strain: dict, sample_rate: float = SAMPLE_RATE, window_start: 
     Raises
     ------
     ValueError
-        Bad strain (:func:`gwviz.data.checks.check_strain`), a bad ``window_start``, or a window that
-        whitens to non-finite or flat values.
+        Bad strain (:func:`gwviz.data.checks.check_strain`), strain longer than :data:`MAX_WHITEN_DURATION`,
+        a bad ``window_start``, or a window that whitens to non-finite or flat values.
     """
     dets = present_detectors(strain)
+    # before check_strain's float64 copies: the length is known without touching the samples
+    longest = max((len(strain[d]) for d in dets if hasattr(strain[d], "__len__")), default=0)
+    if sample_rate == SAMPLE_RATE and longest > MAX_WHITEN_DURATION * SAMPLE_RATE:
+        raise ValueError(f"{longest / SAMPLE_RATE:g} s of strain: classify/explain whiten at most "
+                         f"{MAX_WHITEN_DURATION:g} s around the window in one piece; cut the strain around it, "
+                         "or scan long strain with gwviz.scan (python -m gwviz.scan), which reads it block by block")
     x = check_strain(strain, sample_rate, min_duration, dets)
     n = x.shape[-1]
     if window_start is None:

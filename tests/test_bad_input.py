@@ -548,3 +548,17 @@ def test_rate_must_be_a_number():
     for rate in (None, "0.01", True, [0.01]):
         with pytest.raises(ValueError, match="^rate must be a number"):
             cal.threshold(rate)
+
+
+def test_strain_too_long_to_whiten_in_one_piece_is_refused_before_any_copy():
+    """A day of strain handed to classify() would have been copied to float64 and transformed whole
+    (~8 GB for three detectors); it is refused from its length alone (here read-only views of one
+    number, so nothing is allocated), pointing to the block-by-block scan."""
+    import gwviz
+    from gwviz.network_input import MAX_WHITEN_DURATION
+    day = {d: np.broadcast_to(np.float64(1e-21), (86400 * 4096,)) for d in ("H1", "L1", "V1")}
+    clf = gwviz.load_classifier()
+    for call in (clf.classify, clf.explain, clf.analyse):
+        with pytest.raises(ValueError, match=r"86400 s of strain: classify/explain whiten at most 4096 s .* gwviz.scan"):
+            call(day)
+    assert MAX_WHITEN_DURATION == 4096.0
