@@ -98,6 +98,24 @@ def settled(page: Page, title: str) -> None:
 
 
 @contextmanager
+def download_or_diagnose(page: Page, shot: Path, timeout_ms: int = 120_000):
+    """``page.expect_download`` that, when no download starts, fails saying what the page showed: a
+    screenshot, the script state, exceptions on the page and the browser console (a download that
+    once never came in a full-suite run said nothing else)."""
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    try:
+        with page.expect_download(timeout=timeout_ms) as dl:
+            yield dl
+    except Exception as err:  # playwright's TimeoutError; re-raised with what the page showed
+        page.screenshot(path=str(shot), full_page=True)
+        state = page.get_by_test_id("stApp").get_attribute("data-test-script-state")
+        errors = page.locator('[data-testid="stException"]').all_inner_texts()
+        raise AssertionError(f"no download: script state {state!r}, page exceptions {errors}, console "
+                             f"{console[-10:]}, screenshot {shot}") from err
+
+
+@contextmanager
 def browser_page():
     """A headless Chromium page (the system browser, never a download) with the long waits of this
     module; the browser is closed whatever the test does."""
@@ -169,12 +187,14 @@ def test_app_in_browser(server, tmp_path) -> None:
         # hear it and take it home: two players and a download that delivers the HDF5 sample
         page.get_by_text("Hear it · take it home").click()
         expect(page.locator("audio")).to_have_count(2)
-        with page.expect_download() as dl:
-            page.get_by_role("button", name="Sample (HDF5)").click()
+        button = page.get_by_role("button", name="Sample (HDF5)")
+        expect(button).to_be_visible()  # the expander opened (hidden buttons cannot be clicked)
+        with download_or_diagnose(page, tmp_path / "download-failed.png") as dl:
+            button.click()
         saved = tmp_path / dl.value.suggested_filename
         dl.value.save_as(saved)
         assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
-        with page.expect_download() as dl:
+        with download_or_diagnose(page, tmp_path / "download-failed.png") as dl:
             page.get_by_role("button", name="Figures (HTML)").click()
         page_file = tmp_path / dl.value.suggested_filename
         dl.value.save_as(page_file)
