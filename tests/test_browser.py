@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,22 +98,28 @@ def settled(page: Page, title: str) -> None:
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
 
 
-@contextmanager
-def download_or_diagnose(page: Page, shot: Path, timeout_ms: int = 120_000):
-    """``page.expect_download`` that, when no download starts, fails saying what the page showed: a
-    screenshot, the script state, exceptions on the page and the browser console (a download that
-    once never came in a full-suite run said nothing else)."""
+def download(page: Page, button, shot: Path, timeout_ms: int = 90_000):
+    """Click ``button`` and return the download it starts; a click that starts none is retried once
+    with a warning (it happened in 2 of 5 slow full-suite runs, never alone: a race between the click
+    and Streamlit's deferred download callables is the suspect), and a second miss fails saying what
+    the page showed: a screenshot, the script state, exceptions on the page and the browser console."""
     console: list[str] = []
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    try:
-        with page.expect_download(timeout=timeout_ms) as dl:
-            yield dl
-    except Exception as err:  # playwright's TimeoutError; re-raised with what the page showed
-        page.screenshot(path=str(shot), full_page=True)
-        state = page.get_by_test_id("stApp").get_attribute("data-test-script-state")
-        errors = page.locator('[data-testid="stException"]').all_inner_texts()
-        raise AssertionError(f"no download: script state {state!r}, page exceptions {errors}, console "
-                             f"{console[-10:]}, screenshot {shot}") from err
+    for attempt in (1, 2):
+        expect(button).to_be_visible()  # e.g. the expander opened (a hidden button cannot be clicked)
+        try:
+            with page.expect_download(timeout=timeout_ms) as dl:
+                button.click(timeout=timeout_ms)
+            return dl.value
+        except Exception as err:  # playwright's TimeoutError
+            page.screenshot(path=str(shot), full_page=True)
+            state = page.get_by_test_id("stApp").get_attribute("data-test-script-state")
+            errors = page.locator('[data-testid="stException"]').all_inner_texts()
+            what = (f"no download after {timeout_ms / 1000:g} s: script state {state!r}, page exceptions {errors}, "
+                    f"console {console[-10:]}, screenshot {shot}")
+            if attempt == 2:
+                raise AssertionError(what) from err
+            warnings.warn(f"first click: {what}; clicking again")
 
 
 @contextmanager
@@ -187,17 +194,13 @@ def test_app_in_browser(server, tmp_path) -> None:
         # hear it and take it home: two players and a download that delivers the HDF5 sample
         page.get_by_text("Hear it · take it home").click()
         expect(page.locator("audio")).to_have_count(2)
-        button = page.get_by_role("button", name="Sample (HDF5)")
-        expect(button).to_be_visible()  # the expander opened (hidden buttons cannot be clicked)
-        with download_or_diagnose(page, tmp_path / "download-failed.png") as dl:
-            button.click()
-        saved = tmp_path / dl.value.suggested_filename
-        dl.value.save_as(saved)
+        got = download(page, page.get_by_role("button", name="Sample (HDF5)"), tmp_path / "download-failed.png")
+        saved = tmp_path / got.suggested_filename
+        got.save_as(saved)
         assert saved.name == "gwviz_BNS_seed0.h5" and saved.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
-        with download_or_diagnose(page, tmp_path / "download-failed.png") as dl:
-            page.get_by_role("button", name="Figures (HTML)").click()
-        page_file = tmp_path / dl.value.suggested_filename
-        dl.value.save_as(page_file)
+        got = download(page, page.get_by_role("button", name="Figures (HTML)"), tmp_path / "download-failed.png")
+        page_file = tmp_path / got.suggested_filename
+        got.save_as(page_file)
         text = page_file.read_text(encoding="utf-8")
         assert page_file.name == "gwviz_BNS_seed0_hirescam.html" and text.startswith("<!DOCTYPE html>")
         assert "Injected BNS (1.5 + 1.3 M☉), network SNR 14.0" in text and "<script src=" not in text  # offline page
