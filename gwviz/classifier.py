@@ -268,8 +268,8 @@ class Classifier:
 
         For 'gradcam' and 'hirescam' one forward pass serves both: the decision is made from its logits
         and the map explains that decision (``target`` default) from the same pass
-        (:func:`gwviz.explain.attribution.cam_and_logits`); the app's Explore page saves a forward pass
-        (~30 ms of ~0.2 s on a 2-core CPU). Other methods run the two calls.
+        (:func:`gwviz.explain.attribution.explain_window` with a target chosen from the logits); the app's
+        Explore page saves a forward pass (~30 ms of ~0.2 s on a 2-core CPU). Other methods run the two calls.
 
         Returns
         -------
@@ -282,7 +282,7 @@ class Classifier:
             return pred, self.explain_window(window, target or pred.label, method, **kwargs)
         if target is not None and target not in CLASSES:
             raise ValueError(f"target must be one of {CLASSES}, got {target!r}")
-        from .explain.attribution import cam_and_logits
+        from .explain.attribution import explain_window
         x, subset = self._window_input(window, rate)
         decided: list[Prediction] = []
 
@@ -290,7 +290,7 @@ class Classifier:
             decided.append(self._prediction(logits[0], subset, window_start, rate))
             return CLASSES.index(target or decided[0].label)
 
-        profile, _, _ = cam_and_logits(self.model, x.to(self.device), choose, method)
+        profile = explain_window(self.model, x.to(self.device), choose, method)
         return decided[0], profile
 
     def explain_window(self, window: np.ndarray, target: str | None = None, method: str = "gradcam",

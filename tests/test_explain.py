@@ -187,5 +187,7 @@ def test_one_forward_pass_gives_what_the_two_calls_give(kind: str, seed: int) ->
         clf.classify_and_explain_window(window, "gradcam", "glitch")
     with pytest.raises(ValueError, match="window is all zeros"):
         clf.classify_and_explain_window(np.zeros((3, WINDOW_SAMPLES), np.float32), "hirescam")
+    with pytest.raises(ValueError, match="a target chosen from the logits serves the CAM methods only"):
+        explain_window(clf.model, window, lambda logits: 0, "occlusion")
     pred, occ = clf.classify_and_explain_window(window, "occlusion", occlusion_window=4096, occlusion_stride=4096)
     assert pred.label == ref.label and occ.shape == (WINDOW_SAMPLES,)

@@ -70,13 +70,13 @@ def _moving_average(profile: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _layer_gradient(model: nn.Module, layer: nn.Module, inp: torch.Tensor,
-                    target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """(dlogit/dA, A, logits, target): the output A (1, C, L) of ``layer``, the gradient of the
-    ``target`` logit of ``model`` for ``inp`` (1, 3, T) with respect to it, the (1, n_classes) logits of
-    that forward pass and the target, all detached.
+                    target) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dlogit/dA, A): the output A (1, C, L) of ``layer`` and the gradient of the ``target`` logit
+    of ``model`` for ``inp`` (1, 3, T) with respect to it, both detached.
 
-    ``target`` is a class index, or a callable that picks it from this pass's logits (a caller that
-    decides the class and explains the decision from one forward pass: :func:`cam_and_logits`).
+    ``target`` is a class index, or a callable that picks it from this pass's (1, n_classes) logits: a
+    caller that decides the class and explains the decision from one forward pass (the classifier's
+    ``classify_and_explain_window``).
 
     What captum's layer methods compute, from one forward hook and one ``torch.autograd.grad``:
     importing captum costs ~0.6 s (it pulls in matplotlib), which the app's first page would pay for
@@ -95,63 +95,7 @@ def _layer_gradient(model: nn.Module, layer: nn.Module, inp: torch.Tensor,
             grad, = torch.autograd.grad(logits[:, target].sum(), acts[0])
     finally:
         hook.remove()
-    return grad.detach(), acts[0].detach(), logits.detach(), target
-
-
-def _cam(model: nn.Module, inp: torch.Tensor, target, method: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(16384,) Grad-CAM or HiResCAM profile of ``target`` (an index or a chooser, see
-    :func:`_layer_gradient`), the logits of its forward pass and the target."""
-    layer = getattr(model, "cam_layer", None)
-    if layer is None:
-        raise ValueError(f"{method} needs a model with a `cam_layer` attribute")
-    grad, act, logits, target = _layer_gradient(model, layer, inp, target)
-    if method == "gradcam":
-        # Grad-CAM: each channel weighted by its gradient averaged over time (captum's
-        # LayerGradCam, relu_attributions=True)
-        grad = grad.mean(dim=2, keepdim=True)
-    # HiResCAM: gradient x activation per time bin. Grad-CAM's time average misleads when
-    # the head is a fully connected layer over the flattened map (position-specific weights).
-    cam = torch.relu((grad * act).sum(dim=1, keepdim=True))
-    # (1, 1, 512) -> (1, 1, 16384): each CAM bin covers 32 input samples (what captum's
-    # LayerAttribution.interpolate does)
-    return nn.functional.interpolate(cam, size=(WINDOW_SAMPLES,), mode="linear")[0, 0], logits, target
-
-
-def cam_and_logits(model: nn.Module, x: torch.Tensor | np.ndarray, choose, method: str = "gradcam"
-                   ) -> tuple[np.ndarray, torch.Tensor, int]:
-    """A decision and its CAM from one forward pass (the classifier's :meth:`classify_and_explain_window`).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Classifier with a ``cam_layer`` (GWNet), put in eval mode for the call.
-    x : (3, 16384) or (1, 3, 16384) tensor or ndarray
-        Whitened window.
-    choose : callable
-        (1, n_classes) logits tensor -> class index to explain (e.g. the calibrated decision).
-    method : {'gradcam', 'hirescam'}, optional
-        Default 'gradcam'.
-
-    Returns
-    -------
-    profile : (16384,) float32 ndarray
-        As :func:`explain_window` gives for the chosen class (identical values).
-    logits : (n_classes,) tensor
-        Of the same forward pass, detached, on the CPU.
-    target : int
-        The chosen class.
-    """
-    if method not in ("gradcam", "hirescam"):
-        raise ValueError(f"one forward pass serves the CAM methods only, got {method!r}")
-    inp = _as_batch(x, next(model.parameters()))
-    was_training = model.training
-    model.eval()
-    try:
-        profile, logits, target = _cam(model, inp, choose, method)
-    finally:
-        model.train(was_training)
-    out = np.nan_to_num(profile.cpu().numpy().astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return out, logits[0].cpu(), target
+    return grad.detach(), acts[0].detach()
 
 
 def explain_window(
@@ -177,9 +121,11 @@ def explain_window(
         ``cam_layer`` attribute (GWNet has one).
     x : (3, 16384) or (1, 3, 16384) tensor or ndarray
         Whitened strain (dimensionless, units of the noise σ).
-    target : int
+    target : int or callable
         Class index into ``CLASSES``. The raw logit is explained, not the softmax, so evidence for one
-        class is not mixed with evidence against the others.
+        class is not mixed with evidence against the others. "gradcam" and "hirescam" also take a
+        callable, (1, n_classes) logits -> class index, that picks the class from the map's own forward
+        pass (a decision and its map from one pass: ``Classifier.classify_and_explain_window``).
     method : str, optional
         "gradcam" (default; as captum's LayerGradCam on the last block, ReLU), "hirescam" (Draelos &
         Carin 2020: gradient × activation of the same layer, summed over channels, ReLU; faithful for
@@ -218,13 +164,30 @@ def explain_window(
     was_training = model.training
     model.eval()  # BN running stats: the map must not depend on batch composition
     try:
-        n_classes = _n_classes(model, inp)
-        if not isinstance(target, (int, np.integer)) or not 0 <= int(target) < n_classes:
-            raise ValueError(f"target must be an int in [0, {n_classes}), got {target!r}")
-        target = int(target)
+        if callable(target) and method not in ("gradcam", "hirescam"):
+            raise ValueError(f"a target chosen from the logits serves the CAM methods only, not {method!r}")
+        if not callable(target):
+            n_classes = _n_classes(model, inp)
+            if not isinstance(target, (int, np.integer)) or not 0 <= int(target) < n_classes:
+                raise ValueError(f"target must be an int in [0, {n_classes}), got {target!r}")
+            target = int(target)
 
         if method in ("gradcam", "hirescam"):
-            profile = _cam(model, inp, target, method)[0]
+            layer = getattr(model, "cam_layer", None)
+            if layer is None:
+                raise ValueError(f"{method} needs a model with a `cam_layer` attribute")
+            grad, act = _layer_gradient(model, layer, inp, target)
+            if method == "gradcam":
+                # Grad-CAM: each channel weighted by its gradient averaged over time (captum's
+                # LayerGradCam, relu_attributions=True)
+                grad = grad.mean(dim=2, keepdim=True)
+            # HiResCAM: gradient x activation per time bin. Grad-CAM's time average misleads when
+            # the head is a fully connected layer over the flattened map (position-specific weights).
+            cam = torch.relu((grad * act).sum(dim=1, keepdim=True))
+            # (1, 1, 512) -> (1, 1, 16384): each CAM bin covers 32 input samples (what captum's
+            # LayerAttribution.interpolate does)
+            cam = nn.functional.interpolate(cam, size=(WINDOW_SAMPLES,), mode="linear")
+            profile = cam[0, 0]
 
         elif method == "integrated_gradients":
             from captum.attr import IntegratedGradients
