@@ -46,5 +46,5 @@ if [ "$EVAL" != "0" ]; then
   done
 fi
 tar czf $OUT/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR . && [ $(stat -c %s $OUT/inductor.tgz) -lt 8000000 ] \
-  || { echo "inductor cache over 8 MB: not kept (the tree, the wheel and it must fit one 64-MiB carry)"; rm -f $OUT/inductor.tgz; }
+  || { echo "inductor cache $(du -sh $TORCHINDUCTOR_CACHE_DIR | cut -f1) (gzip $(stat -c %s $OUT/inductor.tgz 2>/dev/null) B), over 8 MB: not kept (the tree, the wheel and it must fit one 64-MiB carry)"; rm -f $OUT/inductor.tgz; }
 cd $OUT && tar czf res.tgz res && rm -rf res && ls -la $OUT

@@ -13,5 +13,5 @@ timeout $(left) python bench/bench_train.py --device cuda --batch-size 1024 --co
 [ $(left) -gt 60 ] && timeout $(left) python bench/bench_compile.py --modes default autotune --timeout 200 \
   --out $OUT/compile_h200.json 2>&1 | grep -v "AUTOTUNE\|triton_\|strides\|dtypes\|Autotune\|num_choices" | tail -6
 tar czf $OUT/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR . && [ $(stat -c %s $OUT/inductor.tgz) -lt 8000000 ] \
-  || { echo "inductor cache over 8 MB: not kept"; rm -f $OUT/inductor.tgz; }
+  || { echo "inductor cache $(du -sh $TORCHINDUCTOR_CACHE_DIR | cut -f1) (gzip $(stat -c %s $OUT/inductor.tgz 2>/dev/null) B), over 8 MB: not kept"; rm -f $OUT/inductor.tgz; }
 ls -la $OUT
