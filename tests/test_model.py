@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
-from gwviz.model.network import DAIN, GWNet, ModelConfig, ResBlock
+from gwviz.model.network import DAIN, GWNet, ModelConfig
+from gwviz.model.resnet import ResBlock
 
 torch.set_num_threads(2)
 
@@ -101,7 +102,7 @@ def test_other_config_parameter_count() -> None:
 
 def test_config_roundtrip() -> None:
     cfg = ModelConfig(width=6, hidden=32)
-    assert cfg.to_dict() == {"width": 6, "hidden": 32, "detector_mask": 0}
+    assert cfg.to_dict() == {"width": 6, "hidden": 32, "detector_mask": 0, "dilate": 0}
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert GWNet.from_config(cfg).config == cfg
 
@@ -130,7 +131,6 @@ def test_dain_zero_channel_gives_no_nan() -> None:
 
 
 def test_init(model: GWNet) -> None:
-    from gwviz.model.network import ResBlock
     branch_bns = {id(b.bn2) for b in model.modules() if isinstance(b, ResBlock)}
     for m in model.modules():
         if isinstance(m, nn.BatchNorm1d):
@@ -155,3 +155,65 @@ def test_resblock_shortcut_and_stride() -> None:
     b = ResBlock(8, 16, 2)
     assert isinstance(b.shortcut, nn.Conv1d)
     assert b(torch.randn(1, 8, 100)).shape == (1, 16, 50)
+
+
+def _input_support(model: GWNet) -> int:
+    """Input samples (of the ResNet's input) that the middle position of its last map depends on."""
+    import copy
+    m = copy.deepcopy(model).double().eval()
+    for block in m.resnet.blocks:  # residual branches start at zero: open them so every path counts
+        nn.init.ones_(block.bn2.weight)
+        block.relu1, block.relu_out = nn.Identity(), nn.Identity()  # no input-dependent gating of the taps
+    x = torch.randn(1, len(DETECTORS), WINDOW_SAMPLES, dtype=torch.float64, requires_grad=True)
+    out = m.resnet(x)
+    out[0, :, out.shape[-1] // 2].sum().backward()
+    hit = (x.grad.abs().sum(0).sum(0) > 0).nonzero().flatten()
+    return int(hit.max() - hit.min() + 1)
+
+
+def test_receptive_field_paper_and_dilated() -> None:
+    """The analytic receptive field is what the gradient measures: the paper's ResNet sees 1,661 samples
+    (0.41 s) from one position of its last map; dilate=1 sees the whole 4-s window, with the same
+    parameters, and its two layouts agree (the Conv2d path passes the dilation on)."""
+    paper, dilated = GWNet(width=2, hidden=8), GWNet(width=2, hidden=8, dilate=1)
+    assert paper.resnet.receptive_field == _input_support(paper) == 1661
+    assert dilated.resnet.receptive_field > WINDOW_SAMPLES
+    assert _input_support(dilated) == WINDOW_SAMPLES
+    assert dilated.n_parameters() == paper.n_parameters()
+    assert dilated.config == ModelConfig(width=2, hidden=8, dilate=1)
+    x = torch.randn(2, len(DETECTORS), WINDOW_SAMPLES)
+    dilated.eval()
+    y1 = dilated(x)
+    dilated.resnet.layout = "2d"
+    torch.testing.assert_close(dilated(x), y1, rtol=1e-4, atol=1e-5)
+    for bad in (2, -1, True):
+        with pytest.raises(ValueError, match="dilate"):
+            GWNet(dilate=bad)
+    with pytest.raises(ValueError, match="strided or dilated"):
+        ResBlock(4, 4, stride=2, dilation=2)
+
+
+def test_dilate_travels_with_the_weights(tmp_path) -> None:
+    """A dilated network's file loads as a dilated network; a file without the key is the paper's ResNet;
+    a bad value is refused before any model is built."""
+    import json
+    from safetensors.torch import load_file, save_file
+    from gwviz.classifier import load_classifier
+    from gwviz.model.checkpoint import load_weights, save_weights
+    m = GWNet(width=2, hidden=8, dilate=1)
+    save_weights(m, tmp_path / "d.safetensors", m.config.to_dict())
+    assert load_weights(tmp_path / "d.safetensors")[1]["dilate"] == 1
+    assert load_classifier(tmp_path / "d.safetensors").model.config.dilate == 1
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "d.safetensors"), "pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(str(tmp_path / "d.safetensors"))
+    for value, ok in ((None, 0), (2, None), (True, None)):
+        cfg = json.loads(meta["config"])
+        cfg.pop("dilate") if value is None else cfg.update(dilate=value)
+        save_file(tensors, str(tmp_path / "x.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+        if ok is None:
+            with pytest.raises(ValueError, match="dilate"):
+                load_weights(tmp_path / "x.safetensors")
+        else:
+            assert load_weights(tmp_path / "x.safetensors")[1]["dilate"] == ok

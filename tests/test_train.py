@@ -59,7 +59,7 @@ def test_smoke_config_reduces_loss_and_writes_usable_weights(tmp_path, capsys):
     # outputs: TensorBoard events, a weights-only checkpoint, safetensors the classifier loads
     assert list((out / "tb").glob("events.out.tfevents.*"))
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
-    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0}
+    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0, "dilate": 0}
     for name in ("best.safetensors", "last.safetensors"):
         state, config, info = load_weights(out / name)
         assert config["width"] == 4 and info["steps"] > 0 and 0 <= info["val_acc"] <= 1
@@ -125,6 +125,10 @@ def test_refuses_to_overwrite_and_rejects_bad_config(tmp_path):
                                   "{until_epoch: 1, snr_low: 8, snr_high: 24}]"])
     with pytest.raises(ValueError, match="p_real > 0 needs real_data"):
         train.load_config(SMOKE, ["p_real=0.5"])
+    assert train.load_config(SMOKE, ["model.dilate=1"])["model"]["dilate"] == 1
+    for bad in ("2", "true"):
+        with pytest.raises(ValueError, match="model.dilate must be 0 or 1"):
+            train.load_config(SMOKE, [f"model.dilate={bad}"])
     cur = train.load_config(str(REPO / "configs" / "paper.yaml"))["curriculum"]
     assert train.snr_range_at(cur, 0) == (20, 40) and train.snr_range_at(cur, 299.9) == (8, 24)
 

@@ -106,7 +106,7 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Parameters
     ----------
     config : object
-        The decoded config (must be a dict). Other keys than ``width``, ``hidden`` and ``detector_mask``
+        The decoded config (must be a dict). Other keys than ``width``, ``hidden``, ``detector_mask`` and ``dilate``
         (e.g. ``train``) are provenance and pass through.
     source : str
         File name for messages.
@@ -119,13 +119,13 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Returns
     -------
     dict
-        A copy of ``config`` with int ``width``, ``hidden`` and ``detector_mask`` (0 or 1).
+        A copy of ``config`` with int ``width``, ``hidden``, ``detector_mask`` and ``dilate`` (0 or 1; absent: 0).
 
     Raises
     ------
     ValueError
         Not a dict; width/hidden not an int (bools, floats and strings refused), < 1 or above
-        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`; detector_mask not 0 or 1.
+        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`; detector_mask or dilate not 0 or 1.
     """
     from .network import ModelConfig
     if not isinstance(config, dict):
@@ -149,6 +149,11 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     if isinstance(mask, bool) or mask not in (0, 1):
         raise ValueError(f"{source}: model config detector_mask must be 0 or 1, got {mask!r}")
     out["detector_mask"] = int(mask)
+    # an older file has no dilate: it is the paper's ResNet (the tensors cannot tell, their shapes are the same)
+    dilate = config.get("dilate", 0)
+    if isinstance(dilate, bool) or dilate not in (0, 1):
+        raise ValueError(f"{source}: model config dilate must be 0 or 1, got {dilate!r}")
+    out["dilate"] = int(dilate)
     return out
 
 

@@ -17,6 +17,10 @@ to be data: its channel is all zeros, and the network is also given three consta
 the input itself (an all-zero channel; real whitened strain never is one), so every caller, captum
 included, keeps passing one (B, 3, 16384) tensor.
 
+One position of the (B, 2w, 512) map sees 1,661 input samples (0.41 s): enough for a BBH's merger, a
+quarter of a BNS's energy. ``ModelConfig(dilate=1)`` dilates the blocks after the last downsampling so
+that it sees the whole window, with the same parameters (:func:`gwviz.model.resnet.block_dilations`).
+
 Parameter count (measured, default ModelConfig(width=8, hidden=64)): 818,986
 trainable parameters (3.1 MiB in float32): 30 in DAIN, 294,344 in the ResNet,
 524,612 in the head. tests/test_model.py checks it against the analytic count.
@@ -28,9 +32,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
+
+from .resnet import ResBlock, ResNet54
 
 # -----------------------------------------------------------------------------
 # input normalisation
@@ -89,167 +94,6 @@ class DAIN(nn.Module):
 
 
 # -----------------------------------------------------------------------------
-# time convolutions that also run as 2-D (1 x k) convolutions
-
-
-class TimeConv(nn.Conv1d):
-    """A Conv1d that also takes (B, C, 1, T) and then runs as a (1 x k) Conv2d.
-
-    Why: on CUDA, cuDNN's fast bf16 kernels want channels-last (NHWC) data, and a Conv1d on
-    (B, C, T) is converted NCHW -> NHWC and back around every convolution; on the H200 those
-    conversions took 45 % of a training step. The same weights applied as a (1 x k) Conv2d to a
-    channels-last (B, C, 1, T) tensor need no conversion. The parameters keep the Conv1d shape
-    (C_out, C_in, k), so weights files are the same in both layouts.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Conv1d of (B, C, T), or the same weights as a (1 x k) Conv2d of (B, C, 1, T)."""
-        if x.dim() == 4:
-            return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]))
-        return super().forward(x)
-
-
-class TimeBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d that also takes (B, C, 1, T) (the same per-channel statistics)."""
-
-    def _check_input_dim(self, x: torch.Tensor) -> None:
-        if x.dim() not in (2, 3, 4):
-            raise ValueError(f"expected 2-D, 3-D or 4-D input, got {x.dim()}-D")
-
-
-# -----------------------------------------------------------------------------
-# ResNet-54 of AResGW
-
-
-class ResBlock(nn.Module):
-    """Two 3-tap convolutions with a residual connection.
-
-    Input (B, c_in, T) -> output (B, c_out, ceil(T / stride)), or the same with a singleton
-    axis, (B, c_in, 1, T) -> (B, c_out, 1, ceil(T / stride)) (see TimeConv). The stride, if
-    any, sits in the second convolution; the shortcut is a strided 1x1 conv only
-    when the shape changes. ReLUs are separate, non-inplace modules because
-    attribution methods (guided backprop, DeepLift, ...) hook nn.ReLU modules.
-
-    Parameters
-    ----------
-    c_in, c_out : int
-        Input and output channels.
-    stride : int, optional
-        Time stride of the block. Default 1.
-    """
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__()
-        # convs feeding a BatchNorm get no bias: BN's own shift makes it redundant
-        self.conv1 = TimeConv(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = TimeBatchNorm(c_out)
-        self.relu1 = nn.ReLU()
-        self.conv2 = TimeConv(c_out, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = TimeBatchNorm(c_out)
-        if c_in != c_out or stride != 1:
-            self.shortcut: nn.Module = TimeConv(c_in, c_out, kernel_size=1, stride=stride)
-        else:
-            self.shortcut = nn.Identity()
-        self.relu_out = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, c_in, [1,] T) -> (B, c_out, [1,] ceil(T / stride))."""
-        h = self.relu1(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        return self.relu_out(h + self.shortcut(x))
-
-
-def resnet54_plan(in_channels: int, width: int) -> list[tuple[int, int, int]]:
-    """The 27 (c_in, c_out, stride) triples of ResNet-54 (2 convs each = 54 layers).
-
-    Parameters
-    ----------
-    in_channels : int
-        Channels of the input (3, or 6 with the detector mask).
-    width : int
-        Channels of the first stage; the widest stages have 8 · width, the last 2 · width.
-
-    Returns
-    -------
-    list of (int, int, int)
-        Five triples have stride 2 (downsampling by 32).
-    """
-    w = width
-    plan: list[tuple[int, int, int]] = []
-
-    def stage(c_in: int, c_out: int, stride: int, n_repeat: int) -> None:
-        plan.append((c_in, c_out, stride))
-        plan.extend((c_out, c_out, 1) for _ in range(n_repeat))
-
-    stage(in_channels, w, 1, 3)  # A: full resolution
-    stage(w, 2 * w, 2, 2)  # B: /2
-    stage(2 * w, 4 * w, 2, 2)  # C: /4
-    stage(4 * w, 8 * w, 2, 2)  # D: /8
-    stage(8 * w, 8 * w, 2, 2)  # E: /16
-    stage(8 * w, 8 * w, 2, 2)  # F: /32, then narrow back down so the head stays small
-    stage(8 * w, 4 * w, 1, 4)
-    stage(4 * w, 2 * w, 1, 2)
-    assert len(plan) == 27
-    return plan
-
-
-class ResNet54(nn.Module):
-    """(B, in_channels, T) -> (B, 2 * width, T / 32): 27 ResBlocks, 5 of them strided.
-
-    ``layout`` picks how the blocks run: "1d" on (B, C, T); "2d" on (B, C, 1, T), in
-    channels-last memory on CUDA (the fast layout for cuDNN, see TimeConv); "auto" (default) is "2d" on
-    CUDA and "1d" elsewhere (on the CPU both run the same oneDNN kernels, and "1d" keeps the
-    app's CPU inference exactly as it was). The output is (B, 2 * width, T / 32) either way.
-
-    Parameters
-    ----------
-    in_channels : int, optional
-        Input channels. Default 3.
-    width : int, optional
-        Channels of the first stage. Default 8.
-    layout : {'auto', '1d', '2d'}, optional
-        Default 'auto'. Setting another value raises ValueError.
-    """
-
-    LAYOUTS = ("auto", "1d", "2d")
-
-    def __init__(self, in_channels: int = len(DETECTORS), width: int = 8, layout: str = "auto") -> None:
-        super().__init__()
-        plan = resnet54_plan(in_channels, width)
-        self.blocks = nn.Sequential(*(ResBlock(ci, co, s) for ci, co, s in plan))
-        # the (B, 2w, 1, T/32) -> (B, 2w, T/32) step is a module so that hooks (Grad-CAM) see a
-        # (B, 2w, T/32) map in both layouts; on a 3-D input it changes nothing
-        self.to_time = nn.Flatten(start_dim=2)
-        self.out_channels = plan[-1][1]
-        self.downsample = 2 ** sum(s == 2 for _, _, s in plan)
-        self.layout = layout
-
-    @property
-    def layout(self) -> str:
-        """How the blocks run: 'auto', '1d' or '2d' (ValueError for anything else)."""
-        return self._layout
-
-    @layout.setter
-    def layout(self, value: str) -> None:
-        if value not in self.LAYOUTS:
-            raise ValueError(f"layout must be one of {self.LAYOUTS}, got {value!r}")
-        self._layout = value
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        """Output of the last residual block as (B, 2w, T/32): the deepest map that still has a time axis."""
-        return self.to_time
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_channels, T) -> (B, 2 · width, T / 32), in the layout picked by ``layout``."""
-        if self.layout == "2d" or (self.layout == "auto" and x.is_cuda):
-            x = x.unsqueeze(2)
-            if x.is_cuda:  # channels-last is what makes it fast on cuDNN; torch 2.13's CPU backward
-                x = x.contiguous(memory_format=torch.channels_last)  # of it crashes (double free)
-        return self.to_time(self.blocks(x))
-
-
-# -----------------------------------------------------------------------------
 # full classifier
 
 
@@ -267,6 +111,9 @@ class ModelConfig:
     detector_mask : int
         1: the network sees which detectors are absent (trained with detectors dropped at random);
         0 (default): the paper's network, which assumes all three.
+    dilate : int
+        1: dilated last blocks, whose map sees the whole 4-s window (:func:`gwviz.model.resnet.block_dilations`);
+        0 (default): the paper's ResNet, which sees 0.41 s from each position.
     """
 
     width: int = 8  # channels of the first ResNet stage; last map has 2 * width
@@ -276,6 +123,8 @@ class ModelConfig:
     # 1: the network sees which detectors are absent (trained with detectors dropped at random);
     # 0: the paper's network, which assumes all three
     detector_mask: int = 0
+    # 1: dilated last blocks that see the whole window; 0: the paper's 0.41-s receptive field
+    dilate: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """The fields as a dict of ints."""
@@ -305,22 +154,24 @@ class GWNet(nn.Module):
         Hidden units of the head. Default 64.
     detector_mask : {0, 1}, optional
         See :class:`ModelConfig`. Default 0.
+    dilate : {0, 1}, optional
+        See :class:`ModelConfig`. Default 0.
 
     Raises
     ------
     ValueError
-        ``detector_mask`` is not 0 or 1.
+        ``detector_mask`` or ``dilate`` is not 0 or 1.
     """
 
     def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64,
-                 detector_mask: int = 0) -> None:
+                 detector_mask: int = 0, dilate: int = 0) -> None:
         super().__init__()
         if detector_mask not in (0, 1):
             raise ValueError(f"detector_mask must be 0 or 1, got {detector_mask!r}")
-        self.config = ModelConfig(width=width, hidden=hidden, detector_mask=detector_mask)
+        self.config = ModelConfig(width=width, hidden=hidden, detector_mask=detector_mask, dilate=dilate)
         self.n_classes = n_classes
         self.dain = DAIN(len(DETECTORS))
-        self.resnet = ResNet54(len(DETECTORS) * (1 + detector_mask), width)
+        self.resnet = ResNet54(len(DETECTORS) * (1 + detector_mask), width, dilate=dilate)
         n_time = WINDOW_SAMPLES // self.resnet.downsample  # 16384 / 32 = 512
         self.head = nn.Sequential(
             nn.Flatten(),
@@ -335,7 +186,8 @@ class GWNet(nn.Module):
         """A fresh network from a :class:`ModelConfig` or its dict (unknown keys ignored); always 4 classes."""
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
-        return cls(width=config.width, hidden=config.hidden, detector_mask=config.detector_mask)
+        return cls(width=config.width, hidden=config.hidden, detector_mask=config.detector_mask,
+                   dilate=config.dilate)
 
     @torch.no_grad()
     def init_weights(self) -> None:

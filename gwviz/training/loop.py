@@ -53,7 +53,7 @@ from ..data.bank import WaveformBank, get_bank
 from ..data.batch import BatchMaker, load_real
 from ..model.checkpoint import FORMAT, atomic_torch_save, save_weights
 from .bnstats import recalibrate
-from ..constants import DETECTORS
+from ..constants import DETECTORS, SAMPLE_RATE
 from ..model.network import MASK_INPUT_TENSORS, GWNet, ModelConfig, add_detector_mask
 from ..paths import writable_dir
 from .config import DEFAULTS, apply_overrides, load_config, lr_at, snr_range_at, validate_config
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(seed)  # the same initial weights on every rank and every run
     model_cfg = ModelConfig.from_dict(cfg["model"])
     raw = GWNet.from_config(model_cfg).to(device)
-    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}): {raw.n_parameters():,} parameters; "
+    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}, dilate={model_cfg.dilate}): "
+        f"{raw.n_parameters():,} parameters, receptive field {raw.resnet.receptive_field / SAMPLE_RATE:.2f} s; "
         f"device {device}, world {world}, bf16 {use_bf16}, compile {cfg['compile'] if on_cuda else False}")
     # fused Adam: one kernel for all parameters instead of a few per tensor (CUDA only)
     opt = torch.optim.Adam(raw.parameters(), lr=cfg["lr"], fused=on_cuda)
