@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from gwviz.paths import write_text_atomic
+
 MODES = ("eager", "default", "autotune", "reduce-overhead")
 
 
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {**info, "modes": rows}
     if a.out is not None:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=2))
+        write_text_atomic(a.out, json.dumps(result, indent=2))
     return result
 
 

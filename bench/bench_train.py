@@ -34,6 +34,7 @@ from gwviz.data.bank import WaveformBank
 
 from gwviz.data.batch import BatchMaker
 from gwviz.model.network import GWNet
+from gwviz.paths import write_text_atomic
 from gwviz.training import Prefetcher, autocast_for, compile_model, data_seed, train_step
 
 VARIANTS = {"old": {"layout": "1d", "fused": False, "overlap": False, "autotune": False},
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {**info, "samples_per_s": rows}
     if a.out is not None:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=2))
+        write_text_atomic(a.out, json.dumps(result, indent=2))
     return result
 
 
