@@ -143,17 +143,14 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
             raise ValueError(f"{source}: model config {key} = {v} is outside [1, {hi}]; the file is corrupt or not "
                              "gwviz weights")
         out[key] = v
-    # an older file has no detector_mask: its first convolution's input channels say (3: no, 6: yes)
+    # an older file lacks the switches: its first convolution's input channels say whether it has the
+    # detector mask (3: no, 6: yes); dilation leaves no trace in the shapes, so absent means the paper's ResNet
     c_in = (shapes.get("resnet.blocks.0.conv1.weight") or (None, None))[1]
-    mask = config.get("detector_mask", 1 if c_in == 2 * len(DETECTORS) else 0)
-    if isinstance(mask, bool) or mask not in (0, 1):
-        raise ValueError(f"{source}: model config detector_mask must be 0 or 1, got {mask!r}")
-    out["detector_mask"] = int(mask)
-    # an older file has no dilate: it is the paper's ResNet (the tensors cannot tell, their shapes are the same)
-    dilate = config.get("dilate", 0)
-    if isinstance(dilate, bool) or dilate not in (0, 1):
-        raise ValueError(f"{source}: model config dilate must be 0 or 1, got {dilate!r}")
-    out["dilate"] = int(dilate)
+    for key, absent in (("detector_mask", 1 if c_in == 2 * len(DETECTORS) else 0), ("dilate", 0)):
+        v = config.get(key, absent)
+        if isinstance(v, bool) or v not in (0, 1):
+            raise ValueError(f"{source}: model config {key} must be 0 or 1, got {v!r}")
+        out[key] = int(v)
     return out
 
 
