@@ -41,6 +41,7 @@ from tqdm import tqdm
 from gwviz import session
 from gwviz.constants import CLASSES
 from gwviz.data.noise import noise_source
+from gwviz.paths import write_text_atomic
 
 TARGET_S = 0.25
 TARGET_FIRST_LOAD_S = 3.0
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in spinners:
                 p.terminate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     for phase, r in result.items():
         print(f"{phase:6s} first load {r['first_load_s']:.1f} s (target {TARGET_FIRST_LOAD_S} s; import torch alone "

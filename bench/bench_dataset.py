@@ -25,6 +25,7 @@ from gwviz.constants import CLASSES
 from gwviz.data.dataset import build_split
 from gwviz.data.noise import SimulatedNoise
 from gwviz.data.synth import make_sample
+from gwviz.paths import write_text_atomic
 
 
 def main() -> None:
@@ -63,7 +64,7 @@ def main() -> None:
     print(json.dumps(res, indent=1))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
+        write_text_atomic(a.out, json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import torch
 
 from gwviz.classifier import load_classifier
 from gwviz.network_input import whiten_window
+from gwviz.paths import write_text_atomic
 from gwviz.constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION
 from gwviz.data.noise import SimulatedNoise
 from gwviz.data.synth import make_sample
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    write_text_atomic(path, json.dumps(out, indent=1))
     print(f"-> {path}")
     return out
 

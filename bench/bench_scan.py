@@ -40,6 +40,7 @@ from gwviz.constants import DETECTORS
 from gwviz.data.noise import SimulatedNoise
 from gwviz.data.strain import read_detectors
 from gwviz.data.stream import DEFAULT_BLOCK, check_block, open_detectors, write_gwosc_hdf5
+from gwviz.paths import write_text_atomic
 from gwviz.scan import scan
 
 #: GPS start of the simulated files (O3a, clear of the known events) [s]
@@ -147,7 +148,7 @@ def main() -> None:
         print(json.dumps(report, indent=1))
         if a.out:
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.out).write_text(json.dumps(report, indent=1))
+            write_text_atomic(a.out, json.dumps(report, indent=1))
         return
     a.batch = a.batch or [32, 256]
     clf = load_classifier(a.weights, device=a.device, allow_untrained=True)
@@ -174,7 +175,7 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(report, indent=1))
+        write_text_atomic(a.out, json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
