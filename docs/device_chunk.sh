@@ -1,29 +1,33 @@
 #!/bin/bash
 # docs/device_chunk.sh TRAIN_MIN EVAL [overrides...] -- one <10-min call on the lent GPU ($OUT: the folder that comes back).
-# EVAL: 0 none, 1 runs/h100/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
-# (models/h100-ckpt.pt) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
+# CKPT (environment; default models/dilated-ckpt.pt, the run in progress) is the checkpoint resumed, in runs/<its name>;
+# the new one comes back as $OUT/ckpt.pt: copy it over CKPT. (The paper-ResNet run ended at step 27,900:
+# CKPT=models/h100-ckpt.pt after `git show 604f122:models/h100-ckpt.pt > models/h100-ckpt.pt`.)
+# EVAL: 0 none, 1 RUN/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
+# (CKPT) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
 # makes runs/h200/real.npz from the bundled GW190521 files unless it is carried; see docs/training.md.
 # Inductor's cache (compiled and autotuned kernels: 219 s of compile with compile=autotune on a fresh machine,
 # 7 s from the cache) comes back as $OUT/inductor.tgz; copy it to runs/inductor.tgz and carry it next time.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 MIN=$1; EVAL=$2; shift 2; T0=$(date +%s); left() { echo $((T0 + 575 - $(date +%s))); }
-R=$OUT/res; mkdir -p runs/h100 $R
+CKPT=${CKPT:-models/dilated-ckpt.pt}; RUN=runs/$(basename $CKPT -ckpt.pt)
+R=$OUT/res; mkdir -p $RUN $R
 export TORCHINDUCTOR_CACHE_DIR=$PWD/runs/inductor; mkdir -p $TORCHINDUCTOR_CACHE_DIR
 [ -f runs/inductor.tgz ] && tar xzf runs/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR
 [ -f runs/h200/real.npz ] || python3 docs/make_real_npz.py runs/h200/real.npz || exit 1  # h5py only: no gwpy here
-cp models/h100-ckpt.pt runs/h100/ckpt.pt
+cp $CKPT $RUN/ckpt.pt
 nvidia-smi --query-gpu=name,memory.total --format=csv
 if [ "$MIN" != "0" ]; then
-  python train.py --resume --out runs/h100 --max-minutes $MIN --device cuda checkpoint_minutes=2 "$@" 2>&1 \
+  python train.py --resume --out $RUN --max-minutes $MIN --device cuda checkpoint_minutes=2 "$@" 2>&1 \
     | tr '\r' '\n' | grep -v 'it/s' | tee $R/train.log | tail -40
-  cp runs/h100/ckpt.pt $OUT/ckpt.pt
-  cp runs/h100/metrics.csv runs/h100/best.safetensors runs/h100/last.safetensors $R/ 2>/dev/null
+  cp $RUN/ckpt.pt $OUT/ckpt.pt
+  cp $RUN/metrics.csv $RUN/best.safetensors $RUN/last.safetensors $R/ 2>/dev/null
 fi
 if [ "$EVAL" != "0" ]; then
-  [ -f runs/h100/best.safetensors ] || cp gpu/best-prev.safetensors runs/h100/best.safetensors
-  W="runs/h100/best.safetensors"; [ "$EVAL" = 3 ] && W="gpu/last.safetensors"; [ "$EVAL" = 4 ] && W="models/gwviz-resnet54.safetensors"; [ "$EVAL" = 2 ] && W="models/gwviz-resnet54.safetensors $W"
-  SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="models/h100-ckpt.pt" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
+  [ -f $RUN/best.safetensors ] || cp gpu/best-prev.safetensors $RUN/best.safetensors
+  W="$RUN/best.safetensors"; [ "$EVAL" = 3 ] && W="gpu/last.safetensors"; [ "$EVAL" = 4 ] && W="models/gwviz-resnet54.safetensors"; [ "$EVAL" = 2 ] && W="models/gwviz-resnet54.safetensors $W"
+  SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="$CKPT" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
   for w in $W; do
     n=$(basename $(basename $w .safetensors) .pt)
     timeout $(left) python -m gwviz.evaluation.calibration $w --out $R/cal_$n --n 100000 --real-data runs/h200/real.npz --n-real 20000 \
