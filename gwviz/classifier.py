@@ -28,6 +28,11 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-res
 #: Shipped weights trained with detectors dropped at random: they accept every subset of H1, L1, V1
 #: (models/README.md says why they are not the default for all three).
 SUBSET_WEIGHTS = DEFAULT_WEIGHTS.with_name("gwviz-resnet54-subsets.safetensors")
+#: Windows per forward pass on the CPU (:meth:`Classifier.logits`). Measured (bench/bench_inference.py):
+#: at 256 a pass, every feature map (256 × 8–64 channels × up to 16,384 samples, > 32 MB) is larger
+#: than glibc's mmap threshold, so it is mapped and page-faulted anew at each layer and the CPU spends
+#: more time in the kernel than in the convolutions; 8 at a time stays in reused heap memory.
+CPU_FORWARD_BATCH = 8
 
 
 def checked_window(window) -> torch.Tensor:
@@ -155,6 +160,19 @@ class Classifier:
         return name
 
     @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's raw scores (N, 4), float32 on the CPU, for checked whitened windows x (N, 3, 16384).
+
+        The one place batches meet the network in inference (:meth:`predict_windows`, the evaluation
+        sets, :func:`gwviz.scan.scan`): on a GPU, x in one pass; on the CPU, :data:`CPU_FORWARD_BATCH`
+        windows a pass (3.4× faster than 256 on a 2-core CPU; the outputs are per window, BatchNorm is in
+        eval mode, so they do not depend on the split). No checks here: the callers check their input.
+        """
+        x = x.to(self.device)
+        step = len(x) if torch.device(self.device).type != "cpu" else CPU_FORWARD_BATCH
+        return torch.cat([self.model(x[i:i + step]).float().cpu() for i in range(0, len(x), max(step, 1))])
+
+    @torch.no_grad()
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, 4) for whitened windows x (N, 3, 16384), ``batch_size`` (default 256) at a time.
 
@@ -176,8 +194,7 @@ class Classifier:
                                  "detector observed")
             for row in absent.unique(dim=0):
                 self.check_detectors(d for d, off in zip(DETECTORS, row.tolist()) if not off)
-        out = torch.cat([torch.softmax(self.model(x[i:i + batch_size].to(self.device)).float(), -1).cpu()
-                         for i in range(0, len(x), batch_size)])
+        out = torch.cat([torch.softmax(self.logits(x[i:i + batch_size]), -1) for i in range(0, len(x), batch_size)])
         if not torch.isfinite(out).all():
             raise FloatingPointError("the network returned non-finite probabilities: the weights are broken (NaN/inf)")
         return out.numpy()

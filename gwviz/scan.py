@@ -206,8 +206,7 @@ def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = M
             for s in range(w0, w1, batch):
                 seg = segments(rows, a, s, min(s + batch, w1)).to(classifier.device)
                 white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
-                with torch.no_grad():
-                    out = classifier.model(white).float().cpu()
+                out = classifier.logits(white)
                 if not torch.isfinite(out).all():
                     raise FloatingPointError("the network returned non-finite logits: broken weights or input")
                 logits.append(out)

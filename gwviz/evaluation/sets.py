@@ -74,11 +74,11 @@ def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndar
     logits (one NaN would rank anywhere in a ROC).
     """
     from tqdm.auto import tqdm
-    model = classifier.model.eval()
+    classifier.model.eval()
     out = ([], [], [])
     with tqdm(total=n, desc=name, unit="sample", disable=not progress) as bar:
         for x, y, snr in iter_set(maker, n, seed, name, labels, snr_range, batch, real):
-            out[0].append(model(x.to(classifier.device)).float().cpu().numpy())
+            out[0].append(classifier.logits(x).numpy())
             out[1].append(y.cpu().numpy())
             out[2].append(snr.float().cpu().numpy())
             bar.update(len(y))
