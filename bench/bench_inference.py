@@ -69,7 +69,7 @@ def main() -> None:
                else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads")
     report = {"machine": machine, "device": a.device, "torch": torch.__version__, "n": a.n,
               "old": {"windows_per_pass": a.batch, **best["old"]},
-              "new": {"windows_per_pass": CPU_FORWARD_BATCH if a.device == "cpu" else a.batch, **best["new"]},
+              "new": {"windows_per_pass": CPU_FORWARD_BATCH if torch.device(a.device).type == "cpu" else a.n, **best["new"]},
               "ratio": best["new"]["windows_per_s"] / best["old"]["windows_per_s"], "max_abs_logit_diff": diff}
     for k in ("old", "new"):
         r = report[k]
