@@ -165,7 +165,7 @@ class Classifier:
 
         The one place batches meet the network in inference (:meth:`predict_windows`, the evaluation
         sets, :func:`gwviz.scan.scan`): on a GPU, x in one pass; on the CPU, :data:`CPU_FORWARD_BATCH`
-        windows a pass (4.4× faster than 256 on a 2-core CPU, bench/bench_inference.py; the outputs are
+        windows a pass (3–4.4× faster than 256 on a 2-core CPU, bench/bench_inference.py; the outputs are
         per window, BatchNorm is in eval mode, so they do not depend on the split). No checks here: the
         callers check their input.
         """
