@@ -366,3 +366,14 @@ def test_resuming_a_corrupt_checkpoint_is_a_clear_error_that_keeps_the_file(tmp_
     with pytest.raises(ValueError, match="not a readable training checkpoint"):
         train.main(["--resume", "--out", str(out)])
     assert (out / "ckpt.pt").read_bytes() == b"PK\x03\x04 not really a zip"
+
+
+def test_every_shipped_config_loads_and_dilated_yaml_is_the_checkpoints_recipe():
+    """configs/*.yaml all validate; configs/dilated.yaml is what models/dilated-ckpt.pt was trained with
+    (so `train.py --config configs/dilated.yaml` reproduces run 2 from scratch)."""
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        assert train.load_config(str(path))["epochs"] >= 1, path
+    cfg = train.load_config(str(REPO / "configs" / "dilated.yaml"))
+    ckpt = torch.load(REPO / "models" / "dilated-ckpt.pt", weights_only=True, map_location="cpu")["config"]
+    differ = {k: (cfg[k], ckpt.get(k)) for k in cfg if k not in ("max_steps",) and cfg[k] != ckpt.get(k)}
+    assert not differ, differ
