@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by the {world} ranks")
     if master:
         writable_dir(out)
+    # read and checked before minutes of waveform-bank building: a missing or corrupt file fails at once
+    real = load_real(cfg["real_data"]) if cfg["real_data"] else None
 
     on_cuda = device.type == "cuda"
     if on_cuda:  # TF32 matmuls/convs: free speed, far below the noise of this problem
@@ -162,7 +164,6 @@ def main(argv: list[str] | None = None) -> dict:
     if not master:
         bank, val_bank = (WaveformBank.load(path) for path, _, _ in banks)
     bank, val_bank = bank.to(device), val_bank.to(device)
-    real = load_real(cfg["real_data"]) if cfg["real_data"] else None
     strain, train_range, val_range = real if real is not None else (None, None, None)
     maker = BatchMaker(bank, device, real_strain=strain, real_range=train_range, p_real=cfg["p_real"],
                        detector_dropout=cfg["detector_dropout"], class_weights=cfg["class_weights"],
