@@ -254,3 +254,17 @@ def test_cnn_evaluation_and_matched_filter_comparison_score_alike() -> None:
             assert mf["tpr_at_fpr"]["12"][f][c] == cnn["roc"]["snr_12"][c]["1-p_noise"]["tpr_at_fpr"][f]
         assert mf["accuracy"]["12"][c] == cnn["snr_bins"]["accuracy"][c][4]  # bin [12, 13)
     assert mf["accuracy"]["noise"] == cnn["per_class_accuracy"]["noise"]
+
+
+def test_build_maker_reads_the_noise_before_building_the_bank(tmp_path):
+    """A corrupt --real-npz (or unreadable --data-dir) fails at once: no bank is built or saved first."""
+    from gwviz.evaluation.evaluate import build_maker
+
+    bad = tmp_path / "real.npz"
+    bad.write_text("not an archive")
+    bank = tmp_path / "bank.pt"
+    with pytest.raises(ValueError, match="not a readable .npz archive"):
+        build_maker("files", "cpu", 2, 1, bank_path=str(bank), real_npz=str(bad), progress=False)
+    with pytest.raises(ValueError):
+        build_maker("files", "cpu", 2, 1, bank_path=str(bank), data_dir=str(tmp_path / "nothing"), progress=False)
+    assert not bank.exists()

@@ -218,9 +218,22 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
     saved there. ValueError for ``noise`` other than 'simulated'/'files' or unusable data.
     """
     from ..data.bank import WaveformBank
-    from ..data.batch import BatchMaker
+    from ..data.batch import BatchMaker, load_real
     if noise not in ("simulated", "files"):
         raise ValueError(f"noise must be 'simulated' or 'files', got {noise!r}")
+    # the noise is read and checked first: a bad file fails before minutes of bank building
+    real_kw, extra = {}, {}
+    if noise == "files" and real_npz:  # the trainer's real-noise file: its val_range was never trained on
+        strain, _, val_range = load_real(real_npz)
+        real_kw = {"real_strain": strain, "real_range": val_range, "p_real": 1.0}
+        extra = {"real_npz": str(real_npz), "segment_start_samples": list(val_range)}
+    elif noise == "files":
+        real = read_real_strain(data_dir)
+        gps_range = tuple(gps_range) if gps_range else default_window_range(real)
+        rng = segment_start_range(real, gps_range)
+        real_kw = {"real_strain": real.strain, "real_range": rng, "p_real": 1.0}
+        extra = {"files": {d: str(p) for d, p in real.paths.items()}, "data_t0": real.t0,
+                 "window_gps_range": list(gps_range), "segment_start_samples": list(rng)}
     loaded = bool(bank_path and Path(bank_path).exists())
     if loaded:
         bank = WaveformBank.load(bank_path)
@@ -231,22 +244,9 @@ def build_maker(noise: str, device: str, bank_per_class: int, bank_seed: int, ba
     # a loaded bank does not know its seed: say so rather than record the CLI's
     info = {"noise": noise, "bank_per_class": int(bank.hp[SIGNAL_CLASSES[0]].shape[0]),
             "bank_seed": None if loaded else bank_seed, "bank_path": bank_path, "bank_loaded": loaded,
-            "subset": subset or "H1L1V1"}
+            "subset": subset or "H1L1V1", **extra}
     subset = None if subset in (None, "H1L1V1") else subset
-    if noise == "simulated":
-        return BatchMaker(bank.to(device), device, subset=subset), info
-    if real_npz:  # the trainer's real-noise file: its val_range was never trained on
-        from ..data.batch import load_real
-        strain, _, val_range = load_real(real_npz)
-        info.update({"real_npz": str(real_npz), "segment_start_samples": list(val_range)})
-        return BatchMaker(bank.to(device), device, real_strain=strain, real_range=val_range, p_real=1.0,
-                          subset=subset), info
-    real = read_real_strain(data_dir)
-    gps_range = tuple(gps_range) if gps_range else default_window_range(real)
-    rng = segment_start_range(real, gps_range)
-    info.update({"files": {d: str(p) for d, p in real.paths.items()}, "data_t0": real.t0,
-                 "window_gps_range": list(gps_range), "segment_start_samples": list(rng)})
-    return BatchMaker(bank.to(device), device, real_strain=real.strain, real_range=rng, p_real=1.0, subset=subset), info
+    return BatchMaker(bank.to(device), device, subset=subset, **real_kw), info
 
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:

@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     state, config, info = load_weights(a.weights)
     model = GWNet.from_config(config).to(a.device)
     model.load_state_dict(state)
+    strain, train_range, _ = load_real(a.real_data) if a.real_data else (None, None, None)  # before the bank
     bank = WaveformBank.build(a.bank_per_class, seed=a.seed).to(a.device)
-    strain, train_range, _ = load_real(a.real_data) if a.real_data else (None, None, None)
     maker = BatchMaker(bank, a.device, real_strain=strain, real_range=train_range, p_real=a.p_real)
     recalibrate(model, maker, a.batches, a.batch, a.seed, tuple(a.snr), a.p_real)
     info = {**info, "bn_recalibrated": {"batches": a.batches, "batch": a.batch, "p_real": a.p_real,
