@@ -354,8 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     if set(a.subsets) - {SUBSETS[0]} and not clf.config.get("detector_mask"):
         p.error(f"{a.weights} was trained for H1L1V1 only (no detector mask); it cannot be calibrated for "
                 f"{sorted(set(a.subsets) - {SUBSETS[0]})}")
+    real = load_real(a.real_data) if a.real_data else None  # read and checked before any other work
     bank = WaveformBank.build(1, seed=a.seed, progress=False).to(a.device)  # noise only: waveforms unused
-    real = load_real(a.real_data) if a.real_data else None
     cals, stats, others = {}, {}, {}
     for subset in dict.fromkeys(a.subsets):
         one = None if subset == SUBSETS[0] else subset
