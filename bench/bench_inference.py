@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import time
 from pathlib import Path
 
 import torch
 
+from bench_scan import machine  # the scan bench's machine label (this folder is on sys.path when run as a script)
 from gwviz.classifier import CPU_FORWARD_BATCH, load_classifier
 from gwviz.paths import write_text_atomic
 
@@ -65,9 +65,8 @@ def main() -> None:
             runs[name + "_out"] = out
     best = {k: max(runs[k], key=lambda r: r["windows_per_s"]) for k in ("old", "new")}
     diff = float((runs["old_out"] - runs["new_out"]).abs().max())
-    machine = (torch.cuda.get_device_name(torch.device(a.device)) if a.device.startswith("cuda")
-               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads")
-    report = {"machine": machine, "device": a.device, "torch": torch.__version__, "n": a.n,
+    label = machine(a.device)
+    report = {"machine": label, "device": a.device, "torch": torch.__version__, "n": a.n,
               "old": {"windows_per_pass": a.batch, **best["old"]},
               "new": {"windows_per_pass": CPU_FORWARD_BATCH if torch.device(a.device).type == "cpu" else a.n, **best["new"]},
               "ratio": best["new"]["windows_per_s"] / best["old"]["windows_per_s"], "max_abs_logit_diff": diff}
@@ -75,7 +74,7 @@ def main() -> None:
         r = report[k]
         print(f"{k}: {r['windows_per_pass']:4d} windows a pass: {r['windows_per_s']:7.1f} windows/s, "
               f"{r['minor_page_faults']:,} page faults, {r['system_cpu_s']:.1f} s system / {r['user_cpu_s']:.1f} s user CPU")
-    print(f"new vs old: {report['ratio']:.2f}x on {machine}; largest logit difference {diff:.2e}")
+    print(f"new vs old: {report['ratio']:.2f}x on {label}; largest logit difference {diff:.2e}")
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(a.out, json.dumps(report, indent=1))
