@@ -4,7 +4,7 @@
 # the new one comes back as $OUT/ckpt.pt: copy it over CKPT. (The paper-ResNet run ended at step 27,900:
 # CKPT=models/h100-ckpt.pt after `git show 604f122:models/h100-ckpt.pt > models/h100-ckpt.pt`.)
 # EVAL: 0 none, 1 RUN/best (else gpu/best-prev), 2 shipped + best, 3 gpu/last, 4 shipped, 5 the checkpoint's weights
-# (CKPT) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
+# (CKPT, or the one this call trained when TRAIN_MIN > 0) calibrated and evaluated for every detector subset. Needs .whl/ (lalsuite cp312 wheel) and
 # makes runs/h200/real.npz from the bundled GW190521 files unless it is carried; see docs/training.md.
 # Inductor's cache (compiled and autotuned kernels: 219 s of compile with compile=autotune on a fresh machine,
 # 7 s from the cache) comes back as $OUT/inductor.tgz; copy it to runs/inductor.tgz and carry it next time.
@@ -27,7 +27,7 @@ fi
 if [ "$EVAL" != "0" ]; then
   [ -f $RUN/best.safetensors ] || cp gpu/best-prev.safetensors $RUN/best.safetensors
   W="$RUN/best.safetensors"; [ "$EVAL" = 3 ] && W="gpu/last.safetensors"; [ "$EVAL" = 4 ] && W="models/gwviz-resnet54.safetensors"; [ "$EVAL" = 2 ] && W="models/gwviz-resnet54.safetensors $W"
-  SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="$CKPT" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
+  SUB="H1L1V1"; [ "$EVAL" = 5 ] && W="$RUN/ckpt.pt" && SUB="H1L1V1 H1L1 H1V1 L1V1 H1 L1 V1"
   for w in $W; do
     n=$(basename $(basename $w .safetensors) .pt)
     timeout $(left) python -m gwviz.evaluation.calibration $w --out $R/cal_$n --n 100000 --real-data runs/h200/real.npz --n-real 20000 \
