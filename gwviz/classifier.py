@@ -166,12 +166,18 @@ class Classifier:
         The one place batches meet the network in inference (:meth:`predict_windows`, the evaluation
         sets, :func:`gwviz.scan.scan`): on a GPU, x in one pass; on the CPU, :data:`CPU_FORWARD_BATCH`
         windows a pass (3–4.4× faster than 256 on a 2-core CPU, bench/bench_inference.py; the outputs are
-        per window, BatchNorm is in eval mode, so they do not depend on the split). No checks here: the
-        callers check their input.
+        per window, BatchNorm is in eval mode, so they do not depend on the split). The callers check
+        their input; the output is checked here, for all of them: FloatingPointError when a logit is not
+        finite (broken weights), never a silent label or a NaN ranked anywhere in a ROC.
         """
         x = x.to(self.device)
         step = len(x) if torch.device(self.device).type != "cpu" else CPU_FORWARD_BATCH
-        return torch.cat([self.model(x[i:i + step]).float().cpu() for i in range(0, len(x), max(step, 1))])
+        out = torch.cat([self.model(x[i:i + step]).float().cpu() for i in range(0, len(x), max(step, 1))])
+        bad = int((~torch.isfinite(out)).any(-1).sum())
+        if bad:
+            raise FloatingPointError(f"the network returned non-finite logits for {bad} of {len(out)} windows: the "
+                                     "weights or the input are broken (NaN/inf); no decision was made")
+        return out
 
     @torch.no_grad()
     def predict_windows(self, x: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -180,7 +186,7 @@ class Classifier:
         All-zero channels are absent detectors. ValueError for samples that are not floating point
         (:func:`~gwviz.network_input.window_tensor`), a wrong shape, NaN/inf, a channel that cannot be whitened
         strain (:func:`~gwviz.network_input.check_whitened`), an all-zero window or a network the weights do
-        not accept; FloatingPointError for non-finite probabilities (broken weights).
+        not accept; FloatingPointError for non-finite logits (broken weights, :meth:`logits`).
         """
         x = window_tensor(x, "windows")
         if x.ndim != 3 or tuple(x.shape[1:]) != (len(DETECTORS), WINDOW_SAMPLES):
@@ -195,10 +201,8 @@ class Classifier:
                                  "detector observed")
             for row in absent.unique(dim=0):
                 self.check_detectors(d for d, off in zip(DETECTORS, row.tolist()) if not off)
-        out = torch.cat([torch.softmax(self.logits(x[i:i + batch_size]), -1) for i in range(0, len(x), batch_size)])
-        if not torch.isfinite(out).all():
-            raise FloatingPointError("the network returned non-finite probabilities: the weights are broken (NaN/inf)")
-        return out.numpy()
+        return torch.cat([torch.softmax(self.logits(x[i:i + batch_size]), -1)
+                          for i in range(0, len(x), batch_size)]).numpy()
 
     def classify_window(self, window: np.ndarray, window_start: float = 0.0, rate: float = DEFAULT_RATES[0]) -> Prediction:
         """Classify one whitened window (3, 16384) (an all-zero channel is an absent detector).

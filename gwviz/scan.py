@@ -206,9 +206,7 @@ def scan(classifier, strain, sample_rate: float = SAMPLE_RATE, stride: float = M
             for s in range(w0, w1, batch):
                 seg = segments(rows, a, s, min(s + batch, w1)).to(classifier.device)
                 white = pad_detectors(whiten_segments(seg, sample_rate, i0, dets), dets)
-                out = classifier.logits(white)
-                if not torch.isfinite(out).all():
-                    raise FloatingPointError("the network returned non-finite logits: broken weights or input")
+                out = classifier.logits(white)  # FloatingPointError for non-finite logits
                 logits.append(out)
                 bar.update(len(out))
             rows = seg = None  # before the next read: one block in memory, not two

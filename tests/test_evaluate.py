@@ -197,7 +197,7 @@ def test_predict_set_refuses_non_finite_logits() -> None:
     with torch.no_grad():
         model.head[-1].bias[2] = float("nan")
     maker = BatchMaker(WaveformBank.build(1, seed=0, workers=1, progress=False))
-    with pytest.raises(FloatingPointError, match="non-finite logits for 2 samples"):
+    with pytest.raises(FloatingPointError, match="non-finite logits for 2 of 2 windows"):
         predict_set(Classifier(model), maker, 2, 0, "main", progress=False)
 
 

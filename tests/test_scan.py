@@ -213,3 +213,20 @@ def test_scan_memory_is_bounded_by_the_batch_not_the_strain():
         tracemalloc.stop()
     assert len(res.statistic) == (600 - 16) // 8 + 1
     assert peak < 0.5 * x.nbytes, f"peak {peak / 1e6:.0f} MB for {x.nbytes / 1e6:.0f} MB of strain"
+
+
+def test_broken_weights_stop_the_scan_and_the_batch_api(around_event):
+    """A NaN in the weights never becomes a trigger or a probability: Classifier.logits, the one place
+    batches meet the network, refuses it for the scan and for predict_windows alike."""
+    import torch
+
+    from gwviz.classifier import load_classifier
+    strain, _ = around_event
+    clf = load_classifier()  # a fresh copy: the session's cached classifier stays intact
+    with torch.no_grad():
+        clf.model.head[-1].bias[1] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"non-finite logits for \d+ of \d+ windows"):
+        scan(clf, strain, stride=4.0, method=None)
+    x = np.random.default_rng(2).standard_normal((2, 3, 16384)).astype(np.float32)
+    with pytest.raises(FloatingPointError, match="non-finite logits for 2 of 2 windows"):
+        clf.predict_windows(x)

@@ -78,15 +78,11 @@ def predict_set(classifier, maker, n: int, seed: int, name: str, labels: np.ndar
     out = ([], [], [])
     with tqdm(total=n, desc=name, unit="sample", disable=not progress) as bar:
         for x, y, snr in iter_set(maker, n, seed, name, labels, snr_range, batch, real):
-            out[0].append(classifier.logits(x).numpy())
+            out[0].append(classifier.logits(x).numpy())  # FloatingPointError on a non-finite logit, at once
             out[1].append(y.cpu().numpy())
             out[2].append(snr.float().cpu().numpy())
             bar.update(len(y))
-    res = EvalSet(*(np.concatenate(o) for o in out))
-    if not np.isfinite(res.logits).all():  # one NaN would rank anywhere in a ROC: refuse, not score
-        raise FloatingPointError(f"set {name!r}: the network returned non-finite logits for "
-                                 f"{int((~np.isfinite(res.logits)).any(1).sum())} samples; the weights are broken")
-    return res
+    return EvalSet(*(np.concatenate(o) for o in out))
 
 
 def check_set_sizes(n: int, n_roc: int, n_roc_noise: int, roc_snrs: tuple[float, ...], batch: int) -> None:
