@@ -1,4 +1,4 @@
-# docs/ablation/real_noise_where.py NPZ OUT.json (run from the repository root; the weights of 2026-12-03: run 2 step 15,624 calibrated on CPU, run 1 subsets)
+# docs/ablation/real_noise_where.py NPZ OUT.json (from the repository root; DIL= the dilated weights, default runs/dilcal15624/best-calibrated.safetensors: run 2 step 15,624 calibrated on CPU; against run 1 = models/gwviz-resnet54-subsets.safetensors)
 """Where in the held-out real stretch does each network miss loud BNS? Per segment start (all detectors
 cut at the same start, random signs): the statistic of 48 BNS at network SNR 16 and of 48 noise windows."""
 import json, sys
@@ -10,7 +10,7 @@ torch.set_num_threads(2)
 maker, _ = build_maker("files", "cpu", 200, 2**20 + 7, "runs/evalbank200.pt", real_npz=sys.argv[1], progress=False)
 lo, hi = maker.real_range
 starts = np.linspace(lo, hi, 17).astype(int)
-clfs = {"dilated": load_classifier("runs/dilcal15624/best-calibrated.safetensors"),
+clfs = {"dilated": load_classifier(__import__("os").environ.get("DIL", "runs/dilcal15624/best-calibrated.safetensors")),
         "run1": load_classifier("models/gwviz-resnet54-subsets.safetensors")}
 out = {"start_s": (starts / 4096).tolist()}
 for k in clfs: out[k] = {"bns": [], "noise": []}
