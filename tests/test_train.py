@@ -133,7 +133,6 @@ def test_refuses_to_overwrite_and_rejects_bad_config(tmp_path):
     assert train.snr_range_at(cur, 0) == (20, 40) and train.snr_range_at(cur, 299.9) == (8, 24)
 
 
-
 def test_missing_real_noise_fails_before_the_banks_are_built(tmp_path):
     """real_data is read and checked before the waveform banks (minutes at the real configs' sizes):
     a missing file is a clear error at once, with no bank written."""
@@ -141,6 +140,7 @@ def test_missing_real_noise_fails_before_the_banks_are_built(tmp_path):
     with pytest.raises(ValueError, match="missing.npz: no such .npz file"):
         run(out, "p_real=0.2", f"real_data={tmp_path / 'missing.npz'}")
     assert not (out / "bank.pt").exists() and not (out / "val_bank.pt").exists()
+
 
 def _free_port() -> int:
     with socket.socket() as s:
