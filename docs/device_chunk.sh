@@ -38,6 +38,8 @@ if [ "$EVAL" != "0" ]; then
       timeout $(left) python -m gwviz.evaluation.evaluate --weights $c --noise $noise $extra --n 20000 --batch 1024 --n-roc 2000 \
         --n-roc-noise 20000 --seed 7 --device cuda --bank runs/evalbank.pt --bank-per-class 1000 \
         --no-figures --no-progress --out $R/eval_${n}_$noise 2>&1 | tail -12
+      # per-sample outputs travel as their own file (each <= 16 MiB comes back; res.tgz with both did not, 2026-12-03)
+      o=$R/eval_${n}_$noise/outputs.npz; [ -f $o ] && mv $o $OUT/outputs_${n}_$noise.npz
     done
     for sub in $SUB; do
       [ $sub = H1L1V1 ] && continue
@@ -51,4 +53,7 @@ if [ "$EVAL" != "0" ]; then
 fi
 tar czf $OUT/inductor.tgz -C $TORCHINDUCTOR_CACHE_DIR . && [ $(stat -c %s $OUT/inductor.tgz) -lt 8000000 ] \
   || { echo "inductor cache $(du -sh $TORCHINDUCTOR_CACHE_DIR | cut -f1) (gzip $(stat -c %s $OUT/inductor.tgz 2>/dev/null) B), over 8 MB: not kept (the tree, the wheel and it must fit one 64-MiB carry)"; rm -f $OUT/inductor.tgz; }
-cd $OUT && tar czf res.tgz res && rm -rf res && ls -la $OUT
+cd $OUT && tar czf res.tgz res && rm -rf res
+# a file over 16 MiB does not come back: split it (cat res.tgz.* | tar xz)
+for f in *; do [ $(stat -c %s $f) -gt 16000000 ] && split -b 15000000 $f $f. && rm $f; done
+ls -la $OUT
