@@ -59,7 +59,7 @@ def test_smoke_config_reduces_loss_and_writes_usable_weights(tmp_path, capsys):
     # outputs: TensorBoard events, a weights-only checkpoint, safetensors the classifier loads
     assert list((out / "tb").glob("events.out.tfevents.*"))
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
-    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0, "dilate": 0}
+    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0, "dilate": 0, "lowpass_hz": 0}
     for name in ("best.safetensors", "last.safetensors"):
         state, config, info = load_weights(out / name)
         assert config["width"] == 4 and info["steps"] > 0 and 0 <= info["val_acc"] <= 1
@@ -384,5 +384,6 @@ def test_every_shipped_config_loads_and_dilated_yaml_is_the_checkpoints_recipe()
         assert train.load_config(str(path))["epochs"] >= 1, path
     cfg = train.load_config(str(REPO / "configs" / "dilated.yaml"))
     ckpt = torch.load(REPO / "models" / "dilated-ckpt.pt", weights_only=True, map_location="cpu")["config"]
+    ckpt["model"] = {**train.DEFAULTS["model"], **ckpt["model"]}  # as --resume reads it: later keys at their defaults
     differ = {k: (cfg[k], ckpt.get(k)) for k in cfg if k not in ("max_steps",) and cfg[k] != ckpt.get(k)}
     assert not differ, differ

@@ -126,8 +126,12 @@ def main(argv: list[str] | None = None) -> dict:
                              "it was left as it is") from err
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
             raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
-        # keys added since the checkpoint was written take their defaults
-        cfg = validate_config(apply_overrides({**copy.deepcopy(DEFAULTS), **ckpt["config"]}, args.overrides))
+        # keys added since the checkpoint was written take their defaults (in the model section too)
+        old = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
+        merged = {**copy.deepcopy(DEFAULTS), **old}
+        if isinstance(old.get("model"), dict):
+            merged["model"] = {**DEFAULTS["model"], **old["model"]}
+        cfg = validate_config(apply_overrides(merged, args.overrides))
         say(f"resuming {ckpt_path} at step {ckpt['step']}")
     else:
         if ckpt_path.exists():
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(seed)  # the same initial weights on every rank and every run
     model_cfg = ModelConfig.from_dict(cfg["model"])
     raw = GWNet.from_config(model_cfg).to(device)
-    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}, dilate={model_cfg.dilate}): "
+    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}, dilate={model_cfg.dilate}, "
+        f"lowpass_hz={model_cfg.lowpass_hz}): "
         f"{raw.n_parameters():,} parameters, receptive field {raw.resnet.receptive_field / SAMPLE_RATE:.2f} s; "
         f"device {device}, world {world}, bf16 {use_bf16}, compile {cfg['compile'] if on_cuda else False}")
     # fused Adam: one kernel for all parameters instead of a few per tensor (CUDA only)
