@@ -285,6 +285,26 @@ def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):
     assert config["detector_mask"] == 1
 
 
+def test_a_checkpoint_from_before_the_lowpass_resumes_behind_one(tmp_path):
+    """A checkpoint written before model.lowpass_hz existed resumes as the full-band network it was, and with
+    model.lowpass_hz=1024 (the planned fine-tune) keeps its tensors, trains behind the filter and writes
+    weights whose config carries the cutoff, so every later reader applies it."""
+    out = tmp_path / "run"
+    run(out, "--max-steps", "2")
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    for cfg in (ckpt["config"]["model"], ckpt["model_config"]):
+        del cfg["lowpass_hz"]  # as in models/dilated-ckpt.pt
+    torch.save(ckpt, out / "ckpt.pt")
+    assert run(out, "--max-steps", "3", resume=True)["step"] == 3
+    assert torch.load(out / "ckpt.pt", weights_only=True)["config"]["model"]["lowpass_hz"] == 0
+    res = run(out, "--max-steps", "4", "model.lowpass_hz=1024", resume=True)
+    after = torch.load(out / "ckpt.pt", weights_only=True)
+    assert res["step"] == 4 and after["config"]["model"]["lowpass_hz"] == 1024
+    assert set(after["model"]) == set(ckpt["model"])
+    assert load_weights(out / "last.safetensors")[1]["lowpass_hz"] == 1024
+    assert load_classifier(out / "last.safetensors").model.lowpass.cutoff_hz == 1024
+
+
 def makers_of_one_step(out: Path, monkeypatch, *overrides: str) -> list:
     """The BatchMakers (training, validation) a one-step run with ``overrides`` builds."""
     made = []
