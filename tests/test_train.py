@@ -395,6 +395,9 @@ def test_resuming_a_corrupt_checkpoint_is_a_clear_error_that_keeps_the_file(tmp_
     with pytest.raises(ValueError, match="not a readable training checkpoint"):
         train.main(["--resume", "--out", str(out)])
     assert (out / "ckpt.pt").read_bytes() == b"PK\x03\x04 not really a zip"
+    torch.save({"format": FORMAT, "optimizer": {}, "model": {}, "config": "epochs=3"}, out / "ckpt.pt")
+    with pytest.raises(ValueError, match="config is not a mapping with a model section"):
+        train.main(["--resume", "--out", str(out)])
 
 
 def test_every_shipped_config_loads_and_dilated_yaml_is_the_checkpoints_recipe():

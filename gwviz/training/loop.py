@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> dict:
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
             raise ValueError(f"{ckpt_path}: not a gwviz training checkpoint")
         # keys added since the checkpoint was written take their defaults (in the model section too)
-        old = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
-        merged = {**copy.deepcopy(DEFAULTS), **old}
-        if isinstance(old.get("model"), dict):
-            merged["model"] = {**DEFAULTS["model"], **old["model"]}
+        old = ckpt.get("config")
+        if not isinstance(old, dict) or not isinstance(old.get("model"), dict):
+            raise ValueError(f"{ckpt_path}: its config is not a mapping with a model section (a corrupt checkpoint?)")
+        merged = {**copy.deepcopy(DEFAULTS), **old, "model": {**DEFAULTS["model"], **old["model"]}}
         cfg = validate_config(apply_overrides(merged, args.overrides))
         say(f"resuming {ckpt_path} at step {ckpt['step']}")
     else:
