@@ -22,6 +22,15 @@ SEGMENT_DURATION: float = 16.0
 WINDOW_END_MARGIN: float = 2.0
 #: Lower frequency cutoff of matched-filter SNRs [Hz].
 F_LOWER_SNR: float = 20.0
+#: Upper frequency cutoff of optimal SNRs [Hz]. GWOSC's 4-kHz strain is anti-alias filtered from ~1.6 kHz (the
+#: GW190521 PSDs fall 100x from 1.6 to 1.8 kHz), a real signal in it too; counted up to Nyquist against that PSD,
+#: half of a BNS's SNR^2 (median) came from above 1.2 kHz, where no real signal can have it. In O3's noise a
+#: signal loses <= 0.1 % of its SNR to the cutoff (docs/ablation/snr-band.txt).
+F_UPPER_SNR: float = 1500.0
+#: Injected signals are band-limited like the 4-kHz data they go into: 1 up to F_UPPER_SNR, a raised cosine to 0
+#: here [Hz] (where the GWOSC anti-alias filter starts). Unlimited, a signal whitened by real data's tiny PSD up there
+#: carried a loud merger no real event has (run 1 then found real-noise BNS at SNR 10-11 3.5x as often as simulated).
+F_SIGNAL_STOP: float = 1600.0
 #: Merger time lands uniformly in the last this-many seconds of the window [s].
 MERGER_SPAN: float = 0.1
 #: Confident events (GPS [s]) near the data we use; noise windows never contain them (± EVENT_GUARD s [s]).

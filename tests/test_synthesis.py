@@ -9,7 +9,7 @@ from pycbc.filter import sigma
 from pycbc.psd import welch as pycbc_welch
 from pycbc.types import FrequencySeries, TimeSeries
 
-from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
+from gwviz.constants import DETECTORS, F_UPPER_SNR, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.data.detectors import antenna_patterns, gmst, time_delays
 from gwviz.data.noise import NoiseSegment, SimulatedNoise, StrainFiles
 from gwviz.data.params import SignalParams, draw_params
@@ -28,7 +28,8 @@ def pycbc_network_snr(signal: np.ndarray, psds: list[np.ndarray]) -> float:
     total = 0.0
     for h, p in zip(signal, psds):
         ts = TimeSeries(h, delta_t=1.0 / FS)
-        total += sigma(ts, psd=FrequencySeries(p, delta_f=DF_WIN), low_frequency_cutoff=20.0) ** 2
+        total += sigma(ts, psd=FrequencySeries(p, delta_f=DF_WIN), low_frequency_cutoff=20.0,
+                       high_frequency_cutoff=F_UPPER_SNR) ** 2
     return float(np.sqrt(total))
 
 
@@ -120,9 +121,9 @@ def test_merger_index_at_waveform_peak():
             if m >= WINDOW_SAMPLES - 2:  # this detector sees the merger after the window's end
                 continue
             env = a.signal[j] ** 2 + b.signal[j] ** 2
-            # SpinTaylorT4 stops abruptly at its peak; the fractional-delay shift rings at that edge
-            # by up to a sample, so its envelope maximum may sit 2 samples early.
-            tol = 1 if kind == "BBH" else 2
+            # SpinTaylorT4 stops abruptly at its peak, light systems above 1.5 kHz, where injected signals are
+            # band-limited like 4-kHz data (SIGNAL_BAND): the envelope of what is left peaks up to 2 ms early.
+            tol = 1 if kind == "BBH" else 8
             assert abs(int(np.argmax(env)) - m) <= tol, (kind, d, int(np.argmax(env)), m)
             checked += 1
     assert checked >= 8

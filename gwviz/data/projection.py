@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import torch
 
+from ..constants import F_SIGNAL_STOP, F_UPPER_SNR
+
+#: (f_pass, f_stop) [Hz] of every injected signal (``project(..., band=SIGNAL_BAND)``): 4-kHz strain is
+#: anti-alias filtered from ~1.6 kHz, and a real signal in it with it (``gwviz.constants.F_SIGNAL_STOP``).
+SIGNAL_BAND: tuple[float, float] = (F_UPPER_SNR, F_SIGNAL_STOP)
+
 
 def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tensor, shift: torch.Tensor,
-            n: int, sample_rate: float) -> torch.Tensor:
+            n: int, sample_rate: float, band: tuple[float, float] | None = None) -> torch.Tensor:
     """Detector strains F+·h+(t−τ) + F×·h×(t−τ), with fractional shifts done in the frequency domain.
 
     The shift is circular over the ``n``-sample buffer. Each row is shifted by whole samples (its
@@ -31,6 +37,10 @@ def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tens
         Output samples (≥ L; the buffer is zero-padded).
     sample_rate : float
         Sample rate [Hz].
+    band : (float, float) or None, optional
+        (f_pass, f_stop) [Hz]: the strain is band-limited, 1 up to f_pass, a raised cosine to 0 at f_stop
+        (:func:`band_response`), as the anti-alias filter of 4-kHz data limits a real signal; applied in the
+        same transform as the shift. None (default): not.
 
     Returns
     -------
@@ -48,11 +58,27 @@ def project(hp: torch.Tensor, hc: torch.Tensor, fp: torch.Tensor, fc: torch.Tens
     hcf = torch.fft.rfft(hc, n=m, dim=-1)[:, None]
     f = torch.fft.rfftfreq(m, 1.0 / sample_rate, device=hp.device, dtype=hp.dtype)
     phase = torch.polar(torch.ones_like(shift[..., None] * f), -2 * torch.pi * shift[..., None] * f)
+    if band is not None:
+        phase = phase * band_response(f, *band)
     h = torch.fft.irfft((fp[..., None] * hpf + fc[..., None] * hcf) * phase, n=m, dim=-1)
     if whole is None:
         return h
     idx = torch.remainder(whole[:, None, None] + torch.arange(m, device=h.device), n).expand(b, d, m)
     return torch.zeros(b, d, n, dtype=h.dtype, device=h.device).scatter_(-1, idx, h)
+
+
+def band_response(f: torch.Tensor, f_pass: float, f_stop: float) -> torch.Tensor:
+    """Amplitude response 1 for f ≤ f_pass, 0 for f ≥ f_stop, a raised cosine between (f in Hz).
+
+    Raises
+    ------
+    ValueError
+        ``f_stop`` not above ``f_pass`` (> 0).
+    """
+    if not 0 < f_pass < f_stop:
+        raise ValueError(f"band must be 0 < f_pass < f_stop, got ({f_pass!r}, {f_stop!r})")
+    u = ((f - f_pass) / (f_stop - f_pass)).clamp(0.0, 1.0)
+    return 0.5 * (1.0 + torch.cos(torch.pi * u))
 
 
 #: Samples of room on each side of a waveform shifted in the frequency domain by :func:`project`.

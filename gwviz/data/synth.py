@@ -22,20 +22,21 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, SAMPLE_RATE, SEGMENT_DURATION, STRAIN_SCALE, WINDOW_DURATION,
-                        WINDOW_END_MARGIN, WINDOW_SAMPLES, window_start_index)
+from ..constants import (CLASSES, DETECTORS, F_LOWER_SNR, F_UPPER_SNR, SAMPLE_RATE, SEGMENT_DURATION,
+                         STRAIN_SCALE, WINDOW_DURATION, WINDOW_END_MARGIN, WINDOW_SAMPLES, window_start_index)
 from .detectors import antenna_patterns, gmst, time_delays
 from .noise import NoiseSegment
 from .checks import check_strain
-from .projection import project
+from .projection import SIGNAL_BAND, project
 from .params import SignalParams, check_class, check_draw_ranges, draw_params
 from .psd import interpolate_psd, welch_psd
 from .waveforms import polarisations
 from .whiten import whiten_span
 
 
-def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float = F_LOWER_SNR) -> torch.Tensor:
-    """Optimal matched-filter SNR ρ = √(4 Δf Σ_{f≥f_low} |h̃(f)|² / S(f)) of each row.
+def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: float = F_LOWER_SNR,
+                f_high: float = F_UPPER_SNR) -> torch.Tensor:
+    """Optimal matched-filter SNR ρ = √(4 Δf Σ_{f_low ≤ f ≤ f_high} |h̃(f)|² / S(f)) of each row.
 
     Parameters
     ----------
@@ -47,6 +48,9 @@ def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: f
         Sample rate fs [Hz].
     f_low : float, optional
         Lower frequency cutoff [Hz]. Default ``F_LOWER_SNR`` (20 Hz).
+    f_high : float, optional
+        Upper frequency cutoff [Hz]. Default ``F_UPPER_SNR`` (1,500 Hz): below the anti-alias roll-off of
+        4-kHz strain, whose tiny PSD there would otherwise count SNR no real signal has.
 
     Returns
     -------
@@ -55,7 +59,7 @@ def optimal_snr(h: torch.Tensor, psd: torch.Tensor, sample_rate: float, f_low: f
     n = h.shape[-1]
     hf = torch.fft.rfft(h, dim=-1) / sample_rate
     f = torch.fft.rfftfreq(n, 1.0 / sample_rate, device=h.device, dtype=h.dtype)
-    w = torch.where(f >= f_low, 1.0 / psd, torch.zeros((), dtype=h.dtype, device=h.device))
+    w = torch.where((f >= f_low) & (f <= f_high), 1.0 / psd, torch.zeros((), dtype=h.dtype, device=h.device))
     return (4.0 * (sample_rate / n) * ((hf.real ** 2 + hf.imag ** 2) * w).sum(-1)).sqrt()
 
 
@@ -217,7 +221,7 @@ def synthesize(noise: torch.Tensor, sample_rate: float = SAMPLE_RATE, injection:
         return Synthesized(white, zeros, zeros, torch.zeros(b, d, dtype=noise.dtype, device=noise.device))
     inj = injection
     merger = (i0 + WINDOW_SAMPLES - inj.peak_index) / sample_rate - inj.merger_offset  # buffer start -> merger [s]
-    h = project(inj.hp, inj.hc, inj.fp, inj.fc, merger[:, None] + inj.delays, t, sample_rate)
+    h = project(inj.hp, inj.hc, inj.fp, inj.fc, merger[:, None] + inj.delays, t, sample_rate, band=SIGNAL_BAND)
     hw = h[..., i0:i0 + WINDOW_SAMPLES]
     snr_psd = inj.snr_psd if inj.snr_psd is not None else interpolate_psd(welch_psd(noise, sample_rate),
                                                                            WINDOW_SAMPLES // 2 + 1)
