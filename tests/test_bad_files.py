@@ -156,7 +156,7 @@ def test_training_checkpoint_contents_checked(tmp_path):
             load_weights(tmp_path / f"{name}.pt")
     # an old checkpoint without model_config: the config is read from the tensors, then checked
     torch.save({"format": "gwviz-gwnet-v1", "model": state}, tmp_path / "old.pt")
-    assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16, "detector_mask": 0, "dilate": 0, "lowpass_hz": 0}
+    assert load_weights(tmp_path / "old.pt")[1] == {"width": 2, "hidden": 16, "detector_mask": 0, "dilate": 0}
 
 
 # --- the waveform bank cache (gwviz.training.parts.get_bank, gwviz.evaluation.evaluate --bank) ---

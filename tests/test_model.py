@@ -102,7 +102,7 @@ def test_other_config_parameter_count() -> None:
 
 def test_config_roundtrip() -> None:
     cfg = ModelConfig(width=6, hidden=32)
-    assert cfg.to_dict() == {"width": 6, "hidden": 32, "detector_mask": 0, "dilate": 0, "lowpass_hz": 0}
+    assert cfg.to_dict() == {"width": 6, "hidden": 32, "detector_mask": 0, "dilate": 0}
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert GWNet.from_config(cfg).config == cfg
 
@@ -217,68 +217,3 @@ def test_dilate_travels_with_the_weights(tmp_path) -> None:
                 load_weights(tmp_path / "x.safetensors")
         else:
             assert load_weights(tmp_path / "x.safetensors")[1]["dilate"] == ok
-
-
-def test_lowpass_response_and_filter() -> None:
-    """The low-pass passes a 200-Hz tone untouched, removes a 1.5-kHz one, is 0.5 at its cutoff, keeps an
-    absent detector's zeros exactly, and refuses a cutoff that would cut the signals or do nothing."""
-    from gwviz.constants import SAMPLE_RATE
-    from gwviz.model.lowpass import LowPass, lowpass_response
-    r = lowpass_response(1024)
-    f = torch.fft.rfftfreq(WINDOW_SAMPLES, 1 / SAMPLE_RATE)
-    assert r[f <= 992].eq(1).all() and r[f >= 1056].eq(0).all() and r[f == 1024].item() == pytest.approx(0.5)
-    t = torch.arange(WINDOW_SAMPLES, dtype=torch.float64) / SAMPLE_RATE  # float32 phases would leak across bands
-    low, high = torch.sin(2 * torch.pi * 200 * t).float(), torch.sin(2 * torch.pi * 1500 * t).float()
-    x = torch.stack([low + high, high, torch.zeros_like(low)])[None]  # (1, 3, T)
-    y = LowPass(1024)(x)
-    torch.testing.assert_close(y[0, 0], low, atol=1e-4, rtol=0)
-    assert y[0, 1].abs().max() < 1e-4 and y[0, 2].eq(0).all()
-    for bad in (100, 2040, 1e9):
-        with pytest.raises(ValueError, match="cutoff"):
-            lowpass_response(bad)
-
-
-def test_lowpass_network_ignores_the_band_above_and_shares_the_weights_file(tmp_path) -> None:
-    """GWNet(lowpass_hz=1024) gives the same logits whatever the input holds above ~1.06 kHz, has the same
-    tensors as the full-band network (weights move between them), keeps gradients for attribution, and its
-    cutoff travels with the weights file; bad values are refused by the network, the file loader and the
-    training config alike."""
-    import json
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-    from gwviz.classifier import load_classifier
-    from gwviz.constants import SAMPLE_RATE
-    from gwviz.model.checkpoint import load_weights, save_weights
-    from gwviz.training import load_config
-    torch.manual_seed(0)
-    m = GWNet(width=2, hidden=8, detector_mask=1, dilate=1, lowpass_hz=1024).eval()
-    full = GWNet(width=2, hidden=8, detector_mask=1, dilate=1)
-    assert list(m.state_dict()) == list(full.state_dict())
-    full.load_state_dict(m.state_dict())
-    x = torch.randn(2, len(DETECTORS), WINDOW_SAMPLES)
-    x[1, 2] = 0  # V1 absent in the second window
-    t = torch.arange(WINDOW_SAMPLES, dtype=torch.float64) / SAMPLE_RATE  # float32 phases would leak across bands
-    x_hf = x + 5 * torch.sin(2 * torch.pi * 1700 * t).float() * (x != 0).any(-1, keepdim=True)
-    with torch.no_grad():
-        d_lp, d_full = (m(x_hf) - m(x)).abs().max(), (full.eval()(x_hf) - full(x)).abs().max()
-    assert d_full > 0 and d_lp < 1e-3 * d_full, (d_lp, d_full)  # float32 rounding only; the full band sees it
-    xg = x.clone().requires_grad_(True)
-    m(xg)[:, 1].sum().backward()
-    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0 and xg.grad[1, 2].eq(0).all()
-    save_weights(m, tmp_path / "lp.safetensors", m.config.to_dict())
-    clf = load_classifier(tmp_path / "lp.safetensors")
-    assert clf.model.config.lowpass_hz == 1024 and clf.model.lowpass.cutoff_hz == 1024
-    with safe_open(str(tmp_path / "lp.safetensors"), "pt") as f:
-        meta = dict(f.metadata())
-    tensors = load_file(str(tmp_path / "lp.safetensors"))
-    for value in (100, 3000, True, 1024.5, "1024"):
-        save_file(tensors, str(tmp_path / "x.safetensors"),
-                  metadata={**meta, "config": json.dumps({**json.loads(meta["config"]), "lowpass_hz": value})})
-        with pytest.raises(ValueError, match="lowpass_hz"):
-            load_weights(tmp_path / "x.safetensors")
-        if not isinstance(value, str):
-            with pytest.raises(ValueError, match="lowpass_hz"):
-                load_config(None, [f"model.lowpass_hz={value}"])
-    with pytest.raises(ValueError, match="lowpass_hz"):
-        GWNet(lowpass_hz=5000)
-    assert load_config(None, ["model.lowpass_hz=1024"])["model"]["lowpass_hz"] == 1024

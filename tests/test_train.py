@@ -59,7 +59,7 @@ def test_smoke_config_reduces_loss_and_writes_usable_weights(tmp_path, capsys):
     # outputs: TensorBoard events, a weights-only checkpoint, safetensors the classifier loads
     assert list((out / "tb").glob("events.out.tfevents.*"))
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
-    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0, "dilate": 0, "lowpass_hz": 0}
+    assert ckpt["format"] == FORMAT and ckpt["step"] == n_steps and ckpt["model_config"] == {"width": 4, "hidden": 16, "detector_mask": 0, "dilate": 0}
     for name in ("best.safetensors", "last.safetensors"):
         state, config, info = load_weights(out / name)
         assert config["width"] == 4 and info["steps"] > 0 and 0 <= info["val_acc"] <= 1
@@ -285,24 +285,20 @@ def test_a_paper_checkpoint_learns_the_detector_mask_on_resume(tmp_path):
     assert config["detector_mask"] == 1
 
 
-def test_a_checkpoint_from_before_the_lowpass_resumes_behind_one(tmp_path):
-    """A checkpoint written before model.lowpass_hz existed resumes as the full-band network it was, and with
-    model.lowpass_hz=1024 (the planned fine-tune) keeps its tensors, trains behind the filter and writes
-    weights whose config carries the cutoff, so every later reader applies it."""
+def test_a_checkpoint_from_before_a_model_key_resumes_with_its_default(tmp_path):
+    """A checkpoint written before a model key existed (here: dilate, added with run 2) resumes with that key
+    at its default, and an override of it on resume reaches the model and the weights file."""
     out = tmp_path / "run"
     run(out, "--max-steps", "2")
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
     for cfg in (ckpt["config"]["model"], ckpt["model_config"]):
-        del cfg["lowpass_hz"]  # as in models/dilated-ckpt.pt
+        del cfg["dilate"]
     torch.save(ckpt, out / "ckpt.pt")
     assert run(out, "--max-steps", "3", resume=True)["step"] == 3
-    assert torch.load(out / "ckpt.pt", weights_only=True)["config"]["model"]["lowpass_hz"] == 0
-    res = run(out, "--max-steps", "4", "model.lowpass_hz=1024", resume=True)
-    after = torch.load(out / "ckpt.pt", weights_only=True)
-    assert res["step"] == 4 and after["config"]["model"]["lowpass_hz"] == 1024
-    assert set(after["model"]) == set(ckpt["model"])
-    assert load_weights(out / "last.safetensors")[1]["lowpass_hz"] == 1024
-    assert load_classifier(out / "last.safetensors").model.lowpass.cutoff_hz == 1024
+    assert torch.load(out / "ckpt.pt", weights_only=True)["config"]["model"]["dilate"] == 0
+    assert run(out, "--max-steps", "4", "model.dilate=1", resume=True)["step"] == 4
+    assert torch.load(out / "ckpt.pt", weights_only=True)["config"]["model"]["dilate"] == 1
+    assert load_weights(out / "last.safetensors")[1]["dilate"] == 1
 
 
 def makers_of_one_step(out: Path, monkeypatch, *overrides: str) -> list:
@@ -407,6 +403,5 @@ def test_every_shipped_config_loads_and_dilated_yaml_is_the_checkpoints_recipe()
         assert train.load_config(str(path))["epochs"] >= 1, path
     cfg = train.load_config(str(REPO / "configs" / "dilated.yaml"))
     ckpt = torch.load(REPO / "models" / "dilated-ckpt.pt", weights_only=True, map_location="cpu")["config"]
-    ckpt["model"] = {**train.DEFAULTS["model"], **ckpt["model"]}  # as --resume reads it: later keys at their defaults
     differ = {k: (cfg[k], ckpt.get(k)) for k in cfg if k not in ("max_steps",) and cfg[k] != ckpt.get(k)}
     assert not differ, differ

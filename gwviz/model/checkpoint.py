@@ -106,8 +106,8 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Parameters
     ----------
     config : object
-        The decoded config (must be a dict). Other keys than ``width``, ``hidden``, ``detector_mask``, ``dilate``
-        and ``lowpass_hz`` (e.g. ``train``) are provenance and pass through.
+        The decoded config (must be a dict). Other keys than ``width``, ``hidden``, ``detector_mask`` and ``dilate``
+        (e.g. ``train``) are provenance and pass through.
     source : str
         File name for messages.
     shapes : dict, optional
@@ -119,17 +119,14 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
     Returns
     -------
     dict
-        A copy of ``config`` with int ``width``, ``hidden``, ``detector_mask`` and ``dilate`` (0 or 1; absent: 0)
-        and ``lowpass_hz`` (Hz; absent: 0).
+        A copy of ``config`` with int ``width``, ``hidden``, ``detector_mask`` and ``dilate`` (0 or 1; absent: 0).
 
     Raises
     ------
     ValueError
         Not a dict; width/hidden not an int (bools, floats and strings refused), < 1 or above
-        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`; detector_mask or dilate not 0 or 1; lowpass_hz not an
-        integer, neither 0 nor in [MIN_LOWPASS_HZ, MAX_LOWPASS_HZ].
+        :data:`MAX_WIDTH` / :data:`MAX_HIDDEN`; detector_mask or dilate not 0 or 1.
     """
-    from .lowpass import MAX_LOWPASS_HZ, MIN_LOWPASS_HZ
     from .network import ModelConfig
     if not isinstance(config, dict):
         raise ValueError(f"{source}: model config must be a JSON object like {{\"width\": 8, \"hidden\": 64}}, "
@@ -154,12 +151,6 @@ def check_model_config(config, source: str, shapes: dict | None = None) -> dict:
         if isinstance(v, bool) or v not in (0, 1):
             raise ValueError(f"{source}: model config {key} must be 0 or 1, got {v!r}")
         out[key] = int(v)
-    # like dilation, the low-pass leaves no trace in the tensors: absent means none (every file before it)
-    v = config.get("lowpass_hz", 0)
-    if isinstance(v, bool) or not isinstance(v, int) or (v and not MIN_LOWPASS_HZ <= v <= MAX_LOWPASS_HZ):
-        raise ValueError(f"{source}: model config lowpass_hz must be 0 or an integer in "
-                         f"[{MIN_LOWPASS_HZ}, {MAX_LOWPASS_HZ}] Hz, got {v!r}")
-    out["lowpass_hz"] = v
     return out
 
 

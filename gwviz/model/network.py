@@ -20,7 +20,6 @@ included, keeps passing one (B, 3, 16384) tensor.
 One position of the (B, 2w, 512) map sees 1,661 input samples (0.41 s): enough for a BBH's merger, a
 quarter of a BNS's energy. ``ModelConfig(dilate=1)`` dilates the blocks after the last downsampling so
 that it sees the whole window, with the same parameters (:func:`gwviz.model.resnet.block_dilations`).
-``ModelConfig(lowpass_hz=f)`` puts a fixed low-pass (:class:`gwviz.model.lowpass.LowPass`) in front of DAIN.
 
 Parameter count (measured, default ModelConfig(width=8, hidden=64)): 818,986
 trainable parameters (3.1 MiB in float32): 30 in DAIN, 294,344 in the ResNet,
@@ -36,7 +35,6 @@ import torch.nn as nn
 
 from gwviz.constants import CLASSES, DETECTORS, WINDOW_SAMPLES
 
-from .lowpass import MAX_LOWPASS_HZ, MIN_LOWPASS_HZ, LowPass
 from .resnet import ResBlock, ResNet54
 
 # -----------------------------------------------------------------------------
@@ -116,8 +114,6 @@ class ModelConfig:
     dilate : int
         1: dilated last blocks, whose map sees the whole 4-s window (:func:`gwviz.model.resnet.block_dilations`);
         0 (default): the paper's ResNet, which sees 0.41 s from each position.
-    lowpass_hz : int
-        Hz: the whitened input is low-passed there first (:class:`gwviz.model.lowpass.LowPass`); 0 (default): not.
     """
 
     width: int = 8  # channels of the first ResNet stage; last map has 2 * width
@@ -129,8 +125,6 @@ class ModelConfig:
     detector_mask: int = 0
     # 1: dilated last blocks that see the whole window; 0: the paper's 0.41-s receptive field
     dilate: int = 0
-    # Hz; 0: the paper's full band. Keeps the real noise's 1.2-2 kHz band, which costs BNS, out of the network
-    lowpass_hz: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """The fields as a dict of ints."""
@@ -162,26 +156,20 @@ class GWNet(nn.Module):
         See :class:`ModelConfig`. Default 0.
     dilate : {0, 1}, optional
         See :class:`ModelConfig`. Default 0.
-    lowpass_hz : int, optional
-        Hz, 0 (default) or in [256, 1984]; see :class:`ModelConfig`.
 
     Raises
     ------
     ValueError
-        ``detector_mask`` or ``dilate`` is not 0 or 1; ``lowpass_hz`` neither 0 nor in range.
+        ``detector_mask`` or ``dilate`` is not 0 or 1.
     """
 
     def __init__(self, width: int = 8, n_classes: int = len(CLASSES), hidden: int = 64,
-                 detector_mask: int = 0, dilate: int = 0, lowpass_hz: int = 0) -> None:
+                 detector_mask: int = 0, dilate: int = 0) -> None:
         super().__init__()
         if detector_mask not in (0, 1):
             raise ValueError(f"detector_mask must be 0 or 1, got {detector_mask!r}")
-        if lowpass_hz and not MIN_LOWPASS_HZ <= lowpass_hz <= MAX_LOWPASS_HZ:
-            raise ValueError(f"lowpass_hz must be 0 or in [{MIN_LOWPASS_HZ}, {MAX_LOWPASS_HZ}], got {lowpass_hz!r}")
-        self.config = ModelConfig(width=width, hidden=hidden, detector_mask=detector_mask, dilate=dilate,
-                                  lowpass_hz=lowpass_hz)
+        self.config = ModelConfig(width=width, hidden=hidden, detector_mask=detector_mask, dilate=dilate)
         self.n_classes = n_classes
-        self.lowpass = LowPass(lowpass_hz) if lowpass_hz else nn.Identity()
         self.dain = DAIN(len(DETECTORS))
         self.resnet = ResNet54(len(DETECTORS) * (1 + detector_mask), width, dilate=dilate)
         n_time = WINDOW_SAMPLES // self.resnet.downsample  # 16384 / 32 = 512
@@ -199,7 +187,7 @@ class GWNet(nn.Module):
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
         return cls(width=config.width, hidden=config.hidden, detector_mask=config.detector_mask,
-                   dilate=config.dilate, lowpass_hz=config.lowpass_hz)
+                   dilate=config.dilate)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -241,10 +229,10 @@ class GWNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 4) of whitened windows ``x`` (B, 3, 16384)."""
         if not self.config.detector_mask:
-            return self.head(self.resnet(self.dain(self.lowpass(x))))
+            return self.head(self.resnet(self.dain(x)))
         present = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)  # (B, 3, 1), no gradient
         # DAIN mixes channels in its shift: multiply again so an absent detector stays exactly zero
-        h = self.dain(self.lowpass(x)) * present
+        h = self.dain(x) * present
         return self.head(self.resnet(torch.cat([h, (1 - present).expand_as(h)], dim=1)))
 
 

@@ -11,13 +11,12 @@ import yaml
 from ..constants import CLASSES
 from ..data.params import MAX_SNR, SNR_RANGE, is_real_number
 from ..data.psd import check_psd_jitter
-from ..model.lowpass import MAX_LOWPASS_HZ, MIN_LOWPASS_HZ
 
 # -----------------------------------------------------------------------------
 # config
 
 DEFAULTS: dict = {
-    "model": {"width": 8, "hidden": 64, "detector_mask": 0, "dilate": 0, "lowpass_hz": 0},
+    "model": {"width": 8, "hidden": 64, "detector_mask": 0, "dilate": 0},
     "batch_size": 1024,         # global batch (all ranks together)
     "lr": 1e-3,                 # Adam, constant after the warm-up (the paper's setting)
     "warmup_steps": 0,          # linear warm-up of the learning rate from 0 over this many steps
@@ -164,8 +163,7 @@ def validate_config(cfg: dict) -> dict:
     ValueError
         Unknown keys (top level or in ``model``); class_weights not null or four positive numbers; psd_jitter
         not in [0, 2]; compile not
-        true, false or autotune; bf16 not a boolean; detector_mask or dilate not 0 or 1; lowpass_hz neither 0 nor an
-        integer in [256, 1984]; detector_dropout outside [0, 1)
+        true, false or autotune; bf16 not a boolean; detector_mask or dilate not 0 or 1; detector_dropout outside [0, 1)
         or > 0 without detector_mask; counts that are not positive (or non-negative) integers; lr, epochs,
         checkpoint_minutes or val_cache_gib not > 0; samples_per_epoch < batch_size; p_real outside [0, 1] or
         > 0 without real_data; an unknown lr_schedule; lr_min outside [0, lr]; a curriculum that is not a
@@ -181,15 +179,11 @@ def validate_config(cfg: dict) -> dict:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    if set(cfg["model"]) - set(DEFAULTS["model"]):
-        raise ValueError(f"model takes {', '.join(DEFAULTS['model'])}, got {sorted(cfg['model'])}")
+    if set(cfg["model"]) - {"width", "hidden", "detector_mask", "dilate"}:
+        raise ValueError(f"model takes width, hidden, detector_mask and dilate, got {sorted(cfg['model'])}")
     for key in ("detector_mask", "dilate"):
         if cfg["model"].get(key, 0) not in (0, 1) or isinstance(cfg["model"].get(key), bool):
             raise ValueError(f"model.{key} must be 0 or 1, got {cfg['model'].get(key)!r}")
-    lp = cfg["model"].get("lowpass_hz", 0)
-    if isinstance(lp, bool) or not isinstance(lp, int) or (lp and not MIN_LOWPASS_HZ <= lp <= MAX_LOWPASS_HZ):
-        raise ValueError(f"model.lowpass_hz must be 0 or an integer in [{MIN_LOWPASS_HZ}, {MAX_LOWPASS_HZ}] Hz, "
-                         f"got {lp!r}")
     if not isinstance(cfg["detector_dropout"], (int, float)) or not 0.0 <= cfg["detector_dropout"] < 1.0:
         raise ValueError(f"detector_dropout must be a number in [0, 1), got {cfg['detector_dropout']!r}")
     if cfg["detector_dropout"] > 0 and not cfg["model"].get("detector_mask", 0):

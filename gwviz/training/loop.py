@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(seed)  # the same initial weights on every rank and every run
     model_cfg = ModelConfig.from_dict(cfg["model"])
     raw = GWNet.from_config(model_cfg).to(device)
-    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}, dilate={model_cfg.dilate}, "
-        f"lowpass_hz={model_cfg.lowpass_hz}): "
+    say(f"GWNet(width={model_cfg.width}, hidden={model_cfg.hidden}, dilate={model_cfg.dilate}): "
         f"{raw.n_parameters():,} parameters, receptive field {raw.resnet.receptive_field / SAMPLE_RATE:.2f} s; "
         f"device {device}, world {world}, bf16 {use_bf16}, compile {cfg['compile'] if on_cuda else False}")
     # fused Adam: one kernel for all parameters instead of a few per tensor (CUDA only)
