@@ -24,7 +24,7 @@ WINDOW_END_MARGIN: float = 2.0
 F_LOWER_SNR: float = 20.0
 #: Upper frequency cutoff of optimal SNRs [Hz]. GWOSC's 4-kHz strain is anti-alias filtered from ~1.6 kHz (the
 #: GW190521 PSDs fall 100x from 1.6 to 1.8 kHz), a real signal in it too; counted up to Nyquist against that PSD,
-#: half of a BNS's SNR^2 (median) came from above 1.2 kHz, where no real signal can have it. In O3's noise a
+#: 43 % of a BNS's SNR^2 (median) came from above 1.5 kHz, where no real signal can have it. In O3's noise a
 #: signal loses <= 0.1 % of its SNR to the cutoff (docs/ablation/snr-band.txt).
 F_UPPER_SNR: float = 1500.0
 #: Injected signals are band-limited like the 4-kHz data they go into: 1 up to F_UPPER_SNR, a raised cosine to 0

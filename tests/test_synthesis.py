@@ -129,6 +129,28 @@ def test_merger_index_at_waveform_peak():
     assert checked >= 8
 
 
+def test_injected_signals_are_band_limited_like_4khz_data():
+    """A light BNS, which SpinTaylorT4 runs to ~2 kHz, is injected with nothing above F_SIGNAL_STOP and its
+    spectrum untouched below F_UPPER_SNR (the SNR band), as a real signal in GWOSC's anti-aliased 4-kHz strain."""
+    from gwviz.constants import F_SIGNAL_STOP
+    from gwviz.data.projection import band_response
+    p = draw_params("BNS", np.random.default_rng(2))
+    p.mass1, p.mass2 = 1.05, 1.02
+    s = make_sample("BNS", SimulatedNoise(), params=p, rng=np.random.default_rng(4))
+    power = np.abs(np.fft.rfft(s.signal, axis=-1)) ** 2
+    f = np.fft.rfftfreq(WINDOW_SAMPLES, 1 / FS)
+    raw = polarisations(p, FS)  # the unlimited waveform does reach above the stop band
+    raw_power = np.abs(np.fft.rfft(raw.hp[raw.peak_index - WINDOW_SAMPLES // 2:raw.peak_index])) ** 2
+    raw_f = np.fft.rfftfreq(WINDOW_SAMPLES // 2, 1 / FS)
+    assert raw_power[raw_f > F_SIGNAL_STOP].sum() > 1e-4 * raw_power.sum()
+    assert power[:, f > F_SIGNAL_STOP + 10].sum() < 1e-5 * power.sum()  # what is left: the 4-s crop's leakage
+    assert power[:, (f >= 20) & (f <= F_UPPER_SNR)].sum() > 0.99 * power.sum()
+    r = band_response(torch.tensor([0.0, 1500.0, 1550.0, 1600.0, 2000.0], dtype=torch.float64), 1500.0, 1600.0)
+    assert r.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0], abs=1e-12)
+    with pytest.raises(ValueError, match="f_pass < f_stop"):
+        band_response(torch.zeros(3), 1600.0, 1500.0)
+
+
 def test_projection_places_peak_with_fractional_delay():
     n = 8192
     t = np.arange(n)

@@ -7,7 +7,7 @@ Each injection is a signal drawn as in training (:func:`gwviz.data.params.draw_p
 orientation) at network optimal SNR ``--snr``, added to the real GW190521 H1/L1/V1 strain (bundled, or
 ``--data-dir``) with its merger in the held-out stretch 18–29 s after the data start (the trainer
 never saw it; the event itself is at 16 s). The SNR is defined exactly as in training (the part of
-the signal inside the 4-s window that ends ``merger_offset`` after the merger, from 20 Hz, with the
+the signal inside the 4-s window that ends ``merger_offset`` after the merger, 20 Hz to 1.5 kHz, with the
 Welch PSD of the surrounding 16 s of noise; :func:`gwviz.data.synth.snr_scale`). The 17 s around it are
 then scanned every 0.1 s (:func:`gwviz.scan.scan`): the injection is *found* when a trigger lies within
 0.5 s of its merger (:data:`MATCH`), and *right* when that trigger has the injected class. Writes
