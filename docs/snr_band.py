@@ -6,7 +6,8 @@ For signals drawn from the training distributions by the one synthesis path (``g
 the fraction of the optimal SNR^2 (20 Hz to Nyquist) that lies above 1.2 kHz and above ``F_UPPER_SNR`` (1.5 kHz),
 with the simulated O3 PSDs and with the median-Welch PSD of the real stretch (its held-out ``val_range``, as the
 trainer's and the evaluation's real rows estimate it), and how much SNR the cutoff at ``F_UPPER_SNR`` takes from a
-signal in simulated noise. GWOSC's 4-kHz data is anti-alias filtered from ~1.6 kHz: its PSD there is tiny, so
+signal in simulated noise; for signals made as before the fix (full band) and as now (band-limited like the
+data, ``gwviz.data.projection.SIGNAL_BAND``). GWOSC's 4-kHz data is anti-alias filtered from ~1.6 kHz: its PSD there is tiny, so
 counted up to Nyquist the SNR of a signal *injected* into it is mostly SNR no real signal could have (a real one
 went through the same filter). ~1 min on a 2-core CPU.
 """
@@ -19,7 +20,8 @@ from gwviz.constants import DETECTORS, F_UPPER_SNR, SAMPLE_RATE, STRAIN_SCALE, W
 from gwviz.data.batch import load_real
 from gwviz.data.noise import SimulatedNoise
 from gwviz.data.psd import analytic_psd, interpolate_psd, welch_psd
-from gwviz.data.synth import make_sample
+from gwviz.data import synth
+from gwviz.data.synth import make_sample, optimal_snr
 
 
 def main() -> None:
@@ -29,25 +31,33 @@ def main() -> None:
     ap.add_argument("--real", default="runs/h200/real.npz", help="trainer-style real-noise file (docs/make_real_npz.py)")
     a = ap.parse_args()
     n_f = WINDOW_SAMPLES // 2 + 1
-    f = np.arange(n_f) * SAMPLE_RATE / WINDOW_SAMPLES
     strain, _, (lo, hi) = load_real(a.real)
     seg = torch.as_tensor(strain[None, :, lo:lo + 16 * SAMPLE_RATE] * STRAIN_SCALE)
     psds = {"simulated O3": np.stack([analytic_psd(d, SAMPLE_RATE / WINDOW_SAMPLES, n_f) for d in DETECTORS]),
             "real GW190521": interpolate_psd(welch_psd(seg, SAMPLE_RATE), n_f)[0].numpy() / STRAIN_SCALE ** 2}
-    band = f >= 20
-    rng, noise = np.random.default_rng(a.seed), SimulatedNoise()
-    print(f"fraction of the optimal SNR^2 (20 Hz-Nyquist) above 1.2 kHz / above {F_UPPER_SNR:g} Hz, median (max) of "
-          f"{a.n} signals per class; SNR left in simulated noise after the {F_UPPER_SNR:g}-Hz cutoff")
+    psds = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in psds.items()}
+    for name, band in (("signals as injected before 2026-12-03 (full band)", None),
+                       (f"signals band-limited as now (synth.SIGNAL_BAND {synth.SIGNAL_BAND})", synth.SIGNAL_BAND)):
+        synth.SIGNAL_BAND = band  # the one synthesis path, with or without the fix; the same signals both times
+        print(f"{name}: fraction of the optimal SNR^2 (20 Hz-Nyquist) above 1.2 kHz / above {F_UPPER_SNR:g} Hz, "
+              f"median (max) of {a.n} signals per class; SNR left in simulated noise after the {F_UPPER_SNR:g}-Hz cutoff")
+        report(a.n, np.random.default_rng(a.seed), psds)
+
+
+def report(n: int, rng: np.random.Generator, psds: dict) -> None:
+    """One line per class: SNR^2 fractions above 1.2 kHz and F_UPPER_SNR under each PSD."""
+    noise = SimulatedNoise()
     for kind in ("BBH", "NSBH", "BNS"):
         rows = {k: ([], []) for k in psds}
         kept = []
-        for _ in range(a.n):
+        for _ in range(n):
             s = make_sample(kind, noise, rng=rng, snr_range=(10.0, 10.0))
-            p2 = np.abs(np.fft.rfft(s.signal.astype(np.float64), axis=-1)) ** 2  # (3, F)
-            for k, psd in psds.items():
-                d = np.where(band & (psd > 0), p2 / np.where(psd > 0, psd, 1.0), 0.0).sum(0)
-                rows[k][0].append(d[f > 1200].sum() / d.sum())
-                rows[k][1].append(d[f > F_UPPER_SNR].sum() / d.sum())
+            h = torch.as_tensor(s.signal, dtype=torch.float64)
+            for k, psd in psds.items():  # network SNR^2 up to f_high, by the pipeline's own optimal_snr
+                snr2 = lambda f_high: float(optimal_snr(h, psd, SAMPLE_RATE, f_high=f_high).square().sum())  # noqa: E731
+                full = snr2(SAMPLE_RATE / 2)
+                rows[k][0].append(1 - snr2(1200.0) / full)
+                rows[k][1].append(1 - snr2(F_UPPER_SNR) / full)
                 if k == "simulated O3":
                     kept.append(np.sqrt(1 - rows[k][1][-1]))
         print(f"{kind:5s} " + "  ".join(f"{k}: {np.median(v[0]):.4f} ({np.max(v[0]):.4f}) / {np.median(v[1]):.4f} "
