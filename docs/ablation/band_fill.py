@@ -2,7 +2,7 @@
 
     python docs/ablation/band_fill.py NPZ OUT.json      (from the repository root; ~15 min on a 2-core CPU)
 
-The test of ``real_noise_where.py`` (17 segment starts across NPZ's ``val_range`` x 48 BNS at network SNR 16
+The test of ``real_noise_where.py`` (its ``lambdas`` and ``found``: 17 segment starts across NPZ's ``val_range`` x 48 BNS at network SNR 16
 and 48 noise windows, generator seed 3; "found" = above the 99th percentile of the same variant's 816 noise
 windows), plus the same counts in simulated O3 noise, for run 2's dilated weights (environment ``DIL``) fed
 (a) the whitened windows as they are, (b) low-passed at 1,024 Hz (raised cosine 992-1,056 Hz), (c) low-passed
@@ -24,6 +24,7 @@ from gwviz.constants import DETECTORS, SAMPLE_RATE, WINDOW_SAMPLES
 from gwviz.evaluation.calibration import detection_statistic
 from gwviz.evaluation.evaluate import build_maker
 from gwviz.data.projection import band_response
+from real_noise_where import found, lambdas  # the same test, in this folder
 
 torch.set_num_threads(2)
 R = band_response(torch.fft.rfftfreq(WINDOW_SAMPLES, 1 / SAMPLE_RATE, dtype=torch.float64), 992.0, 1056.0)
@@ -53,21 +54,14 @@ def main() -> None:
     for noise in ("files", "simulated"):
         maker, _ = build_maker(noise, "cpu", 200, 2**20 + 7, "runs/evalbank200.pt",
                                real_npz=sys.argv[1] if noise == "files" else None, progress=False)
-        lam = {f"{n} {h}": {"bns": [], "noise": []} for n, _, h in variants}
-        g, gf = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
-        starts = np.linspace(*maker.real_range, 17).astype(int) if noise == "files" else [None] * 17
-        for s in starts:
-            if s is not None:
-                maker.real_range = (int(s), int(s))
-            for kind, lab in (("bns", 3), ("noise", 0)):
-                x, _, _ = maker(48, g, snr_range=(16.0, 16.0), labels=torch.full((48,), lab), real=noise == "files")
-                for n, clf, h in variants:
-                    lam[f"{n} {h}"][kind] += detection_statistic(clf.logits(fed(x, h, gf)).numpy()).tolist()
-        out[noise] = lam
+        gf = torch.Generator().manual_seed(4)
+        feeds = {f"{n} {h}": (lambda x, clf=clf, h=h: detection_statistic(clf.logits(fed(x, h, gf)).numpy()))
+                 for n, clf, h in variants}
+        starts = np.linspace(*maker.real_range, 17).astype(int) if noise == "files" else None
+        out[noise] = lam = lambdas(maker, feeds, torch.Generator().manual_seed(3), starts, real=noise == "files")
         for k, v in lam.items():
-            b, thr = np.array(v["bns"]), np.quantile(np.array(v["noise"]), 0.99)
-            print(f"{'real' if noise == 'files' else 'simulated':9s} {k:22s} loud BNS found {np.mean(b > thr):.2f}  "
-                  f"median λ BNS {np.median(b):6.2f}  noise {np.median(v['noise']):6.2f}", flush=True)
+            print(f"{'real' if noise == 'files' else 'simulated':9s} {k:22s} loud BNS found {found(v).mean():.2f}  "
+                  f"median λ BNS {np.median(v['bns']):6.2f}  noise {np.median(v['noise']):6.2f}", flush=True)
     with open(sys.argv[2], "w") as f:
         json.dump(out, f)
 
