@@ -23,11 +23,9 @@ from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SUBSETS, WINDOW_SAMPLES,
 from .model.network import GWNet, ModelConfig
 from .network_input import check_whitened, present_detectors, whiten_window, window_tensor
 
-#: Shipped weights (repository's models/ folder).
+#: Shipped weights (repository's models/ folder): the dilated ResNet-54 with the detector mask, trained
+#: with detectors dropped at random, so they take H1L1V1 and every subset of it (models/README.md).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "gwviz-resnet54.safetensors"
-#: Shipped weights trained with detectors dropped at random: they accept every subset of H1, L1, V1
-#: (models/README.md says why they are not the default for all three).
-SUBSET_WEIGHTS = DEFAULT_WEIGHTS.with_name("gwviz-resnet54-subsets.safetensors")
 #: Windows per forward pass on the CPU (:meth:`Classifier.logits`). Measured (bench/bench_inference.py):
 #: at 256 a pass, every feature map (256 × 8–64 channels × up to 16,384 samples, > 32 MB) is larger
 #: than glibc's mmap threshold, so it is mapped and page-faulted anew at each layer and the CPU spends
@@ -155,8 +153,8 @@ class Classifier:
         name = subset_name(detectors)
         if name not in self.subsets:
             raise ValueError(f"these weights were trained on {'/'.join(self.subsets)} only and the strain has {name}: "
-                             "a missing detector must not be zeros pretending to be data. Use the detector-subset "
-                             f"weights ({SUBSET_WEIGHTS.name}) or give all of {list(DETECTORS)}")
+                             "a missing detector must not be zeros pretending to be data. Use weights trained with the "
+                             f"detector mask (the shipped {DEFAULT_WEIGHTS.name}) or give all of {list(DETECTORS)}")
         return name
 
     @torch.no_grad()

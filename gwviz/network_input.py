@@ -114,8 +114,8 @@ def check_whitened(x: torch.Tensor, what: str = "window") -> None:
     # float32 is enough below MAX_WHITENED_ABS (squares stay finite); chunks bound the temporaries
     flat = x.reshape(-1, x.shape[-1])
     std = torch.cat([flat[i:i + 1024].std(-1) for i in range(0, len(flat), 1024)]).reshape(x.shape[:-1])
-    for bad, why in ((present & (std == 0), "is constant: whitened strain is noise with σ ≈ 1 (a missing "
-                                            "detector is an all-zero channel, for detector-subset weights)"),
+    for bad, why in ((present & (std == 0), "is constant: whitened strain is noise with σ ≈ 1 (a missing detector "
+                                            "is an all-zero channel, for weights trained with the detector mask)"),
                      (present & (std < MIN_WHITENED_STD), "has σ = {s:.3g}: not whitened strain (σ ≈ 1); raw strain "
                                                          "(σ ~ 1e-21) goes to classify(), which whitens it")):
         if bool(bad.any()):

@@ -16,10 +16,10 @@ one strain + attribution figure per trigger). The default stride is 0.1 s becaus
 was trained with the merger in the last 0.1 s of its window: with a 0.5-s stride GW190521 fell
 0.5 s before a window's end and came out NSBH, with 0.1 s it is BBH at p = 1.00.
 
-Any subset of H1, L1, V1 can be scanned with weights trained with the detector mask (the CLI picks
-the shipped subset weights when a detector is missing): an absent detector is an all-zero channel
-that the network knows means "did not observe", and the calibration of that subset sets the
-threshold. The paper's weights refuse a missing detector rather than read zeros as data.
+Any subset of H1, L1, V1 can be scanned with weights trained with the detector mask (the shipped
+ones are): an absent detector is an all-zero channel that the network knows means "did not
+observe", and the calibration of that subset sets the threshold. Weights trained without the mask
+(configs/paper.yaml) refuse a missing detector rather than read zeros as data.
 """
 from __future__ import annotations
 
@@ -345,7 +345,7 @@ def _fpr_text(fpr: float | None, floor: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """The command line (see the module docstring); returns the report written to scan.json."""
-    from .classifier import SUBSET_WEIGHTS, load_classifier
+    from .classifier import DEFAULT_WEIGHTS, load_classifier
     from .plots import write_page
     ap = argparse.ArgumentParser(prog="python -m gwviz.scan", description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", help="strain files, one per detector: H1, L1 and V1 or a subset of them "
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "fraction of windows above the threshold with the calibrated rate")
     ap.add_argument("--seed", type=int, default=0, help="noise seed of --simulated")
     ap.add_argument("--detectors", nargs="+", choices=DETECTORS, default=None,
-                    help="with --simulated: the detectors to keep (default all three; fewer take the subset weights)")
+                    help="with --simulated: the detectors to keep (default all three)")
     ap.add_argument("--gwosc", default=None, metavar="EVENT|GPS",
                     help="instead of files: fetch open strain around a known event (e.g. GW190521) or a GPS time from "
                          "GWOSC with gwpy (online; cached under $GWVIZ_CACHE)")
@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="seconds of --gwosc strain, centred on the event (default 32; rounded up to whole seconds)")
     ap.add_argument("--out", required=True, help="folder for scan.json and scan.html")
     ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    ap.add_argument("--weights", default=None, help="weights (default: the shipped ones; with fewer than three "
-                    "detectors, the shipped detector-subset weights)")
+    ap.add_argument("--weights", default=None, help="weights (default: the shipped ones, which take any detector "
+                    "subset)")
     ap.add_argument("--stride", type=float, default=MERGER_SPAN,
                     help="seconds between windows (≤ 0.1 s puts every merger where training put it)")
     ap.add_argument("--rate", type=float, default=DEFAULT_RATES[0], help="false-positive rate per window of a trigger")
@@ -405,18 +405,16 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError(f"{f}: a directory; give one strain file per detector (e.g. H1.hdf5 L1.hdf5 V1.hdf5)")
     kept = tuple(d for d in DETECTORS if d in (a.detectors or DETECTORS))
     out = writable_dir(a.out, results=("scan.json",), overwrite=a.overwrite)
-    # the weights and the rate are checked before any strain is read: fewer than three files take
-    # the detector-subset weights (every network there is calibrated at the same rates)
+    # the weights and the rate are checked before any strain is read (the shipped weights take any
+    # detector subset, each network calibrated at the same rates; scan() checks the subset first)
     failed = {}
-    if a.gwosc is not None:  # fetched first: which detectors observed decides the weights
+    if a.gwosc is not None:  # fetched first: which detectors observed decides the network
         from .data.gwosc import fetch_event_strain
         fetched, failed = fetch_event_strain(a.gwosc, a.duration)
         a.files = [str(p) for p in fetched]
         for det, why in failed.items():
             print(f"{det}: {why}", file=sys.stderr)
-    n_det = len(kept) if a.simulated is not None else len(a.files)
-    weights = a.weights or (None if n_det == len(DETECTORS) else SUBSET_WEIGHTS)
-    clf = load_classifier(weights, a.device)  # checks the device too
+    clf = load_classifier(a.weights, a.device)  # checks the device too; the shipped weights take any subset
     if clf.calibration is not None:
         clf.calibration.threshold(a.rate)
     if a.simulated is not None:
@@ -432,7 +430,7 @@ def main(argv: list[str] | None = None) -> dict:
         background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
         assign_far(res, background)
     report = {**res.to_dict(), "background": background, "files": list(a.files),
-              "weights": str(weights or "shipped"), **window_rate(res), **({"block_s": a.block} if a.files else {}),
+              "weights": str(a.weights) if a.weights else f"models/{DEFAULT_WEIGHTS.name}", **window_rate(res), **({"block_s": a.block} if a.files else {}),
               **({"gwosc": {"event": a.gwosc, "duration": a.duration, "not_fetched": failed}} if a.gwosc else {})}
     if a.simulated is not None:
         report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}

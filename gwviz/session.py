@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .classifier import SUBSET_WEIGHTS, Classifier, Prediction, load_classifier
+from .classifier import DEFAULT_WEIGHTS, Classifier, Prediction, load_classifier
 from .constants import CLASSES, DETECTORS, SAMPLE_RATE, SEGMENT_DURATION, WINDOW_DURATION, WINDOW_SAMPLES
 from .explain.attribution import METHODS, normalise, randomisation_check
 from .data.noise import DATA_DIR_ENV, KNOWN_EVENTS, SimulatedNoise, resolve_data_dir
@@ -53,10 +53,16 @@ def default_classifier(path: str | None = None) -> Classifier:
     return load_classifier(path, allow_untrained=path is None)
 
 
-def subset_classifier() -> Classifier | None:
-    """The shipped detector-subset weights (:data:`gwviz.classifier.SUBSET_WEIGHTS`: trained with
-    detectors dropped at random, so they accept L1 alone or a pair), or None where the file is absent."""
-    return load_classifier(SUBSET_WEIGHTS) if SUBSET_WEIGHTS.exists() else None
+def subset_classifier(clf: Classifier | None = None) -> Classifier | None:
+    """A classifier that takes one or two detectors: ``clf`` where its weights were trained with the
+    detector mask (``clf.subsets`` lists every network), else the shipped weights (:data:`gwviz.classifier.DEFAULT_WEIGHTS`,
+    trained with detectors dropped at random) where they are installed, else None."""
+    if clf is not None and len(clf.subsets) > 1:
+        return clf
+    if not DEFAULT_WEIGHTS.exists():
+        return None
+    shipped = load_classifier(DEFAULT_WEIGHTS)
+    return shipped if len(shipped.subsets) > 1 else None
 
 
 def app_classifier(weights: str | None = None) -> tuple[Classifier, str | None]:

@@ -28,6 +28,12 @@ def o3_dir() -> Path:
     return REPO / "gwviz" / "data" / "o3"  # the bundled GW190521 (H1, L1, V1) and GW190425 (L1, 4096 Hz)
 
 
+#: How far [s] a scan trigger's GPS may lie from a catalogue time: the catalogue's one decimal (±0.05), the
+#: merger placed anywhere in the window's last 0.1 s (the trigger says window end − 0.05: ±0.05), the 0.1-s
+#: stride (the loudest window of a cluster: ±0.05) and the arrival delay between detectors (≤ 0.027).
+TRIGGER_TIME_TOL: float = 0.05 + 0.05 + 0.05 + 0.027
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread: on a CPU shared with busy processes, 2 threads ran these tests ~10x slower

@@ -214,7 +214,7 @@ def test_app_in_browser(server, tmp_path) -> None:
 
 def test_scan_page_in_browser(server, tmp_path) -> None:
     """The Scan page: the bundled GW190521 scan, then an uploaded L1 file (GW190425) scanned with the
-    detector-subset weights; the upload is stored only under $GWVIZ_CACHE/uploads."""
+    shipped detector-mask weights; the upload is stored only under $GWVIZ_CACHE/uploads."""
     url, _, _ = server
     with browser_page() as page:
         page.goto(f"{url}/scan")

@@ -46,10 +46,16 @@ def _classifier(weights: str) -> tuple[Classifier, str | None]:
     return clf, None if err is None else paths.redact(err)
 
 
-@st.cache_resource(show_spinner="Loading the detector-subset weights …", max_entries=1)
-def subset_classifier() -> Classifier | None:
-    """The shipped weights trained with detectors dropped (any subset of H1, L1, V1), or None."""
+@st.cache_resource(show_spinner="Loading the shipped weights …", max_entries=1)
+def _shipped_subset_classifier() -> Classifier | None:
     return session.subset_classifier()
+
+
+def subset_classifier() -> Classifier | None:
+    """A classifier for one or two detectors: the app's own where its weights take detector subsets
+    (the shipped ones do), else the shipped weights, or None where neither does."""
+    clf = classifier()
+    return clf if len(clf.subsets) > 1 else _shipped_subset_classifier()
 
 
 def classifier() -> Classifier:

@@ -1,5 +1,5 @@
-"""Real events: GW190521 (H1, L1, V1) classified and explained; GW190425 (L1 only): refused by the paper's
-weights, classified and explained by the detector-subset weights, with a what-if."""
+"""Real events: GW190521 (H1, L1, V1) classified and explained; GW190425 (L1 only): classified and explained
+by weights trained with the detector mask (the shipped ones; weights without it refuse), with a what-if."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,12 +70,12 @@ else:
 
 st.header("GW190425 — a binary neutron star seen only by L1")
 st.markdown(
-    "The paper's network reads a (3, 16384) window — H1, L1 and V1 in fixed channels — and was never trained on "
-    "a missing detector. During GW190425 Hanford was offline and Virgo's SNR was tiny; our data has only L1 "
-    "(GWOSC, 16 kHz, resampled to 4096 Hz). With the paper's weights gwviz **refuses** rather than silently feed "
-    "zeros, which would be out-of-distribution input. The **detector-subset weights** were trained with detectors "
-    "dropped at random and told which are absent, so they can answer for L1 alone, with L1's own calibrated "
-    "threshold.")
+    "The network reads a (3, 16384) window — H1, L1 and V1 in fixed channels. During GW190425 Hanford was offline "
+    "and Virgo's SNR was tiny; our data has only L1 (GWOSC, 16 kHz, resampled to 4096 Hz). Weights trained as the "
+    "paper did, always on three detectors, never saw a missing one: with them gwviz **refuses** rather than "
+    "silently feed zeros, which would be out-of-distribution input. The shipped weights were trained with "
+    "detectors dropped at random and told which are absent (a **detector mask**), so they answer for L1 alone, "
+    "with L1's own calibrated threshold.")
 try:
     raw, l1 = common.gw190425_l1(ddir)
 except ValueError as e:
@@ -99,13 +99,18 @@ else:
                         key="l1_qplot")
         st.caption("A binary neutron star sweeps up through the band for minutes; with L1 alone its track is faint.")
     msg = session.refusal_message(clf, {"L1": l1.data}, l1.sample_rate)
-    st.markdown("**What the paper's weights answer for `{'L1': strain}`:**")
-    st.error(f"ValueError: {msg}" if msg else "(classified: these weights accept a missing detector)")
+    st.markdown("**What the app's weights answer for `{'L1': strain}`:**")
+    if msg:
+        st.error(f"ValueError: {msg}")
+    else:
+        st.info("Classified: these weights were trained with the detector mask and take a missing detector (below).")
     sub = common.subset_classifier()
     if sub is None:
-        st.info("The detector-subset weights (models/gwviz-resnet54-subsets.safetensors) are not installed.")
+        st.info("No weights here take a missing detector: the shipped models/gwviz-resnet54.safetensors (trained "
+                "with the detector mask) are not installed.")
     else:
-        st.markdown("**What the detector-subset weights answer for L1 alone** (window ending 0.05 s after the merger):")
+        st.markdown("**What weights trained with the detector mask answer for L1 alone** (window ending 0.05 s "
+                    "after the merger):")
         try:
             l1_event = session.RealEvent("GW190425 (L1 only)", {"L1": l1.data}, SAMPLE_RATE, l1.t0, ev_t,
                                          session.event_window_start(ev_t), [l1.path])
@@ -113,7 +118,7 @@ else:
         except (ValueError, FloatingPointError) as e:
             common.show_error("", e)
         else:
-            common.prediction_metric(st, "Detector-subset weights, L1 only", pred)
+            common.prediction_metric(st, "Detector-mask weights, L1 only", pred)
             st.plotly_chart(fig.strain_cam_figure(
                 np.arange(WINDOW_SAMPLES) / SAMPLE_RATE, window, cam,
                 f"GW190425, L1 alone — model: {pred.label} (p = {pred.probabilities[pred.label]:.2f}); "

@@ -56,7 +56,7 @@ st.markdown(
     "A search does not get one window with the signal at its end: it slides the network along the data. Each "
     "window is whitened from its own 16 s and classified; windows whose detection statistic λ passes the "
     "calibrated threshold become **triggers** (clustered within 1 s), each with its attribution map. "
-    "With a detector missing, the **detector-subset weights** (trained with detectors dropped) and that "
+    "With a detector missing, weights trained with detectors dropped (the **detector mask**: the shipped ones) and that "
     "network's own threshold are used. Command line and numbers: `python -m gwviz.scan`, `docs/scan.md`.")
 
 source = st.radio("Strain", [*BUNDLED, SIMULATED, UPLOAD, GWOSC], horizontal=True, key="sc_source")
@@ -114,10 +114,13 @@ if not dets:
     st.stop()
 subset_weights = len(dets) < len(DETECTORS)
 if subset_weights and common.subset_classifier() is None:
-    st.error("Scanning fewer than three detectors needs models/gwviz-resnet54-subsets.safetensors, which is missing.")
+    st.error("Scanning fewer than three detectors needs weights trained with the detector mask (the shipped "
+             "models/gwviz-resnet54.safetensors), and none are loaded.")
     st.stop()
 st.caption(f"Strain: {label} · {len(next(iter(strain.values()))) / SAMPLE_RATE:g} s · weights: "
-           + ("detector-subset (any subset of H1, L1, V1)" if subset_weights else "the paper's network (H1, L1, V1)"))
+           + ("trained with the detector mask (any subset of H1, L1, V1)"
+              if len((common.subset_classifier() if subset_weights else common.classifier()).subsets) > 1
+              else "H1, L1, V1 only (trained without the detector mask)"))
 try:
     res = _scan((*key, tuple(dets)), {d: strain[d] for d in dets}, t0, stride, rate, subset_weights)
 except (ValueError, FloatingPointError) as err:
