@@ -8,7 +8,8 @@ windows), plus the same counts in simulated O3 noise, for run 2's dilated weight
 (a) the whitened windows as they are, (b) low-passed at 1,024 Hz (raised cosine 992-1,056 Hz), (c) low-passed
 and the band above filled with one fixed realisation of unit-variance white noise (seed 0, the same in every
 window; an absent detector stays zero), (d) filled with fresh white noise per window; and run 1's end as it
-is. A network that is fed nothing of the real band above 1 kHz cannot react to it; (c) and (d) keep the
+is (environment ``RUN1``, as in ``real_noise_where.py``). A network that is fed nothing of the real band above
+1 kHz cannot react to it; (c) and (d) keep the
 whitened input's variance where training put it (the band holds half of it). A test-time probe of the
 cause, not a shipped path.
 """
@@ -48,7 +49,7 @@ def fed(x: torch.Tensor, how: str, g: torch.Generator) -> torch.Tensor:
 
 def main() -> None:
     dil = load_classifier(os.environ.get("DIL", "runs/dilcal15624/best-calibrated.safetensors"))
-    run1 = load_classifier("models/gwviz-resnet54-subsets.safetensors")
+    run1 = load_classifier(os.environ.get("RUN1", "runs/run1-27900.safetensors"))
     variants = [("dilated", dil, h) for h in ("as is", "low-passed", "fixed fill", "fresh fill")] + [("run1", run1, "as is")]
     out = {}
     for noise in ("files", "simulated"):

@@ -6,7 +6,8 @@ NPZ: a trainer-style real-noise file (``docs/make_real_npz.py``, or a phase-rand
 ``docs/ablation/dilate-15624-real-noise.txt``). At 17 segment starts across its ``val_range`` (all detectors cut
 at the same start, random signs): the statistic λ of 48 BNS at network SNR 16 and of 48 noise windows, for
 the dilated weights (environment ``DIL``, default ``runs/dilcal15624/best-calibrated.safetensors``: run 2 at
-step 15,624, calibrated on the CPU) and run 1's end (``models/gwviz-resnet54-subsets.safetensors``).
+step 15,624, calibrated on the CPU) and run 1's end (environment ``RUN1``, default ``runs/run1-27900.safetensors``:
+``git show 9dc848b:models/gwviz-resnet54-subsets.safetensors > runs/run1-27900.safetensors``, shipped until 2026-12-03).
 "found" = above the 99th percentile of this file's 816 noise windows (a per-file threshold: the comparison
 is between bands of one stretch, not an absolute FPR). Writes the λ values to OUT.json.
 """
@@ -46,7 +47,7 @@ def main() -> None:
     maker, _ = build_maker("files", "cpu", 200, 2**20 + 7, "runs/evalbank200.pt", real_npz=sys.argv[1], progress=False)
     starts = np.linspace(*maker.real_range, 17).astype(int)
     clfs = {"dilated": load_classifier(os.environ.get("DIL", "runs/dilcal15624/best-calibrated.safetensors")),
-            "run1": load_classifier("models/gwviz-resnet54-subsets.safetensors")}
+            "run1": load_classifier(os.environ.get("RUN1", "runs/run1-27900.safetensors"))}
     feeds = {k: (lambda x, c=c: detection_statistic(c.logits(x).numpy())) for k, c in clfs.items()}
     out = {"start_s": (starts / 4096).tolist(), **lambdas(maker, feeds, torch.Generator().manual_seed(3), starts)}
     with open(sys.argv[2], "w") as f:
