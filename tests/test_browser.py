@@ -226,7 +226,7 @@ def test_scan_page_in_browser(server, tmp_path) -> None:
         expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="BNS")).to_be_visible()
         settled(page, "Detection statistic every 0.1 s")
         expect(page.locator('[data-testid="stMetricValue"]').filter(has_text="L1")).to_be_visible()
-        expect(page.get_by_text("weights: detector-subset", exact=False)).to_be_visible()
+        expect(page.get_by_text("weights: trained with the detector mask", exact=False)).to_be_visible()
         stored = list((tmp_path / "cache" / "uploads").iterdir())
         assert len(stored) == 1 and stored[0].name.endswith("_L1.hdf5")
         assert page.locator('[data-testid="stException"]').count() == 0
