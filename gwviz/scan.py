@@ -14,7 +14,8 @@ hours of strain scan with memory bounded by the block, not the files.
 writes ``scan.json`` (the statistic time series and the triggers) and ``scan.html`` (timeline and
 one strain + attribution figure per trigger). The default stride is 0.1 s because the network
 was trained with the merger in the last 0.1 s of its window: with a 0.5-s stride GW190521 fell
-0.5 s before a window's end and came out NSBH, with 0.1 s it is BBH at p = 1.00.
+0.5 s before a window's end and came out as the wrong class (BNS; NSBH with the paper network), with
+0.1 s it is BBH at p = 1.00.
 
 Any subset of H1, L1, V1 can be scanned with weights trained with the detector mask (the shipped
 ones are): an absent detector is an all-zero channel that the network knows means "did not
@@ -430,7 +431,8 @@ def main(argv: list[str] | None = None) -> dict:
         background = time_slide_background(clf, strain, a.slide, a.slides, stride=a.stride, rate=a.rate)
         assign_far(res, background)
     report = {**res.to_dict(), "background": background, "files": list(a.files),
-              "weights": str(a.weights) if a.weights else f"models/{DEFAULT_WEIGHTS.name}", **window_rate(res), **({"block_s": a.block} if a.files else {}),
+              "weights": str(a.weights) if a.weights else f"models/{DEFAULT_WEIGHTS.name}", **window_rate(res),
+              **({"block_s": a.block} if a.files else {}),
               **({"gwosc": {"event": a.gwosc, "duration": a.duration, "not_fetched": failed}} if a.gwosc else {})}
     if a.simulated is not None:
         report["simulated_noise"] = {"seconds": a.simulated, "seed": a.seed, "source": noise.source}

@@ -55,8 +55,9 @@ def default_classifier(path: str | None = None) -> Classifier:
 
 def subset_classifier(clf: Classifier | None = None) -> Classifier | None:
     """A classifier that takes one or two detectors: ``clf`` where its weights were trained with the
-    detector mask (``clf.subsets`` lists every network), else the shipped weights (:data:`gwviz.classifier.DEFAULT_WEIGHTS`,
-    trained with detectors dropped at random) where they are installed, else None."""
+    detector mask (``clf.subsets`` lists every network), else the shipped weights
+    (:data:`gwviz.classifier.DEFAULT_WEIGHTS`, trained with detectors dropped at random) where they are
+    installed and take subsets, else None."""
     if clf is not None and len(clf.subsets) > 1:
         return clf
     if not DEFAULT_WEIGHTS.exists():

@@ -56,8 +56,8 @@ st.markdown(
     "A search does not get one window with the signal at its end: it slides the network along the data. Each "
     "window is whitened from its own 16 s and classified; windows whose detection statistic λ passes the "
     "calibrated threshold become **triggers** (clustered within 1 s), each with its attribution map. "
-    "With a detector missing, weights trained with detectors dropped (the **detector mask**: the shipped ones) and that "
-    "network's own threshold are used. Command line and numbers: `python -m gwviz.scan`, `docs/scan.md`.")
+    "With a detector missing, weights trained with detectors dropped (the **detector mask**: the shipped ones) "
+    "and that network's own threshold are used. Command line and numbers: `python -m gwviz.scan`, `docs/scan.md`.")
 
 source = st.radio("Strain", [*BUNDLED, SIMULATED, UPLOAD, GWOSC], horizontal=True, key="sc_source")
 strain, t0, key, label = None, 0.0, None, ""
