@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from bench_scan import machine  # the scan bench's machine label (this folder is on sys.path when run as a script)
+from bench_inference import timed  # items/s of one call, GPU-synchronised (this folder is on sys.path as a script)
+from bench_scan import machine  # the scan bench's machine label
 from gwviz.classifier import DEFAULT_WEIGHTS, load_classifier
 from gwviz.paths import write_text_atomic
-
-
-def rate(fn, n: int) -> float:
-    """Items/s of ``fn()`` doing ``n`` items."""
-    t = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -48,12 +41,15 @@ def main() -> None:
     for c in clfs.values():  # warm-up (allocator, oneDNN primitives)
         c.logits(x[:8]), c.explain_window(x[0].numpy(), target="BBH", method="hirescam")
     best = {k: {"windows_per_s": 0.0, "maps_per_s": 0.0} for k in clfs}
+    def per_s(fn, n: int) -> float:  # timed() reports items/s under the key windows_per_s
+        return timed(fn, n, a.device)[0]["windows_per_s"]
+
     for _ in range(2):
         for k, c in clfs.items():
-            best[k]["windows_per_s"] = max(best[k]["windows_per_s"], rate(lambda: c.logits(x), a.n))
+            best[k]["windows_per_s"] = max(best[k]["windows_per_s"], per_s(lambda: c.logits(x), a.n))
             maps = lambda: [c.explain_window(x[i].numpy(), target="BBH", method="hirescam")  # noqa: E731
                             for i in range(a.n_maps)]
-            best[k]["maps_per_s"] = max(best[k]["maps_per_s"], rate(maps, a.n_maps))
+            best[k]["maps_per_s"] = max(best[k]["maps_per_s"], per_s(maps, a.n_maps))
     label = machine(a.device)
     report = {"machine": label, "device": a.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "n": a.n, "n_maps": a.n_maps,
